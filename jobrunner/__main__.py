@@ -1,0 +1,3 @@
+from jobrunner.cli.main import main
+
+raise SystemExit(main())

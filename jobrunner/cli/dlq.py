@@ -1,0 +1,93 @@
+"""`jobrunner dlq`: the dead-letter queue (jobs in state `dead`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from jobrunner.cli.jobs import _get, _print_json, job_id, prune_ended
+from jobrunner.errors import UsageError
+from jobrunner.lifecycle import State
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("dlq", help="the dead-letter queue")
+    dlq = p.add_subparsers(dest="dlq_command", metavar="ACTION", parser_class=type(p))
+    dlq.required = True
+
+    q = dlq.add_parser("list", help="dead jobs, newest first")
+    q.add_argument("--limit", type=int, default=100)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=dlq_list)
+
+    q = dlq.add_parser("show", help="a dead job with every attempt's traceback")
+    q.add_argument("id", type=job_id, metavar="JOB_ID")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=dlq_show)
+
+    q = dlq.add_parser("retry", help="give dead jobs a fresh round of attempts")
+    q.add_argument("ids", nargs="*", type=job_id, metavar="JOB_ID")
+    q.add_argument("--all", action="store_true")
+    q.set_defaults(func=dlq_retry)
+
+    q = dlq.add_parser("purge", help="delete dead jobs")
+    q.add_argument("--older-than", default="0s", metavar="DUR")
+    q.set_defaults(func=dlq_purge)
+
+
+def dlq_list(ctx: Any, args: argparse.Namespace) -> int:
+    jobs = ctx.store().job_list(State.DEAD.value, None, args.limit)
+    if args.json:
+        _print_json([j.to_dict() for j in jobs])
+        return 0
+    from jobrunner.cli import render
+
+    if not jobs:
+        render.console.print("The dead-letter queue is empty.")
+        return 0
+    render.job_table(jobs, title="Dead jobs")
+    return 0
+
+
+def dlq_show(ctx: Any, args: argparse.Namespace) -> int:
+    store = ctx.store()
+    job = _get(store, args.id)
+    if job.state is not State.DEAD:
+        raise UsageError(f"job {job.id} is {job.state}, not in the dead-letter queue")
+    attempts = store.attempt_list(job.id)
+    if args.json:
+        _print_json({**job.to_dict(), "attempts": [a.to_dict() for a in attempts]})
+        return 0
+    from jobrunner.cli import render
+
+    render.job_detail(job, attempts, tracebacks=True)
+    return 0
+
+
+def dlq_retry(ctx: Any, args: argparse.Namespace) -> int:
+    from jobrunner import clock, wake
+
+    if bool(args.ids) == args.all:
+        raise UsageError("name JOB_IDs or --all")
+    store = ctx.store()
+    if args.ids:
+        for i in args.ids:
+            job = _get(store, i)
+            if job.state is not State.DEAD:
+                raise UsageError(f"job {i} is {job.state}, not in the dead-letter queue")
+    moved = store.job_retry_dead(None if args.all else args.ids, clock.now())
+    if moved:
+        wake.notify(ctx.db_path)
+    sys.stdout.write("".join(f"{i}\n" for i in moved))  # the ids queued again
+    return 0
+
+
+def dlq_purge(ctx: Any, args: argparse.Namespace) -> int:
+    from jobrunner import clock
+    from jobrunner.durations import parse_duration
+
+    age = parse_duration(args.older_than, "--older-than")
+    removed = prune_ended(ctx.store(), ctx.db_path, clock.now() - age, [State.DEAD])
+    sys.stdout.write(f"purged {removed} dead job(s)\n")
+    return 0

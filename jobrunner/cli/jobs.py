@@ -1,0 +1,246 @@
+"""`status`, `list`, `wait`, `logs`, `cancel`, `prune`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from jobrunner.errors import JobNotFound, UsageError
+from jobrunner.lifecycle import FINAL, State
+
+EXIT_ENDED_BADLY = 1
+EXIT_TIMEOUT = 124
+FOLLOW_POLL = 0.1
+
+
+def job_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a job id (a whole number)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a job id (a positive number)")
+    return value
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("status", help="overview, or one job")
+    p.add_argument("id", nargs="?", type=job_id, metavar="JOB_ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=status)
+
+    p = sub.add_parser("list", help="list jobs, newest first")
+    p.add_argument("--state", choices=[s.value for s in State])
+    p.add_argument("--queue")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=list_jobs)
+
+    p = sub.add_parser(
+        "wait",
+        help="wait for a job to end; print its result",
+        description="Exit 0 when it succeeded, 1 when it ended dead or "
+        "cancelled, 124 when --timeout passed first.",
+    )
+    p.add_argument("id", type=job_id, metavar="JOB_ID")
+    p.add_argument("--timeout", metavar="DUR")
+    p.set_defaults(func=wait)
+
+    p = sub.add_parser("logs", help="a job's captured stdout and stderr")
+    p.add_argument("id", type=job_id, metavar="JOB_ID")
+    p.add_argument("--follow", "-f", action="store_true", help="stream until the job ends")
+    p.set_defaults(func=logs)
+
+    p = sub.add_parser("cancel", help="cancel a waiting or running job")
+    p.add_argument("id", type=job_id, metavar="JOB_ID")
+    p.set_defaults(func=cancel)
+
+    p = sub.add_parser("prune", help="delete ended jobs older than a duration")
+    p.add_argument("--older-than", required=True, metavar="DUR")
+    p.set_defaults(func=prune)
+
+
+def _get(store: Any, job_id: int) -> Any:
+    job = store.job_get(job_id)
+    if job is None:
+        raise JobNotFound(f"no job with id {job_id}")
+    return job
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def status(ctx: Any, args: argparse.Namespace) -> int:
+    store = ctx.store()
+    if args.id is not None:
+        job = _get(store, args.id)
+        attempts = store.attempt_list(job.id)
+        if args.json:
+            _print_json({**job.to_dict(), "attempts": [a.to_dict() for a in attempts]})
+            return 0
+        from jobrunner.cli import render
+
+        render.job_detail(job, attempts)
+        return 0
+    counts = store.job_counts()
+    daemons = store.daemon_list()
+    failures = store.job_recent_failures(5)
+    if args.json:
+        from jobrunner import clock
+
+        by_state: dict[str, int] = {s.value: 0 for s in State}
+        by_queue: dict[str, dict[str, int]] = {}
+        for (state, queue), n in counts.items():
+            by_state[state] = by_state.get(state, 0) + n
+            by_queue.setdefault(queue, {})[state] = n
+        now = clock.now()
+        _print_json(
+            {
+                "counts": by_state,
+                "queues": by_queue,
+                "daemons": [
+                    {
+                        "id": d.id,
+                        "host": d.host,
+                        "pid": d.pid,
+                        "workers": d.workers,
+                        "queues": d.queues,
+                        "alive": d.lease_until >= now,
+                    }
+                    for d in daemons
+                ],
+                "recent_failures": [j.to_dict() for j in failures],
+            }
+        )
+        return 0
+    from jobrunner.cli import render
+
+    render.overview(counts, daemons, failures)
+    return 0
+
+
+def list_jobs(ctx: Any, args: argparse.Namespace) -> int:
+    if args.limit <= 0:
+        raise UsageError(f"--limit: must be positive, got {args.limit}")
+    jobs = ctx.store().job_list(args.state, args.queue, args.limit)
+    if args.json:
+        _print_json([j.to_dict() for j in jobs])
+        return 0
+    from jobrunner.cli import render
+
+    render.job_table(jobs)
+    return 0
+
+
+def wait(ctx: Any, args: argparse.Namespace) -> int:
+    from jobrunner.client import Client
+    from jobrunner.durations import parse_duration
+
+    timeout = parse_duration(args.timeout, "--timeout") if args.timeout is not None else None
+    ctx.store()  # refuse a missing or foreign database before waiting on it
+    client = Client(ctx.db_path, ctx.config)
+    try:
+        job = client.wait(args.id, timeout)
+    except TimeoutError:
+        sys.stderr.write(
+            f"jobrunner: job {args.id} still {_get(client.store, args.id).state} "
+            f"after {args.timeout}\n"
+        )
+        return EXIT_TIMEOUT
+    finally:
+        client.close()
+    if job.state is State.SUCCEEDED:
+        sys.stdout.write(json.dumps(job.result, ensure_ascii=False) + "\n")
+        return 0
+    sys.stderr.write(f"jobrunner: job {job.id} ended {job.state}: {job.error or ''}\n")
+    return EXIT_ENDED_BADLY
+
+
+def logs(ctx: Any, args: argparse.Namespace) -> int:
+    from jobrunner.daemon.supervisor import log_dir_for
+
+    store = ctx.store()
+    _get(store, args.id)
+    path = os.path.join(log_dir_for(ctx.db_path), f"{args.id}.log")
+    out = sys.stdout.buffer
+    offset = 0
+    while True:
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            out.write(chunk)
+            out.flush()
+            offset += len(chunk)
+        if not args.follow:
+            return 0
+        if not chunk and _get(store, args.id).state in FINAL:
+            # ended, and nothing new since: read once more for output written at the end
+            with open(path, "rb") if os.path.exists(path) else open(os.devnull, "rb") as f:
+                f.seek(offset)
+                out.write(f.read())
+            out.flush()
+            return 0
+        time.sleep(FOLLOW_POLL)
+
+
+def cancel(ctx: Any, args: argparse.Namespace) -> int:
+    from jobrunner import clock, wake
+
+    store = ctx.store()
+    outcome = store.job_cancel(args.id, clock.now())
+    if outcome.state == "cancelled":
+        sys.stdout.write(f"job {args.id} cancelled\n")
+        return 0
+    if outcome.state != "requested":
+        raise UsageError(f"job {args.id} already ended {outcome.state}; nothing to cancel")
+    wake.notify(ctx.db_path, wake.WAKE_CANCEL)
+    # Wait for its daemon to kill it: TERM, then KILL after the grace, plus slack.
+    deadline = clock.monotonic() + ctx.config.daemon.kill_grace + 5
+    while clock.monotonic() < deadline:
+        job = _get(store, args.id)
+        if job.state in FINAL or job.state is not State.RUNNING:
+            sys.stdout.write(f"job {args.id} {job.state}\n")
+            return 0
+        time.sleep(0.05)
+    sys.stdout.write(f"job {args.id}: cancel requested; its daemon will stop it\n")
+    return 0
+
+
+def prune(ctx: Any, args: argparse.Namespace) -> int:
+    from jobrunner import clock
+    from jobrunner.durations import parse_duration
+
+    age = parse_duration(args.older_than, "--older-than")
+    removed = prune_ended(
+        ctx.store(), ctx.db_path, clock.now() - age, [State.SUCCEEDED, State.DEAD, State.CANCELLED]
+    )
+    sys.stdout.write(f"pruned {removed} job(s)\n")
+    return 0
+
+
+def prune_ended(store: Any, db_path: str, before: float, states: list[State]) -> int:
+    """Delete ended jobs in small batches (never holding the write lock long) and their logs."""
+    from jobrunner.daemon.supervisor import log_dir_for
+
+    folder = log_dir_for(db_path)
+    removed = 0
+    for state in states:
+        while True:
+            ids = store.job_delete_ended(state.value, before, batch=1000)
+            for i in ids:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(folder, f"{i}.log"))
+            removed += len(ids)
+            if len(ids) < 1000:
+                break
+    return removed

@@ -1,0 +1,214 @@
+"""`jobrunner submit`: one job, a command, or many from a JSON-lines file."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+from jobrunner.errors import UsageError
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("submit", help="submit a job", description="Submit a job and print its id.")
+    p.add_argument(
+        "target",
+        nargs="*",
+        metavar="TASK | -- PROGRAM ARG...",
+        help="package.module:function or a [tasks.NAME]; with --cmd, the argv",
+    )
+    p.add_argument("--cmd", action="store_true", help="run a program (argv after --, no shell)")
+    p.add_argument("--file", metavar="JOBS.jsonl", help="submit one job per JSON line ('-': stdin)")
+    p.add_argument("--args", default="[]", metavar="JSON_ARRAY")
+    p.add_argument("--kwargs", default="{}", metavar="JSON_OBJECT")
+    p.add_argument("--queue")
+    p.add_argument("--priority", type=int, help="larger runs first (default 0)")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--delay", metavar="DUR")
+    when.add_argument("--at", metavar="ISO8601", help="a time; without an offset, local time")
+    p.add_argument("--retries", type=int, metavar="N", help="retries after the first attempt")
+    p.add_argument("--backoff", metavar="DUR", help="base of the exponential backoff")
+    p.add_argument("--timeout", metavar="DUR")
+    p.add_argument("--key", metavar="IDEMPOTENCY_KEY")
+    p.add_argument(
+        "--no-check",
+        action="store_true",
+        help="do not check that the task's module can be found here",
+    )
+    p.add_argument("--json", action="store_true", help="print {id, created} as JSON")
+    p.set_defaults(func=run)
+
+
+def _json(text: str, what: str, kind: type, where: str) -> Any:
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise UsageError(f"{where}{what}: malformed JSON: {exc}") from None
+    if not isinstance(value, kind):
+        expected = "an array" if kind is list else "an object"
+        raise UsageError(f"{where}{what}: expected a JSON {expected}, got {type(value).__name__}")
+    return value
+
+
+def parse_at(text: str, where: str = "--at") -> float:
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{where}: {text!r} is not an ISO 8601 time") from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # local time, as `at` reads it
+    return when.timestamp()
+
+
+def _options(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """Checked keyword options for Client.prepare from CLI flags or a JSON line."""
+    from jobrunner.durations import parse_duration
+
+    out: dict[str, Any] = {}
+    for name in ("queue", "key"):
+        if values.get(name) is not None:
+            if not isinstance(values[name], str) or not values[name]:
+                raise UsageError(f"{where}{name}: expected a non-empty string")
+            out[name] = values[name]
+    for name in ("priority", "retries"):
+        value = values.get(name)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UsageError(f"{where}{name}: expected a whole number, got {value!r}")
+            if name == "retries" and value < 0:
+                raise UsageError(f"{where}retries: must be >= 0, got {value}")
+            out[name] = value
+    for name in ("delay", "backoff", "timeout"):
+        if values.get(name) is not None:
+            out[name] = parse_duration(values[name], where=f"{where}{name}")
+    if values.get("at") is not None:
+        if not isinstance(values["at"], str):
+            raise UsageError(f"{where}at: expected an ISO 8601 string")
+        out["at"] = parse_at(values["at"], where=f"{where}at")
+    return out
+
+
+def run(ctx: Any, args: argparse.Namespace) -> int:
+    from jobrunner.client import Client
+
+    client = Client(args.db, ctx.config)
+    if args.file:
+        if args.target or args.cmd:
+            raise UsageError("--file takes no TASK or --cmd; each line names its own")
+        jobs = _read_file(client, args.file, check=not args.no_check)
+        ids = client.insert(jobs) if jobs else []
+        sys.stdout.write("".join(f"{i}\n" for i in ids))
+        client.close()
+        return 0
+    flags = {
+        k: getattr(args, k)
+        for k in ("queue", "key", "priority", "retries", "delay", "backoff", "timeout", "at")
+    }
+    options = _options(flags, "--")
+    job_args = _json(args.args, "args", list, "--")
+    job_kwargs = _json(args.kwargs, "kwargs", dict, "--")
+    if args.cmd:
+        if not args.target:
+            raise UsageError("--cmd needs a program: jobrunner submit --cmd -- PROGRAM [ARG...]")
+        job = client.prepare(None, job_args, job_kwargs, command=args.target, **options)
+    else:
+        if len(args.target) != 1:
+            raise UsageError("name one TASK (or use --cmd -- PROGRAM ARG...)")
+        job = client.prepare(
+            args.target[0], job_args, job_kwargs, check=not args.no_check, **options
+        )
+    result = client.store.job_insert_many([job], _now())[0]
+    from jobrunner import wake
+
+    wake.notify(client.db_path)
+    client.close()
+    if args.json:
+        sys.stdout.write(json.dumps({"id": result.id, "created": result.created}) + "\n")
+    else:
+        sys.stdout.write(f"{result.id}\n")
+    return 0
+
+
+def _now() -> float:
+    from jobrunner import clock
+
+    return clock.now()
+
+
+LINE_KEYS = {
+    "task",
+    "command",
+    "args",
+    "kwargs",
+    "queue",
+    "priority",
+    "delay",
+    "at",
+    "retries",
+    "backoff",
+    "timeout",
+    "key",
+}
+
+
+def _read_file(client: Any, path: str, check: bool) -> list[Any]:
+    """Every line checked before anything is written: one bad line writes nothing."""
+    name = "<stdin>" if path == "-" else path
+    try:
+        stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    jobs = []
+    try:
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            where = f"{name}:{number}: "
+            try:
+                obj = json.loads(line)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                raise UsageError(f"{where}malformed JSON: {exc}") from None
+            if not isinstance(obj, dict):
+                raise UsageError(f"{where}expected a JSON object per line")
+            unknown = set(obj) - LINE_KEYS
+            if unknown:
+                raise UsageError(
+                    f"{where}unknown key(s) {sorted(unknown)}; allowed: {sorted(LINE_KEYS)}"
+                )
+            args = obj.get("args", [])
+            kwargs = obj.get("kwargs", {})
+            if not isinstance(args, list):
+                raise UsageError(f"{where}args: expected a JSON array")
+            if not isinstance(kwargs, dict):
+                raise UsageError(f"{where}kwargs: expected a JSON object")
+            command = obj.get("command")
+            if command is not None and (
+                not isinstance(command, list)
+                or not command
+                or not all(isinstance(a, str) for a in command)
+            ):
+                raise UsageError(f"{where}command: expected a non-empty array of strings")
+            if (command is None) == (obj.get("task") is None):
+                raise UsageError(f"{where}give exactly one of task or command")
+            try:
+                jobs.append(
+                    client.prepare(
+                        obj.get("task"),
+                        args,
+                        kwargs,
+                        command=command,
+                        check=check,
+                        **_options(obj, where),
+                    )
+                )
+            except UsageError as exc:
+                message = str(exc)
+                raise UsageError(message if message.startswith(name) else where + message) from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{name}: not UTF-8 text") from None
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    return jobs

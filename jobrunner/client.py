@@ -1,0 +1,278 @@
+"""The Python API: Client, @task, current_job()."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, ParamSpec, TypeVar
+
+from jobrunner import clock, wake
+from jobrunner.config import Config, config_path, database_path, load_config
+from jobrunner.errors import JobNotFound, JobrunnerError, UsageError
+from jobrunner.lifecycle import FINAL, State
+from jobrunner.models import Job, JobInsert
+from jobrunner.store import open_store
+from jobrunner.store.base import Store
+from jobrunner.taskref import Submission, build_job
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+WAIT_POLL = 0.01
+
+
+class JobFailed(JobrunnerError):
+    """The job ended dead or cancelled."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job {job.id} ended {job.state}: {job.error or 'no error recorded'}")
+        self.job = job
+
+
+class Client:
+    """Submits and inspects jobs in one database.
+
+    `db` and `config` default as the CLI's do: JOBRUNNER_DB / JOBRUNNER_CONFIG, the
+    config's `database`, ./jobrunner.toml, ./jobrunner.db.
+    """
+
+    def __init__(self, db: str | None = None, config: str | Config | None = None) -> None:
+        if isinstance(config, Config):
+            self.config = config
+        else:
+            self.config = load_config(config_path(config))
+        self.db_path = database_path(db, self.config)
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.db_path, synchronous=self.config.synchronous)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- submitting -----------------------------------------------------------------------
+
+    def submit(
+        self,
+        task: str | Callable[..., Any] | None = None,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        command: Sequence[str] | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | None = None,
+        at: float | None = None,
+        retries: int | None = None,
+        backoff: float | None = None,
+        timeout: float | None = None,
+        key: str | None = None,
+        check: bool = True,
+    ) -> JobHandle:
+        """Submit one job; returns a handle. With `key`, a second submit returns the first."""
+        job = self.prepare(
+            task,
+            args,
+            kwargs,
+            command=command,
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            at=at,
+            retries=retries,
+            backoff=backoff,
+            timeout=timeout,
+            key=key,
+            check=check,
+        )
+        return JobHandle(self, self.insert([job])[0])
+
+    def prepare(
+        self,
+        task: str | Callable[..., Any] | None = None,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        command: Sequence[str] | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | None = None,
+        at: float | None = None,
+        retries: int | None = None,
+        backoff: float | None = None,
+        timeout: float | None = None,
+        key: str | None = None,
+        check: bool = True,
+    ) -> JobInsert:
+        """Validate one job without writing it, for `insert` in bulk."""
+        if callable(task):
+            task = task_reference(task)
+        if delay is not None and at is not None:
+            raise UsageError("give delay or at, not both")
+        run_at = at if at is not None else (clock.now() + delay if delay else None)
+        for name, value in (
+            ("retries", retries),
+            ("backoff", backoff),
+            ("timeout", timeout),
+            ("delay", delay),
+        ):
+            if value is not None and value < 0:
+                raise UsageError(f"{name} must be >= 0, got {value}")
+        args_list = list(args)
+        _check_json("args", args_list)
+        kwargs = dict(kwargs or {})
+        _check_json("kwargs", kwargs)
+        sub = Submission(args_list, kwargs, queue, priority, run_at, retries, backoff, timeout, key)
+        return build_job(
+            task, list(command) if command is not None else None, sub, self.config, check=check
+        )
+
+    def insert(self, jobs: Sequence[JobInsert]) -> list[int]:
+        """Write prepared jobs in one transaction and wake the daemons; returns their ids."""
+        results = self.store.job_insert_many(jobs, clock.now())
+        wake.notify(self.db_path)
+        return [r.id for r in results]
+
+    # -- inspecting -----------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job:
+        job = self.store.job_get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        return job
+
+    def wait(self, job_id: int, timeout: float | None = None) -> Job:
+        """The job once it has ended; TimeoutError if `timeout` passes first."""
+        deadline = None if timeout is None else clock.monotonic() + timeout
+        pause = WAIT_POLL / 10
+        while True:
+            job = self.get(job_id)
+            if job.state in FINAL:
+                return job
+            if deadline is not None and clock.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s")
+            time.sleep(pause)
+            pause = min(WAIT_POLL * 10, pause * 1.5)
+
+
+def _check_json(name: str, value: Any) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{name}: not JSON-serializable: {exc}") from None
+
+
+class JobHandle:
+    def __init__(self, client: Client, job_id: int) -> None:
+        self.client = client
+        self.id = job_id
+
+    def __repr__(self) -> str:
+        return f"JobHandle(id={self.id})"
+
+    def state(self) -> State:
+        return self.client.get(self.id).state
+
+    def job(self) -> Job:
+        return self.client.get(self.id)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The job's return value once it succeeds; JobFailed if it ends otherwise."""
+        job = self.client.wait(self.id, timeout)
+        if job.state is not State.SUCCEEDED:
+            raise JobFailed(job)
+        return job.result
+
+
+def task_reference(fn: Callable[..., Any]) -> str:
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        raise UsageError(f"{fn!r}: only module-level functions can be tasks")
+    if module == "__main__":
+        raise UsageError(
+            f"{qualname}: defined in __main__, which a daemon cannot import; move it into a module"
+        )
+    return f"{module}:{qualname}"
+
+
+_default_client: Client | None = None
+
+
+def default_client() -> Client:
+    global _default_client
+    if _default_client is None:
+        _default_client = Client()
+    return _default_client
+
+
+class Task(Generic[P, R]):
+    """A function that can also be submitted as a job: `fn.submit(*args, **kwargs)`."""
+
+    def __init__(self, fn: Callable[P, R], options: dict[str, Any], client: Client | None) -> None:
+        functools.update_wrapper(self, fn)
+        self.__wrapped_task__ = fn
+        self.options = options
+        self.client = client
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.__wrapped_task__(*args, **kwargs)
+
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle:
+        client = self.client or default_client()
+        return client.submit(
+            task_reference(self.__wrapped_task__),
+            list(args),
+            dict(kwargs),
+            check=False,
+            **self.options,
+        )
+
+
+def task(
+    fn: Callable[P, R] | None = None,
+    *,
+    queue: str | None = None,
+    priority: int | None = None,
+    retries: int | None = None,
+    backoff: float | None = None,
+    timeout: float | None = None,
+    client: Client | None = None,
+) -> Any:
+    """Decorator: `@task` or `@task(queue=..., retries=..., timeout=...)`."""
+    options = {
+        k: v
+        for k, v in (
+            ("queue", queue),
+            ("priority", priority),
+            ("retries", retries),
+            ("backoff", backoff),
+            ("timeout", timeout),
+        )
+        if v is not None
+    }
+
+    def wrap(f: Callable[P, R]) -> Task[P, R]:
+        return Task(f, options, client)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def current_job() -> Any:
+    """The running job's context (id, attempt, task, queue), or None outside a job."""
+    from jobrunner.worker import child
+
+    return child.current

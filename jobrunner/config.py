@@ -1,0 +1,265 @@
+"""The TOML config, read into typed, validated objects. Errors carry file:line."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobrunner.durations import parse_duration
+from jobrunner.errors import ConfigError
+
+DEFAULT_DB = "jobrunner.db"
+DEFAULT_CONFIG = "jobrunner.toml"
+DEFAULT_WORKERS = os.cpu_count() or 2
+DEFAULT_LEASE = 30.0
+DEFAULT_SHUTDOWN_GRACE = 30.0
+DEFAULT_POLL_INTERVAL = 1.0
+KILL_GRACE = 5.0  # between SIGTERM and SIGKILL when a job times out or is cancelled
+TASK_NAME = re.compile(r"^[A-Za-z_][\w-]*$")
+FUNCTION_REF = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+@dataclass(slots=True)
+class TaskConfig:
+    name: str
+    function: str | None = None
+    command: list[str] | None = None
+    queue: str = "default"
+    priority: int = 0
+    retries: int = 3
+    backoff: float = 1.0
+    timeout: float | None = None
+    cwd: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class DaemonConfig:
+    workers: int = DEFAULT_WORKERS
+    queues: list[str] | None = None
+    lease: float = DEFAULT_LEASE
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    kill_grace: float = KILL_GRACE
+
+
+@dataclass(slots=True)
+class Config:
+    path: str | None = None
+    database: str | None = None
+    synchronous: str = "FULL"
+    imports: list[str] = field(default_factory=list)
+    log_max_bytes: int = 1 << 20
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    queue_concurrency: dict[str, int] = field(default_factory=dict)
+    tasks: dict[str, TaskConfig] = field(default_factory=dict)
+
+
+class _Reader:
+    """Checks values against the text they came from, to name file:line in errors."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def line_of(self, table: str, key: str | None = None) -> int:
+        current = ""
+        header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?")
+        for number, raw in enumerate(self.lines, 1):
+            m = header.match(raw)
+            if m:
+                current = m.group(1).replace('"', "").replace(" ", "")
+                if key is None and current == table:
+                    return number
+                continue
+            if (
+                key is not None
+                and current == table
+                and re.match(rf'^\s*"?{re.escape(key)}"?\s*=', raw)
+            ):
+                return number
+        return 1
+
+    def fail(self, table: str, key: str | None, message: str) -> ConfigError:
+        where = f"{table}.{key}" if table and key else (key or table or "config")
+        return ConfigError(f"{self.path}:{self.line_of(table, key)}: {where}: {message}")
+
+    def unknown_keys(self, table: str, data: dict[str, Any], allowed: set[str]) -> None:
+        for key in data:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, sorted(allowed), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                known = ", ".join(sorted(allowed))
+                raise self.fail(table, key, f"unknown key{hint}; allowed: {known}")
+
+    def integer(self, table: str, data: dict[str, Any], key: str, default: int, low: int) -> int:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(table, key, f"expected a whole number, got {value!r}")
+        if value < low:
+            raise self.fail(table, key, f"must be at least {low}, got {value}")
+        return value
+
+    def duration(self, table: str, data: dict[str, Any], key: str, default: Any) -> Any:
+        if key not in data:
+            return default
+        try:
+            return parse_duration(data[key], where="value")
+        except Exception as exc:  # noqa: BLE001 - re-raised with file:line
+            raise self.fail(table, key, str(exc).removeprefix("value: ")) from None
+
+    def string_list(self, table: str, data: dict[str, Any], key: str) -> list[str] | None:
+        if key not in data:
+            return None
+        value = data[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(table, key, f"expected a list of non-empty strings, got {value!r}")
+        return list(value)
+
+    def string(self, table: str, data: dict[str, Any], key: str, default: Any) -> Any:
+        value = data.get(key, default)
+        if value is not default and not isinstance(value, str):
+            raise self.fail(table, key, f"expected a string, got {value!r}")
+        return value
+
+
+def load_config(path: str | None) -> Config:
+    """Read `path`; None gives the defaults."""
+    if path is None:
+        return Config()
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    try:
+        text = raw.decode()
+        data = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: config is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"at line (\d+)", str(exc))
+        line = m.group(1) if m else "1"
+        reason = re.sub(r"\s*\(at line.*\)$", "", str(exc))
+        raise ConfigError(f"{path}:{line}: invalid TOML: {reason}") from None
+    return _parse(_Reader(path, text), data, path)
+
+
+def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
+    r.unknown_keys(
+        "",
+        data,
+        {"database", "synchronous", "imports", "log_max_bytes", "daemon", "queues", "tasks"},
+    )
+    cfg = Config(path=path)
+    cfg.database = r.string("", data, "database", None)
+    sync = r.string("", data, "synchronous", "FULL")
+    if sync.upper() not in ("FULL", "NORMAL"):
+        raise r.fail("", "synchronous", f"must be FULL or NORMAL, got {sync!r}")
+    cfg.synchronous = sync.upper()
+    cfg.imports = r.string_list("", data, "imports") or []
+    cfg.log_max_bytes = r.integer("", data, "log_max_bytes", cfg.log_max_bytes, 1024)
+
+    daemon = _table(r, data, "daemon")
+    r.unknown_keys(
+        "daemon",
+        daemon,
+        {"workers", "queues", "lease", "shutdown_grace", "poll_interval", "kill_grace"},
+    )
+    cfg.daemon = DaemonConfig(
+        workers=r.integer("daemon", daemon, "workers", DEFAULT_WORKERS, 1),
+        queues=r.string_list("daemon", daemon, "queues"),
+        lease=r.duration("daemon", daemon, "lease", DEFAULT_LEASE),
+        shutdown_grace=r.duration("daemon", daemon, "shutdown_grace", DEFAULT_SHUTDOWN_GRACE),
+        poll_interval=r.duration("daemon", daemon, "poll_interval", DEFAULT_POLL_INTERVAL),
+        kill_grace=r.duration("daemon", daemon, "kill_grace", KILL_GRACE),
+    )
+    if cfg.daemon.lease < 2:
+        raise r.fail("daemon", "lease", "must be at least 2s")
+
+    for name, queue in _table(r, data, "queues").items():
+        table = f"queues.{name}"
+        if not isinstance(queue, dict):
+            raise r.fail("queues", name, "expected a table like [queues.NAME]")
+        r.unknown_keys(table, queue, {"concurrency"})
+        cfg.queue_concurrency[name] = r.integer(table, queue, "concurrency", 1, 1)
+
+    for name, task in _table(r, data, "tasks").items():
+        cfg.tasks[name] = _parse_task(r, name, task)
+    return cfg
+
+
+def _table(r: _Reader, data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise r.fail("", key, f"expected a table [{key}]")
+    return value
+
+
+def _parse_task(r: _Reader, name: str, task: Any) -> TaskConfig:
+    table = f"tasks.{name}"
+    if not isinstance(task, dict):
+        raise r.fail("tasks", name, "expected a table like [tasks.NAME]")
+    if not TASK_NAME.match(name):
+        raise r.fail(table, None, "task names use letters, digits, '_' and '-'")
+    r.unknown_keys(
+        table,
+        task,
+        {"function", "command", "queue", "priority", "retries", "backoff", "timeout", "cwd", "env"},
+    )
+    function = r.string(table, task, "function", None)
+    command = r.string_list(table, task, "command")
+    if (function is None) == (command is None):
+        raise r.fail(table, None, "set exactly one of 'function' or 'command'")
+    if function is not None and not FUNCTION_REF.match(function):
+        raise r.fail(table, "function", f"expected package.module:function, got {function!r}")
+    if command is not None and not command:
+        raise r.fail(table, "command", "must name a program")
+    env = task.get("env", {})
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise r.fail(table, "env", "expected a table of strings")
+    priority = task.get("priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise r.fail(table, "priority", f"expected a whole number, got {priority!r}")
+    return TaskConfig(
+        name=name,
+        function=function,
+        command=command,
+        queue=r.string(table, task, "queue", "default"),
+        priority=priority,
+        retries=r.integer(table, task, "retries", 3, 0),
+        backoff=r.duration(table, task, "backoff", 1.0),
+        timeout=r.duration(table, task, "timeout", None),
+        cwd=r.string(table, task, "cwd", None),
+        env=dict(env),
+    )
+
+
+def config_path(explicit: str | None) -> str | None:
+    """--config, else JOBRUNNER_CONFIG, else ./jobrunner.toml when it exists."""
+    if explicit:
+        return explicit
+    env = os.environ.get("JOBRUNNER_CONFIG")
+    if env:
+        return env
+    return DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None
+
+
+def database_path(explicit: str | None, config: Config) -> str:
+    """--db, else JOBRUNNER_DB, else the config's `database`, else ./jobrunner.db.
+
+    A relative `database` in the config is relative to the config file's folder."""
+    if explicit:
+        return explicit
+    env = os.environ.get("JOBRUNNER_DB")
+    if env:
+        return env
+    if config.database:
+        if config.path and not os.path.isabs(config.database):
+            return os.path.join(os.path.dirname(os.path.abspath(config.path)), config.database)
+        return config.database
+    return DEFAULT_DB

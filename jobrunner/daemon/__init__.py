@@ -1,0 +1,1 @@
+"""The daemon: a supervisor loop owning a pool of forked workers."""

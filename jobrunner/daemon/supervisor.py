@@ -1,0 +1,594 @@
+"""The supervisor: the single writer of its daemon.
+
+One loop, no threads: poll() on the wake socket, the signal pipe and the workers'
+result pipes; claim in batches up to the free worker slots; record finishes in
+groups; heartbeat, rescue, enforce timeouts and cancels. `run()` is the daemon as a
+library function (pueue); the CLI only parses arguments and calls it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import gc
+import importlib
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import uuid
+from dataclasses import dataclass
+
+from jobrunner import lifecycle, wake
+from jobrunner.clock import SYSTEM, Clock
+from jobrunner.config import Config
+from jobrunner.durations import format_duration
+from jobrunner.errors import StoreUnavailable
+from jobrunner.lifecycle import Outcome, State
+from jobrunner.models import AttemptEnd, DaemonInfo, Job
+from jobrunner.store import open_store
+from jobrunner.store.base import ClaimRequest
+from jobrunner.worker.pool import KillOrder, WorkerHandle, describe_exit, job_spec, spawn_worker
+from jobrunner.worker.protocol import JobDone
+
+log = logging.getLogger("jobrunner.daemon")
+
+# A worker is sent enough jobs to stay busy this long, so fast jobs are claimed and
+# dispatched in batches while slow ones are claimed one per free worker.
+DISPATCH_WINDOW = 0.02
+MAX_DEPTH = 64
+EXIT_OK = 0
+EXIT_FORCED = 130
+
+
+@dataclass(slots=True)
+class Options:
+    workers: int
+    queues: list[str] | None
+
+
+def log_dir_for(db_path: str) -> str:
+    return os.path.realpath(db_path) + ".logs"
+
+
+class Supervisor:
+    def __init__(self, config: Config, db_path: str, clock: Clock, opts: Options) -> None:
+        self.config = config
+        self.db_path = db_path
+        self.clock = clock
+        self.opts = opts
+        self.store = open_store(db_path, synchronous=config.synchronous)
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.log_dir = log_dir_for(db_path)
+        os.makedirs(self.log_dir, mode=0o700, exist_ok=True)
+        self.workers: dict[int, WorkerHandle] = {}  # by from_fd
+        self.writers: dict[int, WorkerHandle] = {}  # by to_fd, while output is pending
+        self.ready: collections.deque[Job] = collections.deque()  # claimed, not dispatched
+        self.ends: list[AttemptEnd] = []
+        self.release: list[tuple[int, int]] = []
+        self.running_by_queue: collections.Counter[str] = collections.Counter()
+        self.pending_group_kills: list[tuple[float, int]] = []
+        self.avg_duration = 1.0
+        self.stopping = False
+        self.forced = False
+        self.stop_deadline = 0.0
+        self.check_db = True
+        self.check_cancels = True
+        self.signals: list[int] = []
+        lease = config.daemon.lease
+        self.heartbeat_every = lease / 3
+        now_mono = clock.monotonic()
+        self.next_heartbeat = now_mono + self.heartbeat_every
+        self.next_rescue = now_mono  # at start, then every lease
+        self.next_poll = now_mono
+
+    # -- start and stop -------------------------------------------------------------------
+
+    def start(self) -> None:
+        now = self.clock.now()
+        self.store.daemon_register(
+            DaemonInfo(
+                self.id,
+                socket.gethostname(),
+                os.getpid(),
+                now,
+                now,
+                now + self.config.daemon.lease,
+                self.opts.workers,
+                self.opts.queues,
+            )
+        )
+        self.wake = wake.WakeListener(self.db_path, self.id.replace(":", "-"))
+        self.sig_r, self.sig_w = os.pipe()
+        os.set_blocking(self.sig_r, False)
+        os.set_blocking(self.sig_w, False)
+        signal.set_wakeup_fd(self.sig_w, warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(sig, self._on_signal)
+        for module in self.config.imports:
+            importlib.import_module(module)  # loaded once, shared by every fork
+        sys.path.insert(0, os.getcwd())
+        gc.freeze()  # keep preloaded objects' pages shared with the workers
+        for _ in range(self.opts.workers):
+            self._spawn()
+        self.poller = select.poll()
+        self.poller.register(self.wake.fileno(), select.POLLIN)
+        self.poller.register(self.sig_r, select.POLLIN)
+        for w in self.workers.values():
+            self.poller.register(w.from_fd, select.POLLIN)
+        log.info(
+            "daemon %s ready: %d workers, queues %s, database %s",
+            self.id,
+            self.opts.workers,
+            ",".join(self.opts.queues or ["*"]),
+            self.db_path,
+        )
+
+    def _spawn(self) -> WorkerHandle:
+        fds = [self.wake.fileno(), self.sig_r, self.sig_w]
+        for w in self.workers.values():
+            fds += [w.to_fd, w.from_fd]
+        w = spawn_worker(self.log_dir, self.config.log_max_bytes, fds)
+        self.workers[w.from_fd] = w
+        return w
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.signals.append(signum)
+
+    def run(self) -> int:
+        self.start()
+        try:
+            while True:
+                self._step()
+                if self.stopping and not self._busy():
+                    break
+        finally:
+            self._shutdown()
+        return EXIT_FORCED if self.forced else EXIT_OK
+
+    def _busy(self) -> bool:
+        return bool(self.ends or self.release or self.ready) or any(
+            w.inflight for w in self.workers.values()
+        )
+
+    def _shutdown(self) -> None:
+        self._flush()
+        for w in list(self.workers.values()):
+            os.close(w.to_fd)  # EOF: exit when idle
+        for w in list(self.workers.values()):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(w.pid, 0)
+            with contextlib.suppress(OSError):
+                os.close(w.from_fd)
+        self.workers.clear()
+        for _, pgid in self.pending_group_kills:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(StoreUnavailable):
+            self.store.daemon_unregister(self.id)
+        self.wake.close()
+        signal.set_wakeup_fd(-1)
+        self.store.close()
+        log.info("daemon %s stopped", self.id)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _step(self) -> None:
+        timeout = self._poll_timeout()
+        for fd, _event in self.poller.poll(timeout * 1000 if timeout is not None else None):
+            if fd == self.sig_r:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self.sig_r, 512)
+            elif fd == self.wake.fileno():
+                data = self.wake.drain()
+                self.check_db = True
+                if wake.WAKE_CANCEL in data:
+                    self.check_cancels = True
+            elif fd in self.writers:
+                w = self.writers[fd]
+                w.flush()
+                self._watch(w)
+            elif fd in self.workers:
+                w = self.workers[fd]
+                self._on_messages(w, w.read())
+                if w.eof:
+                    self.poller.unregister(fd)
+        self._handle_signals()
+        mono = self.clock.monotonic()
+        self._enforce(mono)
+        if not self.stopping:
+            self._fill(mono)
+        self._flush()
+        self._housekeeping(mono)
+
+    def _poll_timeout(self) -> float | None:
+        if self.ends or self.release:
+            return 0
+        mono = self.clock.monotonic()
+        deadlines = [self.next_heartbeat, self.next_rescue]
+        if not self.stopping:
+            deadlines.append(self.next_poll)
+        else:
+            deadlines.append(self.stop_deadline)
+        for w in self.workers.values():
+            if w.kill:
+                deadlines.append(w.kill.kill_at)
+            head = w.head
+            if head is not None and head.timeout:
+                deadlines.append(w.head_since + head.timeout)
+        deadlines += [t for t, _ in self.pending_group_kills]
+        return max(0.0, min(deadlines) - mono)
+
+    def _watch(self, w: WorkerHandle) -> None:
+        """Watch the worker's job pipe for room while it has unsent bytes."""
+        if w.outbuf and w.to_fd not in self.writers:
+            self.writers[w.to_fd] = w
+            self.poller.register(w.to_fd, select.POLLOUT)
+        elif not w.outbuf and w.to_fd in self.writers:
+            del self.writers[w.to_fd]
+            self.poller.unregister(w.to_fd)
+
+    # -- signals --------------------------------------------------------------------------
+
+    def _handle_signals(self) -> None:
+        while self.signals:
+            sig = self.signals.pop(0)
+            if sig == signal.SIGCHLD:
+                self._reap()
+            elif not self.stopping:
+                log.info(
+                    "received %s: draining (grace %ss); send SIGINT again to kill jobs",
+                    signal.Signals(sig).name,
+                    self.config.daemon.shutdown_grace,
+                )
+                self._begin_stop()
+            elif sig == signal.SIGINT or sig == signal.SIGTERM:
+                log.warning(
+                    "second %s: killing running jobs and returning them for retry",
+                    signal.Signals(sig).name,
+                )
+                self._force_stop()
+
+    def _begin_stop(self) -> None:
+        self.stopping = True
+        self.stop_deadline = self.clock.monotonic() + self.config.daemon.shutdown_grace
+        while self.ready:  # claimed but never sent: hand back
+            job = self.ready.popleft()
+            self.release.append((job.id, job.attempts))
+        for w in self.workers.values():
+            for job_id in list(w.inflight)[1:]:
+                w.send(("skip", job_id))
+
+    def _force_stop(self) -> None:
+        self.forced = True
+        mono = self.clock.monotonic()
+        for w in self.workers.values():
+            head = w.head
+            if head is not None and w.kill is None:
+                w.kill = KillOrder("shutdown", head.id, mono)  # SIGKILL at once
+                w.signal_group(signal.SIGKILL)
+
+    # -- results --------------------------------------------------------------------------
+
+    def _on_messages(self, w: WorkerHandle, messages: list[object]) -> None:
+        mono = self.clock.monotonic()
+        for message in messages:
+            if isinstance(message, JobDone):
+                job = w.inflight.pop(message.id, None)
+                if job is None:
+                    continue
+                w.head_since = mono
+                w.head_wall = message.finished_at
+                self.running_by_queue[job.queue] -= 1
+                duration = max(message.finished_at - message.started_at, 1e-6)
+                self.avg_duration = 0.8 * self.avg_duration + 0.2 * duration
+                self.ends.append(self._end_from_done(job, message))
+            elif isinstance(message, tuple) and message[0] == "skipped":
+                job = w.inflight.pop(message[1], None)
+                if job is None:
+                    continue
+                self.running_by_queue[job.queue] -= 1
+                if self.stopping:
+                    self.release.append((job.id, job.attempts))
+                else:  # skipped because it was cancelled before it started
+                    self.ends.append(
+                        self._end(
+                            job, Outcome.CANCELLED, "cancelled before it started", started=None
+                        )
+                    )
+
+    def _end_from_done(self, job: Job, done: JobDone) -> AttemptEnd:
+        if done.ok:
+            return AttemptEnd(
+                job.id,
+                job.attempts,
+                Outcome.SUCCEEDED,
+                State.SUCCEEDED,
+                result=done.result,
+                started_at=done.started_at,
+                finished_at=done.finished_at,
+            )
+        now = self.clock.now()
+        decision = lifecycle.after_failure(
+            job.attempts, job.max_attempts, job.backoff, now, retryable=done.retryable
+        )
+        if decision.state is State.DEAD:
+            log.warning(
+                "job %d (%s) is dead after %d attempt(s): %s",
+                job.id,
+                job.label,
+                job.attempts,
+                done.error,
+            )
+        return AttemptEnd(
+            job.id,
+            job.attempts,
+            Outcome.FAILED,
+            decision.state,
+            decision.run_at,
+            error=done.error,
+            traceback=done.traceback,
+            started_at=done.started_at,
+            finished_at=done.finished_at,
+        )
+
+    def _end(self, job: Job, outcome: Outcome, error: str, started: float | None) -> AttemptEnd:
+        now = self.clock.now()
+        if outcome is Outcome.CANCELLED:
+            state, run_at = State.CANCELLED, None
+        elif outcome is Outcome.INTERRUPTED:
+            state, run_at = State.QUEUED, None
+        else:
+            decision = lifecycle.after_failure(job.attempts, job.max_attempts, job.backoff, now)
+            state, run_at = decision.state, decision.run_at
+        return AttemptEnd(
+            job.id,
+            job.attempts,
+            outcome,
+            state,
+            run_at,
+            error=error,
+            started_at=started,
+            finished_at=now,
+        )
+
+    def _flush(self) -> None:
+        if self.ends:
+            ends, self.ends = self.ends, []
+            applied = self.store.job_end_many(self.id, ends)
+            for end, ok in zip(ends, applied, strict=True):
+                if not ok:
+                    log.warning(
+                        "job %d attempt %d: result dropped, the attempt was no longer "
+                        "ours (rescued or cancelled meanwhile)",
+                        end.job_id,
+                        end.attempt,
+                    )
+        if self.release:
+            release, self.release = self.release, []
+            self.store.job_release_many(self.id, release)
+
+    # -- workers dying --------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        by_pid = {w.pid: w for w in self.workers.values()}
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            w = by_pid.get(pid)
+            if w is not None:
+                self._on_worker_exit(w, status)
+
+    def _on_worker_exit(self, w: WorkerHandle, status: int) -> None:
+        self._on_messages(w, w.read())  # results it sent before it died still count
+        for fd in (w.from_fd, w.to_fd):
+            with contextlib.suppress(KeyError):
+                self.poller.unregister(fd)
+        self.writers.pop(w.to_fd, None)
+        w.close()
+        del self.workers[w.from_fd]
+        how = describe_exit(status)
+        head = w.head
+        if head is not None:
+            self.running_by_queue[head.queue] -= 1
+            w.inflight.pop(head.id)
+            self.ends.append(self._death_end(w, head, how))
+            if w.kill is None:
+                log.warning("job %d (%s): %s", head.id, head.label, how)
+        for job in reversed(w.inflight.values()):  # never started: run them elsewhere
+            self.running_by_queue[job.queue] -= 1
+            if self.stopping:
+                self.release.append((job.id, job.attempts))
+            else:
+                self.ready.appendleft(job)
+        if w.kill is not None:
+            self.pending_group_kills.append((w.kill.kill_at, w.pid))  # stragglers
+        if not self.stopping:
+            self.poller.register(self._spawn().from_fd, select.POLLIN)
+
+    def _death_end(self, w: WorkerHandle, job: Job, how: str) -> AttemptEnd:
+        started = w.head_wall
+        kill = w.kill if w.kill is not None and w.kill.job_id == job.id else None
+        if kill is None:
+            return self._end(job, Outcome.CRASHED, how, started)
+        if kill.reason == "timeout":
+            return self._end(job, Outcome.TIMEOUT, f"timed out after {kill.detail}; {how}", started)
+        if kill.reason == "cancel":
+            return self._end(job, Outcome.CANCELLED, f"cancelled while running; {how}", started)
+        return self._end(
+            job, Outcome.INTERRUPTED, f"interrupted by a forced daemon shutdown; {how}", started
+        )
+
+    # -- timeouts, cancels ----------------------------------------------------------------
+
+    def _enforce(self, mono: float) -> None:
+        grace = self.config.daemon.kill_grace
+        for w in self.workers.values():
+            head = w.head
+            if w.kill is not None:
+                if mono >= w.kill.kill_at:
+                    w.signal_group(signal.SIGKILL)
+                continue
+            if head is None:
+                continue
+            if head.timeout and mono - w.head_since >= head.timeout:
+                w.kill = KillOrder("timeout", head.id, mono + grace, format_duration(head.timeout))
+                w.signal_group(signal.SIGTERM)
+                log.warning(
+                    "job %d (%s) timed out after %s: SIGTERM to its process group",
+                    head.id,
+                    head.label,
+                    w.kill.detail,
+                )
+        if self.stopping and not self.forced and mono >= self.stop_deadline and self._busy():
+            log.warning("shutdown grace over: killing running jobs and returning them for retry")
+            self._force_stop()
+            self.forced = False  # an orderly stop that ran out of time still exits 0
+        due = [(t, g) for t, g in self.pending_group_kills if t <= mono]
+        if due:
+            self.pending_group_kills = [(t, g) for t, g in self.pending_group_kills if t > mono]
+            for _, pgid in due:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pgid, signal.SIGKILL)
+        if self.check_cancels:
+            self.check_cancels = False
+            self._apply_cancels(mono)
+
+    def _apply_cancels(self, mono: float) -> None:
+        requests = dict(self.store.job_cancel_requests(self.id))
+        if not requests:
+            return
+        for w in self.workers.values():
+            for index, (job_id, job) in enumerate(list(w.inflight.items())):
+                if requests.get(job_id) != job.attempts:
+                    continue
+                if index == 0 and w.kill is None:
+                    w.kill = KillOrder("cancel", job_id, mono + self.config.daemon.kill_grace)
+                    w.signal_group(signal.SIGTERM)
+                    log.info(
+                        "job %d (%s) cancelled: SIGTERM to its process group", job_id, job.label
+                    )
+                elif index > 0:
+                    w.send(("skip", job_id))
+        for job in list(self.ready):
+            if requests.get(job.id) == job.attempts:
+                self.ready.remove(job)
+                self.ends.append(
+                    self._end(job, Outcome.CANCELLED, "cancelled before it started", started=None)
+                )
+
+    # -- claiming -------------------------------------------------------------------------
+
+    def _depth(self) -> int:
+        return max(1, min(MAX_DEPTH, int(DISPATCH_WINDOW / max(self.avg_duration, 1e-6))))
+
+    def _fill(self, mono: float) -> None:
+        depth = self._depth()
+        live = [w for w in self.workers.values() if w.kill is None and not w.eof]
+        free = sum(max(0, depth - len(w.inflight)) for w in live)
+        if free <= 0:
+            return
+        want = free - len(self.ready)
+        if want > 0 and (self.check_db or mono >= self.next_poll):
+            self.check_db = False
+            jobs = self._claim(want)
+            self.ready.extend(jobs)
+            if len(jobs) == want:
+                self.check_db = True  # there may be more
+            else:
+                self.next_poll = mono + self._idle_wait()
+        if self.ready:
+            self._dispatch(live, depth)
+
+    def _claim(self, want: int) -> list[Job]:
+        caps: dict[str, int] = {}
+        for name, limit in self.config.queue_concurrency.items():
+            caps[name] = max(
+                0,
+                limit - self.running_by_queue[name] - sum(1 for j in self.ready if j.queue == name),
+            )
+        request = ClaimRequest(self.id, self.clock.now(), want, self.opts.queues, caps)
+        return self.store.job_claim(request)
+
+    def _idle_wait(self) -> float:
+        """How long to sleep before polling the database without a wake-up."""
+        wait = self.config.daemon.poll_interval
+        due = self.store.job_next_due()
+        if due is not None:
+            wait = min(wait, max(0.0, due - self.clock.now()))
+        return wait
+
+    def _dispatch(self, live: list[WorkerHandle], depth: int) -> None:
+        batches: dict[int, list[Job]] = {}
+        mono = self.clock.monotonic()
+        while self.ready:
+            w = min(live, key=lambda x: len(x.inflight), default=None)
+            if w is None or len(w.inflight) >= depth:
+                return self._send(batches, mono)
+            job = self.ready.popleft()
+            if not w.inflight:
+                w.head_since = mono
+                w.head_wall = self.clock.now()
+            w.inflight[job.id] = job
+            self.running_by_queue[job.queue] += 1
+            batches.setdefault(w.from_fd, []).append(job)
+        self._send(batches, mono)
+
+    def _send(self, batches: dict[int, list[Job]], mono: float) -> None:
+        for fd, jobs in batches.items():
+            w = self.workers[fd]
+            w.send(("run", [job_spec(j) for j in jobs]))
+            self._watch(w)
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    def _housekeeping(self, mono: float) -> None:
+        if mono >= self.next_heartbeat:
+            self.next_heartbeat = mono + self.heartbeat_every
+            now = self.clock.now()
+            if not self.store.daemon_heartbeat(self.id, now, now + self.config.daemon.lease):
+                log.error(
+                    "daemon %s was presumed dead and its jobs rescued; re-registering", self.id
+                )
+                self.store.daemon_register(
+                    DaemonInfo(
+                        self.id,
+                        socket.gethostname(),
+                        os.getpid(),
+                        now,
+                        now,
+                        now + self.config.daemon.lease,
+                        self.opts.workers,
+                        self.opts.queues,
+                    )
+                )
+            self.check_cancels = True
+        if mono >= self.next_rescue:
+            self.next_rescue = mono + self.config.daemon.lease
+            for job in self.store.job_rescue(self.clock.now()):
+                log.warning(
+                    "job %d (%s): rescued from %s, whose lease expired",
+                    job.id,
+                    job.label,
+                    job.owner,
+                )
+                self.check_db = True
+
+
+def run(
+    config: Config,
+    db_path: str,
+    *,
+    workers: int | None = None,
+    queues: list[str] | None = None,
+    clock: Clock = SYSTEM,
+) -> int:
+    """Run a daemon until SIGTERM/SIGINT; returns its exit code."""
+    opts = Options(workers or config.daemon.workers, queues or config.daemon.queues)
+    return Supervisor(config, db_path, clock, opts).run()

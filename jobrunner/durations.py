@@ -1,0 +1,42 @@
+"""Durations as users write them: `250ms`, `30s`, `5m`, `2h`, `7d`, or bare seconds."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from jobrunner.errors import UsageError
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
+
+
+def parse_duration(text: str | int | float, where: str = "duration") -> float:
+    """Seconds in `text`; raises UsageError naming `where` on anything else."""
+    if isinstance(text, bool):
+        raise UsageError(f"{where}: expected a duration like 30s, 5m, 2h, got {text!r}")
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        match = _PATTERN.match(text)
+        if not match:
+            raise UsageError(
+                f"{where}: {text!r} is not a duration (use e.g. 250ms, 30s, 5m, 2h, 7d or seconds)"
+            )
+        value = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"{where}: {text!r} must be a finite, non-negative duration")
+    return value
+
+
+def format_duration(seconds: float) -> str:
+    """A short human form: 850ms, 12.3s, 4m05s, 2h10m, 3d04h."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    return f"{int(seconds // 86400)}d{int(seconds % 86400 // 3600):02d}h"

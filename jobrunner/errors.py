@@ -1,0 +1,38 @@
+"""Errors a user sees. An exception's docstring is its default message (procrastinate)."""
+
+from __future__ import annotations
+
+
+class JobrunnerError(Exception):
+    """jobrunner failed."""
+
+    exit_code = 1
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class UsageError(JobrunnerError):
+    """Bad input: malformed JSON, an unknown task, a bad duration or config."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """The configuration file is invalid."""
+
+
+class JobNotFound(UsageError):
+    """No job with that id."""
+
+
+class NotADatabase(JobrunnerError):
+    """The file is not a jobrunner database; it was left untouched."""
+
+    exit_code = 2
+
+
+class StoreUnavailable(JobrunnerError):
+    """The database could not be written (locked for too long, disk full or I/O error)."""
+
+    exit_code = 3

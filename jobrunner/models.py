@@ -1,0 +1,164 @@
+"""Plain data: what the store returns and what callers hand it. No I/O."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobrunner.lifecycle import Outcome, State
+
+
+def iso(ts: float | None) -> str | None:
+    """An epoch timestamp as ISO 8601 in UTC, to the millisecond."""
+    if ts is None:
+        return None
+    return (
+        _dt.datetime.fromtimestamp(ts, _dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+@dataclass(slots=True)
+class JobInsert:
+    """Everything needed to create one job. Exactly one of `task` and `command` is set."""
+
+    task: str | None = None
+    command: list[str] | None = None
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    queue: str = "default"
+    priority: int = 0
+    run_at: float | None = None  # None: now
+    retries: int = 3
+    backoff: float = 1.0
+    timeout: float | None = None
+    key: str | None = None
+    schedule: str | None = None
+    scheduled_for: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # cwd, env, limits
+
+
+@dataclass(slots=True)
+class InsertResult:
+    id: int
+    created: bool  # False: an existing job with the same key was returned
+
+
+@dataclass(slots=True)
+class Job:
+    id: int
+    state: State
+    task: str | None
+    command: list[str] | None
+    args: list[Any]
+    kwargs: dict[str, Any]
+    queue: str
+    priority: int
+    attempts: int
+    max_attempts: int
+    retries: int
+    backoff: float
+    timeout: float | None
+    result: Any
+    error: str | None
+    created_at: float
+    run_at: float
+    started_at: float | None
+    finished_at: float | None
+    key: str | None
+    schedule: str | None
+    scheduled_for: float | None
+    owner: str | None
+    cancel_requested: bool
+    options: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        if self.task:
+            return self.task
+        return " ".join(self.command or [])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON record of `status --json` and `list --json`."""
+        return {
+            "id": self.id,
+            "state": str(self.state),
+            "task": self.task,
+            "command": self.command,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "queue": self.queue,
+            "priority": self.priority,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "result": self.result,
+            "error": self.error,
+            "created_at": iso(self.created_at),
+            "run_at": iso(self.run_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "key": self.key,
+            "schedule": self.schedule,
+            "scheduled_for": iso(self.scheduled_for),
+            "timeout": self.timeout,
+            "owner": self.owner,
+            "cancel_requested": self.cancel_requested,
+        }
+
+
+@dataclass(slots=True)
+class Attempt:
+    job_id: int
+    attempt: int
+    outcome: Outcome
+    started_at: float | None
+    finished_at: float
+    error: str | None
+    traceback: str | None
+    owner: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "outcome": str(self.outcome),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "error": self.error,
+            "traceback": self.traceback,
+            "owner": self.owner,
+        }
+
+
+@dataclass(slots=True)
+class AttemptEnd:
+    """The end of one attempt, as the supervisor reports it to the store.
+
+    `next_state`/`run_at` come from lifecycle (finish: SUCCEEDED; fail: RETRYING or
+    DEAD; cancel: CANCELLED; release: QUEUED). The store applies it only while the job
+    is still `running` with this `attempt` and `owner` (fencing).
+    """
+
+    job_id: int
+    attempt: int
+    outcome: Outcome
+    next_state: State
+    run_at: float | None = None
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    started_at: float | None = None
+    finished_at: float = 0.0
+
+
+@dataclass(slots=True)
+class DaemonInfo:
+    id: str
+    host: str
+    pid: int
+    started_at: float
+    heartbeat_at: float
+    lease_until: float
+    workers: int
+    queues: list[str] | None

@@ -1,0 +1,19 @@
+"""The storage boundary: the only package that imports apsw or holds SQL."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jobrunner.store.base import Store
+
+
+def open_store(location: str, *, create: bool = True, synchronous: str = "FULL") -> Store:
+    """Open the store at `location`: a file path (SQLite); later a postgresql:// URL."""
+    if location.startswith(("postgresql://", "postgres://")):
+        from jobrunner.errors import UsageError
+
+        raise UsageError(f"{location}: the PostgreSQL backend is not available yet")
+    from jobrunner.store.sqlite import SQLiteStore
+
+    return SQLiteStore(location, create=create, synchronous=synchronous)

@@ -1,0 +1,141 @@
+-- Named queries of the SQLite store. Each starts with a `-- name: NAME` line.
+-- `{job_columns}` expands to the column list a Job is built from.
+
+-- name: job_insert
+INSERT INTO jobs (state, task, command, args, kwargs, queue, priority, max_attempts, retries,
+                  backoff, timeout, created_at, run_at, key, schedule, scheduled_for, options)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: job_insert_keyed
+INSERT INTO jobs (state, task, command, args, kwargs, queue, priority, max_attempts, retries,
+                  backoff, timeout, created_at, run_at, key, schedule, scheduled_for, options)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING
+RETURNING id
+
+-- name: job_id_by_key
+SELECT id FROM jobs WHERE key = ?
+
+-- name: job_state
+SELECT state FROM jobs WHERE id = ?
+
+-- name: job_get
+SELECT {job_columns} FROM jobs WHERE id = ?
+
+-- name: ready_queues
+-- A loose index scan over jobs_ready: one probe per distinct queue, not per job.
+WITH RECURSIVE q(name) AS (
+    SELECT (SELECT min(queue) FROM jobs
+            WHERE state IN ('queued', 'scheduled', 'retrying'))
+    UNION ALL
+    SELECT (SELECT min(queue) FROM jobs
+            WHERE state IN ('queued', 'scheduled', 'retrying') AND queue > q.name)
+    FROM q WHERE q.name IS NOT NULL
+)
+SELECT name FROM q WHERE name IS NOT NULL
+
+-- name: claim_candidates
+SELECT id, priority, run_at FROM jobs
+WHERE state IN ('queued', 'scheduled', 'retrying') AND queue = ? AND run_at <= ?
+ORDER BY priority DESC, run_at, id
+LIMIT ?
+
+-- name: claim_jobs
+UPDATE jobs
+SET state = 'running', attempts = attempts + 1, owner = ?, started_at = ?, cancel_requested = 0
+WHERE id IN (SELECT value FROM json_each(?)) AND state IN ('queued', 'scheduled', 'retrying')
+RETURNING {job_columns}
+
+-- name: next_due
+SELECT min(run_at) FROM jobs WHERE state IN ('scheduled', 'retrying')
+
+-- name: end_attempt
+-- Fencing: only the owner of this very attempt may end it. Back to `queued` means
+-- the attempt was interrupted by a forced shutdown and does not count.
+UPDATE jobs
+SET state = ?1, attempts = attempts - (?1 = 'queued'), run_at = coalesce(?2, run_at),
+    result = ?3, error = ?4, started_at = coalesce(?5, started_at), finished_at = ?6,
+    owner = NULL, cancel_requested = 0
+WHERE id = ?7 AND state = 'running' AND attempts = ?8 AND owner IS ?9
+
+-- name: attempt_insert
+INSERT INTO attempts (job_id, attempt, outcome, started_at, finished_at, error, traceback, owner)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: release
+-- Hand back a claimed job that never started: the claim did not count as an attempt.
+UPDATE jobs
+SET state = 'queued', attempts = attempts - 1, owner = NULL, started_at = NULL,
+    cancel_requested = 0
+WHERE id = ? AND state = 'running' AND attempts = ? AND owner = ?
+
+-- name: running_orphans
+-- Running jobs whose owner is missing or whose owner's lease ran out.
+SELECT {job_columns} FROM jobs
+WHERE state = 'running'
+  AND (owner IS NULL OR owner NOT IN (SELECT id FROM daemons WHERE lease_until >= ?))
+
+-- name: daemons_expired_delete
+DELETE FROM daemons WHERE lease_until < ? RETURNING id
+
+-- name: cancel_waiting
+UPDATE jobs SET state = 'cancelled', finished_at = ?, error = 'cancelled before it started'
+WHERE id = ? AND state IN ('queued', 'scheduled', 'retrying')
+
+-- name: cancel_request
+UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'
+
+-- name: cancel_requests
+SELECT id, attempts FROM jobs WHERE state = 'running' AND owner = ? AND cancel_requested = 1
+
+-- name: dead_retry
+UPDATE jobs
+SET state = 'queued', max_attempts = attempts + retries + 1, run_at = ?, finished_at = NULL,
+    error = NULL, result = NULL
+WHERE id = ? AND state = 'dead'
+
+-- name: dead_ids
+SELECT id FROM jobs WHERE state = 'dead' ORDER BY id
+
+-- name: ended_delete
+DELETE FROM jobs
+WHERE id IN (SELECT id FROM jobs WHERE state = ? AND finished_at < ? LIMIT ?)
+RETURNING id
+
+-- name: attempts_delete
+DELETE FROM attempts WHERE job_id IN (SELECT value FROM json_each(?))
+
+-- name: attempts_of
+SELECT job_id, attempt, outcome, started_at, finished_at, error, traceback, owner
+FROM attempts WHERE job_id = ? ORDER BY rowid
+
+-- name: counts
+SELECT state, queue, count(*) FROM jobs GROUP BY state, queue
+
+-- name: job_list
+SELECT {job_columns} FROM jobs
+WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR queue = ?2)
+ORDER BY id DESC
+LIMIT ?3
+
+-- name: recent_failures
+SELECT {job_columns} FROM jobs
+WHERE state IN ('dead', 'retrying') AND error IS NOT NULL
+ORDER BY coalesce(finished_at, run_at) DESC
+LIMIT ?
+
+-- name: daemon_upsert
+INSERT INTO daemons (id, host, pid, started_at, heartbeat_at, lease_until, workers, queues)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
+                               lease_until = excluded.lease_until
+
+-- name: daemon_heartbeat
+UPDATE daemons SET heartbeat_at = ?, lease_until = ? WHERE id = ?
+
+-- name: daemon_delete
+DELETE FROM daemons WHERE id = ?
+
+-- name: daemon_list
+SELECT id, host, pid, started_at, heartbeat_at, lease_until, workers, queues
+FROM daemons ORDER BY started_at

@@ -1,0 +1,514 @@
+"""The SQLite store (apsw): WAL, BEGIN IMMEDIATE for every write, fenced transitions.
+
+The only module besides migrations that holds SQL; the queries live in queries.sql.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+import apsw
+
+from jobrunner import lifecycle
+from jobrunner.errors import JobNotFound, NotADatabase, StoreUnavailable
+from jobrunner.lifecycle import Outcome, State
+from jobrunner.models import Attempt, AttemptEnd, DaemonInfo, InsertResult, Job, JobInsert
+from jobrunner.store.base import CancelResult, ClaimRequest
+
+
+class ForkedConnectionError(RuntimeError):
+    """A database connection was used in a process forked after it was opened.
+
+    Invariant 4: workers never touch the database. apsw's fork_checker() is gone from
+    current apsw, so the store enforces this itself, in every process, at no cost to
+    the parent: after a fork the child's copies of open connections are swapped for
+    objects that raise on any use.
+    """
+
+
+class _ForkedConnection:
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def __getattr__(self, name: str) -> Any:
+        raise ForkedConnectionError(
+            f"{self._path}: database connection used after fork (in pid {os.getpid()})"
+        )
+
+
+_open_stores: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+_leaked_in_child: list[Any] = []
+
+
+def _poison_after_fork() -> None:
+    for store in list(_open_stores):
+        # Keep the real connection referenced so the child never closes it: closing
+        # could checkpoint or unlink the parent's WAL.
+        _leaked_in_child.append(store.db)
+        store.db = _ForkedConnection(store.path)
+
+
+os.register_at_fork(after_in_child=_poison_after_fork)
+
+APPLICATION_ID = 0x4A6F6252  # "JobR": marks a file as a jobrunner database
+BUSY_TIMEOUT_MS = 10_000
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+JOB_COLUMNS = (
+    "id, state, task, command, args, kwargs, queue, priority, attempts, max_attempts, "
+    "retries, backoff, timeout, result, error, created_at, run_at, started_at, finished_at, "
+    "key, schedule, scheduled_for, owner, cancel_requested, options"
+)
+
+
+def _load_queries() -> dict[str, str]:
+    text = resources.files("jobrunner.store").joinpath("queries.sql").read_text()
+    queries: dict[str, str] = {}
+    for chunk in re.split(r"^-- name: ", text, flags=re.M)[1:]:
+        name, _, body = chunk.partition("\n")
+        lines = [ln for ln in body.splitlines() if not ln.lstrip().startswith("--")]
+        queries[name.strip()] = "\n".join(lines).strip().format(job_columns=JOB_COLUMNS)
+    return queries
+
+
+Q = _load_queries()
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("jobrunner.store").joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = re.match(r"^(\d+)_.*\.sql$", entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.read_text()))
+    return sorted(found)
+
+
+MIGRATIONS = _migrations()
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _job(row: Sequence[Any]) -> Job:
+    return Job(
+        id=row[0],
+        state=State(row[1]),
+        task=row[2],
+        command=json.loads(row[3]) if row[3] is not None else None,
+        args=json.loads(row[4]),
+        kwargs=json.loads(row[5]),
+        queue=row[6],
+        priority=row[7],
+        attempts=row[8],
+        max_attempts=row[9],
+        retries=row[10],
+        backoff=row[11],
+        timeout=row[12],
+        result=json.loads(row[13]) if row[13] is not None else None,
+        error=row[14],
+        created_at=row[15],
+        run_at=row[16],
+        started_at=row[17],
+        finished_at=row[18],
+        key=row[19],
+        schedule=row[20],
+        scheduled_for=row[21],
+        owner=row[22],
+        cancel_requested=bool(row[23]),
+        options=json.loads(row[24]) if row[24] else {},
+    )
+
+
+def _check_foreign_file(path: str) -> None:
+    """Refuse, without touching it, a file that is not SQLite at all."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise NotADatabase(f"{path}: is a directory, not a jobrunner database") from None
+    if header and header != SQLITE_HEADER:
+        raise NotADatabase(f"{path}: not a jobrunner database (not an SQLite file); left untouched")
+
+
+class SQLiteStore:
+    """One connection; not shared across fork (workers never open the database)."""
+
+    def __init__(self, path: str, *, create: bool = True, synchronous: str = "FULL") -> None:
+        self.path = path
+        _check_foreign_file(path)
+        exists = os.path.exists(path)
+        if not exists:
+            if not create:
+                raise NotADatabase(
+                    f"{path}: no jobrunner database here (submit a job or start the daemon "
+                    "to create one, or pass --db)"
+                )
+            parent = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(parent):
+                raise NotADatabase(f"{path}: directory {parent} does not exist")
+            # Create it 0600 ourselves: SQLite would honour the umask (often 0644), and
+            # the -wal/-shm files copy the main file's mode.
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        try:
+            self.db: Any = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
+            _open_stores.add(self)
+            self.db.setbusytimeout(BUSY_TIMEOUT_MS)
+            self._check_ours()
+            self.db.execute("PRAGMA journal_mode = WAL")
+            if synchronous.upper() not in ("FULL", "NORMAL"):
+                raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+            self.db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+            self._migrate()
+        except apsw.NotADBError:
+            raise NotADatabase(f"{path}: not a jobrunner database; left untouched") from None
+        except (apsw.BusyError, apsw.IOError, apsw.FullError, apsw.CantOpenError) as exc:
+            raise StoreUnavailable(f"{path}: cannot open the database: {exc}") from None
+
+    # -- setup --------------------------------------------------------------------------
+
+    def _check_ours(self) -> None:
+        app_id = self.db.execute("PRAGMA application_id").fetchall()[0][0]
+        version = self.db.execute("PRAGMA user_version").fetchall()[0][0]
+        if app_id == APPLICATION_ID:
+            if version > SCHEMA_VERSION:
+                raise NotADatabase(
+                    f"{self.path}: database schema version {version} is newer than this "
+                    f"jobrunner understands ({SCHEMA_VERSION}); upgrade jobrunner"
+                )
+            return
+        tables = self.db.execute("SELECT count(*) FROM sqlite_schema").fetchall()[0][0]
+        if app_id != 0 or tables:
+            raise NotADatabase(
+                f"{self.path}: an SQLite database of another application; left untouched"
+            )
+
+    def _migrate(self) -> None:
+        with self._tx():
+            version = self.db.execute("PRAGMA user_version").fetchall()[0][0]
+            for number, sql in MIGRATIONS:
+                if number > version:
+                    self.db.execute(sql)
+                    self.db.execute(f"PRAGMA user_version = {number}")
+            self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        """One write transaction: BEGIN IMMEDIATE takes the write lock up front, so a
+        busy database waits in the busy handler instead of failing mid-transaction."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except apsw.BusyError:
+            raise StoreUnavailable(
+                f"{self.path}: database is locked by another process for more than "
+                f"{BUSY_TIMEOUT_MS // 1000}s; try again"
+            ) from None
+        try:
+            yield self.db
+        except BaseException:
+            if self.db.in_transaction:  # the transaction may already be gone
+                self.db.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self.db.execute("COMMIT")
+            except apsw.Error:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        _open_stores.discard(self)
+        self.db.close()
+
+    # -- jobs: submit ---------------------------------------------------------------------
+
+    def job_insert_many(self, jobs: Sequence[JobInsert], now: float) -> list[InsertResult]:
+        results: list[InsertResult] = []
+        plain: list[tuple[Any, ...]] = []
+        with self._tx() as db:
+            for job in jobs:
+                row = self._insert_row(job, now)
+                if job.key is None:
+                    plain.append(row)
+                    continue
+                if plain:  # keep ids in submit order
+                    results.extend(self._insert_plain(db, plain))
+                    plain = []
+                got = db.execute(Q["job_insert_keyed"], row).fetchall()
+                if got:
+                    results.append(InsertResult(got[0][0], True))
+                else:
+                    existing = db.execute(Q["job_id_by_key"], (job.key,)).fetchall()
+                    results.append(InsertResult(existing[0][0], False))
+            if plain:
+                results.extend(self._insert_plain(db, plain))
+        return results
+
+    @staticmethod
+    def _insert_plain(db: apsw.Connection, rows: list[tuple[Any, ...]]) -> list[InsertResult]:
+        db.executemany(Q["job_insert"], rows)
+        # Inside one write transaction on an AUTOINCREMENT table the new ids are
+        # consecutive, ending at last_insert_rowid.
+        last = db.last_insert_rowid()
+        first = last - len(rows) + 1
+        return [InsertResult(i, True) for i in range(first, last + 1)]
+
+    @staticmethod
+    def _insert_row(job: JobInsert, now: float) -> tuple[Any, ...]:
+        run_at = now if job.run_at is None else job.run_at
+        state = State.SCHEDULED if run_at > now else State.QUEUED
+        return (
+            state.value,
+            job.task,
+            _dumps(job.command) if job.command is not None else None,
+            _dumps(job.args),
+            _dumps(job.kwargs),
+            job.queue,
+            job.priority,
+            job.retries + 1,
+            job.retries,
+            job.backoff,
+            job.timeout,
+            now,
+            run_at,
+            job.key,
+            job.schedule,
+            job.scheduled_for,
+            _dumps(job.options) if job.options else None,
+        )
+
+    # -- jobs: read -----------------------------------------------------------------------
+
+    def job_get(self, job_id: int) -> Job | None:
+        rows = self.db.execute(Q["job_get"], (job_id,)).fetchall()
+        return _job(rows[0]) if rows else None
+
+    def job_list(
+        self, state: str | None = None, queue: str | None = None, limit: int = 50
+    ) -> list[Job]:
+        return [_job(r) for r in self.db.execute(Q["job_list"], (state, queue, limit))]
+
+    def job_counts(self) -> dict[tuple[str, str], int]:
+        return {(s, q): n for s, q, n in self.db.execute(Q["counts"])}
+
+    def job_recent_failures(self, limit: int) -> list[Job]:
+        return [_job(r) for r in self.db.execute(Q["recent_failures"], (limit,))]
+
+    def attempt_list(self, job_id: int) -> list[Attempt]:
+        return [
+            Attempt(r[0], r[1], Outcome(r[2]), r[3], r[4], r[5], r[6], r[7])
+            for r in self.db.execute(Q["attempts_of"], (job_id,))
+        ]
+
+    def job_next_due(self) -> float | None:
+        value = self.db.execute(Q["next_due"]).fetchall()[0][0]
+        return float(value) if value is not None else None
+
+    # -- jobs: the daemon's side ----------------------------------------------------------
+
+    def job_claim(self, request: ClaimRequest) -> list[Job]:
+        """Claim up to `limit` due jobs, highest priority first, then oldest run_at."""
+        if request.limit <= 0:
+            return []
+        with self._tx() as db:
+            names = request.queues
+            if names is None:
+                names = [name for (name,) in db.execute(Q["ready_queues"])]
+            caps = request.caps or {}
+            queues = [(q, min(request.limit, caps.get(q, request.limit))) for q in names]
+            queues = [(q, most) for q, most in queues if most > 0]
+            candidates: list[tuple[int, float, int]] = []
+            for name, most in queues:
+                for job_id, priority, run_at in db.execute(
+                    Q["claim_candidates"], (name, request.now, most)
+                ):
+                    candidates.append((-priority, run_at, job_id))
+            if not candidates:
+                return []
+            if len(queues) > 1:
+                candidates.sort()
+            chosen = [job_id for _, _, job_id in candidates[: request.limit]]
+            order = {job_id: i for i, job_id in enumerate(chosen)}
+            rows = db.execute(
+                Q["claim_jobs"], (request.owner, request.now, _dumps(chosen))
+            ).fetchall()
+        jobs = [_job(r) for r in rows]
+        jobs.sort(key=lambda j: order[j.id])
+        return jobs
+
+    def job_end_many(self, owner: str, ends: Sequence[AttemptEnd]) -> list[bool]:
+        """Record ended attempts; each applies only if `owner` still holds that attempt."""
+        applied: list[bool] = []
+        if not ends:
+            return applied
+        with self._tx() as db:
+            for end in ends:
+                final = end.next_state in lifecycle.FINAL
+                result = _dumps(end.result) if end.result is not None else None
+                db.execute(
+                    Q["end_attempt"],
+                    (
+                        end.next_state.value,
+                        end.run_at,
+                        result,
+                        end.error,
+                        end.started_at,
+                        end.finished_at if final else None,
+                        end.job_id,
+                        end.attempt,
+                        owner,
+                    ),
+                )
+                ok = db.changes() == 1
+                applied.append(ok)
+                if ok:
+                    db.execute(
+                        Q["attempt_insert"],
+                        (
+                            end.job_id,
+                            end.attempt,
+                            end.outcome.value,
+                            end.started_at,
+                            end.finished_at,
+                            end.error,
+                            end.traceback,
+                            owner,
+                        ),
+                    )
+        return applied
+
+    def job_release_many(self, owner: str, jobs: Sequence[tuple[int, int]]) -> int:
+        """Hand back claimed jobs that never started (shutdown); returns how many."""
+        released = 0
+        if not jobs:
+            return released
+        with self._tx() as db:
+            for job_id, attempt in jobs:
+                db.execute(Q["release"], (job_id, attempt, owner))
+                released += db.changes()
+        return released
+
+    def job_rescue(self, now: float) -> list[Job]:
+        """Fail the attempts of running jobs whose daemon stopped heartbeating.
+
+        Counts as an attempt (invariant 3), so a job that kills its daemon every time
+        ends in the DLQ instead of looping. Returns the jobs as they were rescued."""
+        with self._tx() as db:
+            db.execute(Q["daemons_expired_delete"], (now,)).fetchall()
+            orphans = [_job(r) for r in db.execute(Q["running_orphans"], (now,))]
+            for job in orphans:
+                who = job.owner or "unknown"
+                error = f"lost: daemon {who} stopped heartbeating while the job ran"
+                decision = lifecycle.after_failure(job.attempts, job.max_attempts, job.backoff, now)
+                db.execute(
+                    Q["end_attempt"],
+                    (
+                        decision.state.value,
+                        decision.run_at,
+                        None,
+                        error,
+                        None,
+                        now if decision.state in lifecycle.FINAL else None,
+                        job.id,
+                        job.attempts,
+                        job.owner,
+                    ),
+                )
+                db.execute(
+                    Q["attempt_insert"],
+                    (
+                        job.id,
+                        job.attempts,
+                        Outcome.LOST.value,
+                        job.started_at,
+                        now,
+                        error,
+                        None,
+                        job.owner,
+                    ),
+                )
+        return orphans
+
+    def job_cancel(self, job_id: int, now: float) -> CancelResult:
+        with self._tx() as db:
+            db.execute(Q["cancel_waiting"], (now, job_id))
+            if db.changes():
+                return CancelResult("cancelled")
+            db.execute(Q["cancel_request"], (job_id,))
+            if db.changes():
+                return CancelResult("requested")
+            rows = db.execute(Q["job_state"], (job_id,)).fetchall()
+        if not rows:
+            raise JobNotFound(f"no job with id {job_id}")
+        return CancelResult(rows[0][0])
+
+    def job_cancel_requests(self, owner: str) -> list[tuple[int, int]]:
+        return [(r[0], r[1]) for r in self.db.execute(Q["cancel_requests"], (owner,))]
+
+    def job_retry_dead(self, job_ids: Sequence[int] | None, now: float) -> list[int]:
+        """Give dead jobs a fresh round of attempts; returns the ids that moved."""
+        moved: list[int] = []
+        with self._tx() as db:
+            ids = [r[0] for r in db.execute(Q["dead_ids"])] if job_ids is None else list(job_ids)
+            for job_id in ids:
+                db.execute(Q["dead_retry"], (now, job_id))
+                if db.changes():
+                    moved.append(job_id)
+        return moved
+
+    def job_delete_ended(self, state: str, before: float, batch: int = 1000) -> list[int]:
+        """Delete up to `batch` jobs in a final `state` that ended before `before`."""
+        if State(state) not in lifecycle.FINAL:
+            raise ValueError(f"only ended jobs can be deleted, not {state!r}")
+        with self._tx() as db:
+            ids = [r[0] for r in db.execute(Q["ended_delete"], (state, before, batch))]
+            if ids:
+                db.execute(Q["attempts_delete"], (_dumps(ids),))
+        return ids
+
+    # -- daemons --------------------------------------------------------------------------
+
+    def daemon_register(self, info: DaemonInfo) -> None:
+        with self._tx() as db:
+            db.execute(
+                Q["daemon_upsert"],
+                (
+                    info.id,
+                    info.host,
+                    info.pid,
+                    info.started_at,
+                    info.heartbeat_at,
+                    info.lease_until,
+                    info.workers,
+                    _dumps(info.queues) if info.queues is not None else None,
+                ),
+            )
+
+    def daemon_heartbeat(self, daemon_id: str, now: float, lease_until: float) -> bool:
+        """Extend the lease on all of this daemon's claims; False if it was rescued."""
+        with self._tx() as db:
+            db.execute(Q["daemon_heartbeat"], (now, lease_until, daemon_id))
+            return db.changes() == 1
+
+    def daemon_unregister(self, daemon_id: str) -> None:
+        with self._tx() as db:
+            db.execute(Q["daemon_delete"], (daemon_id,))
+
+    def daemon_list(self) -> list[DaemonInfo]:
+        return [
+            DaemonInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]) if r[7] else None)
+            for r in self.db.execute(Q["daemon_list"])
+        ]

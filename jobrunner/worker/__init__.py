@@ -1,0 +1,1 @@
+"""Prefork workers: forked once, reused, talking to the supervisor over pipes."""

@@ -1,0 +1,286 @@
+"""The worker process: forked once by the supervisor, reused for many jobs.
+
+It never opens the database (invariant 4): jobs come in and results go out on pipes.
+The worker leads its own process group, so a timeout or a cancel kills the job's
+whole group (the worker with it); the supervisor then forks a replacement.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ctypes
+import importlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from jobrunner import clock
+from jobrunner.worker.protocol import FrameReader, JobDone, JobSpec, encode, write_all
+
+PR_SET_PDEATHSIG = 1
+RESULT_MAX_BYTES = 1 << 20
+
+_libc: Any = None
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+except OSError:  # pragma: no cover - not Linux
+    _libc = None
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux)."""
+    if _libc is not None and hasattr(_libc, "prctl"):
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class JobContext:
+    """What `current_job()` returns inside a running job."""
+
+    __slots__ = ("id", "attempt", "task", "queue")
+
+    def __init__(self, spec: JobSpec) -> None:
+        self.id = spec.id
+        self.attempt = spec.attempt
+        self.task = spec.task
+        self.queue = spec.queue
+
+    def __repr__(self) -> str:
+        return f"JobContext(id={self.id}, attempt={self.attempt}, task={self.task!r})"
+
+
+current: JobContext | None = None
+
+
+class Worker:
+    def __init__(self, rfd: int, wfd: int, log_dir: str, log_max_bytes: int) -> None:
+        self.rfd = rfd
+        self.wfd = wfd
+        self.log_dir = log_dir
+        self.log_max_bytes = log_max_bytes
+        self.reader = FrameReader()
+        self.pending: collections.OrderedDict[int, JobSpec] = collections.OrderedDict()
+        self.functions: dict[str, Callable[..., Any]] = {}
+        self.closed = False
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        while True:
+            if self.pending:
+                if select.select([self.rfd], [], [], 0)[0]:
+                    self._read()
+            elif self.closed:
+                return
+            else:
+                self._read()
+            if self.pending:
+                _, spec = self.pending.popitem(last=False)
+                write_all(self.wfd, encode(self.run(spec)))
+
+    def _read(self) -> None:
+        data = os.read(self.rfd, 1 << 16)
+        if not data:
+            self.closed = True
+            return
+        for message in self.reader.feed(data):
+            if message[0] == "run":
+                for spec in message[1]:
+                    self.pending[spec.id] = spec
+            elif message[0] == "skip" and self.pending.pop(message[1], None) is not None:
+                write_all(self.wfd, encode(("skipped", message[1])))
+
+    # -- one job --------------------------------------------------------------------------
+
+    def run(self, spec: JobSpec) -> JobDone:
+        global current
+        log_fd = self._open_log(spec)
+        started = clock.now()
+        current = JobContext(spec)
+        try:
+            if spec.command is not None:
+                done = self._run_command(spec, log_fd, started)
+            else:
+                done = self._run_python(spec, log_fd, started)
+        finally:
+            current = None
+            self._close_log(spec, log_fd)
+        return done
+
+    def _run_python(self, spec: JobSpec, log_fd: int, started: float) -> JobDone:
+        saved = _redirect(log_fd)
+        cwd = spec.options.get("cwd")
+        old_cwd = os.getcwd() if cwd else None
+        try:
+            if cwd:
+                os.chdir(cwd)
+            fn = self._resolve(spec.task or "")
+            value = fn(*spec.args, **spec.kwargs)
+            result = _jsonable(value)
+            return JobDone(spec.id, spec.attempt, True, result, None, None, started, clock.now())
+        except BaseException as exc:  # noqa: BLE001 - a job's failure is data, not a crash
+            error = _describe(exc)
+            tb = traceback.format_exc()
+            retryable = not isinstance(exc, _NotRetryable)
+            return JobDone(
+                spec.id, spec.attempt, False, None, error, tb, started, clock.now(), retryable
+            )
+        finally:
+            _restore(saved)
+            if old_cwd:
+                with contextlib.suppress(OSError):
+                    os.chdir(old_cwd)
+
+    def _run_command(self, spec: JobSpec, log_fd: int, started: float) -> JobDone:
+        env = {
+            **os.environ,
+            **spec.options.get("env", {}),
+            "JOBRUNNER_JOB_ID": str(spec.id),
+            "JOBRUNNER_ATTEMPT": str(spec.attempt),
+        }
+        argv = [*(spec.command or []), *(str(a) for a in spec.args)]
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=log_fd,
+                cwd=spec.options.get("cwd"),
+                env=env,
+                preexec_fn=die_with_parent,
+            )
+            code = proc.wait()
+        except OSError as exc:
+            error = f"cannot run {argv[0] if argv else '(empty command)'}: {exc.strerror or exc}"
+            return JobDone(spec.id, spec.attempt, False, None, error, None, started, clock.now())
+        finished = clock.now()
+        if code == 0:
+            return JobDone(
+                spec.id, spec.attempt, True, {"exit_code": 0}, None, None, started, finished
+            )
+        if code < 0:
+            error = f"command killed by signal {-code} ({_signal_name(-code)})"
+        else:
+            error = f"command exited with status {code}"
+        return JobDone(spec.id, spec.attempt, False, None, error, None, started, finished)
+
+    def _resolve(self, ref: str) -> Callable[..., Any]:
+        fn = self.functions.get(ref)
+        if fn is None:
+            module_name, _, attr = ref.partition(":")
+            if not module_name or not attr:
+                raise _NotRetryable(f"task {ref!r} is not of the form package.module:function")
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+            fn = getattr(obj, "__wrapped_task__", obj)
+            if not callable(fn):
+                raise _NotRetryable(f"{ref} is not callable")
+            self.functions[ref] = fn
+        return fn
+
+    # -- logs -----------------------------------------------------------------------------
+
+    def _open_log(self, spec: JobSpec) -> int:
+        path = os.path.join(self.log_dir, f"{spec.id}.log")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        if spec.attempt > 1:
+            os.write(fd, f"--- attempt {spec.attempt} ---\n".encode())
+        return fd
+
+    def _close_log(self, spec: JobSpec, fd: int) -> None:
+        size = os.fstat(fd).st_size
+        os.close(fd)
+        path = os.path.join(self.log_dir, f"{spec.id}.log")
+        if size == 0:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        elif size > self.log_max_bytes:
+            _keep_tail(path, size, self.log_max_bytes)
+
+
+class _NotRetryable(Exception):
+    """A failure that no retry can fix (the task reference itself is wrong)."""
+
+
+def _redirect(log_fd: int) -> tuple[int, int]:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    return saved
+
+
+def _restore(saved: tuple[int, int]) -> None:
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os.dup2(saved[0], 1)
+    os.dup2(saved[1], 2)
+    os.close(saved[0])
+    os.close(saved[1])
+
+
+def _keep_tail(path: str, size: int, keep: int) -> None:
+    """Cap a log at `keep` bytes, keeping its end (where the error is)."""
+    with open(path, "rb") as f:
+        f.seek(size - keep)
+        tail = f.read()
+    marker = f"[jobrunner: {size - keep} earlier bytes of output dropped]\n".encode()
+    with open(path, "wb") as f:
+        f.write(marker + tail)
+
+
+def _jsonable(value: Any) -> Any:
+    """The value itself if it round-trips as JSON within the size cap, else an error."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise _NotRetryable(f"result is not JSON-serializable: {exc}") from None
+    if len(text) > RESULT_MAX_BYTES:
+        raise _NotRetryable(
+            f"result is {len(text)} bytes of JSON, more than the {RESULT_MAX_BYTES} allowed"
+        )
+    return value
+
+
+def _describe(exc: BaseException) -> str:
+    message = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {message}" if message else name
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def worker_main(rfd: int, wfd: int, log_dir: str, log_max_bytes: int, parent: int) -> None:
+    """Entry point in the forked child; never returns."""
+    code = 0
+    try:
+        os.setpgid(0, 0)
+        die_with_parent()
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        Worker(rfd, wfd, log_dir, log_max_bytes).serve()
+    except BaseException:  # noqa: BLE001
+        traceback.print_exc()
+        code = 70
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)

@@ -1,0 +1,130 @@
+"""The supervisor's side of its workers: forking, dispatching, reading results, killing."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobrunner.models import Job
+from jobrunner.worker.child import worker_main
+from jobrunner.worker.protocol import FrameReader, JobSpec, encode
+
+
+@dataclass(slots=True)
+class KillOrder:
+    """Why the supervisor is killing a worker's process group, and when to escalate."""
+
+    reason: str  # "timeout", "cancel" or "shutdown"
+    job_id: int
+    kill_at: float  # monotonic time for SIGKILL
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class WorkerHandle:
+    pid: int
+    to_fd: int
+    from_fd: int
+    reader: FrameReader = field(default_factory=FrameReader)
+    # jobs sent and not yet answered, in the order the worker runs them
+    inflight: collections.OrderedDict[int, Job] = field(default_factory=collections.OrderedDict)
+    head_since: float = 0.0  # monotonic time the first in-flight job started (approx.)
+    head_wall: float | None = None  # the same, as wall time, for the attempt history
+    outbuf: bytearray = field(default_factory=bytearray)
+    kill: KillOrder | None = None
+    eof: bool = False
+
+    @property
+    def head(self) -> Job | None:
+        return next(iter(self.inflight.values()), None)
+
+    def send(self, message: Any) -> None:
+        self.outbuf += encode(message)
+        self.flush()
+
+    def flush(self) -> None:
+        """Write what the pipe takes now; the rest waits for POLLOUT."""
+        while self.outbuf:
+            try:
+                written = os.write(self.to_fd, self.outbuf)
+            except BlockingIOError:
+                return
+            except BrokenPipeError:
+                self.outbuf.clear()  # it died; the reaper will tell
+                return
+            del self.outbuf[:written]
+
+    def read(self) -> list[Any]:
+        """Every complete message available now; sets `eof` when the pipe closed."""
+        messages: list[Any] = []
+        while True:
+            try:
+                data = os.read(self.from_fd, 1 << 16)
+            except BlockingIOError:
+                return messages
+            if not data:
+                self.eof = True
+                return messages
+            messages.extend(self.reader.feed(data))
+
+    def signal_group(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def close(self) -> None:
+        for fd in (self.to_fd, self.from_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def spawn_worker(log_dir: str, log_max_bytes: int, close_in_child: list[int]) -> WorkerHandle:
+    """Fork one worker. The child leads its own process group and dies with us."""
+    to_r, to_w = os.pipe()
+    from_r, from_w = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(to_w)
+        os.close(from_r)
+        for fd in close_in_child:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        worker_main(to_r, from_w, log_dir, log_max_bytes, parent)
+    os.close(to_r)
+    os.close(from_w)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.setpgid(pid, pid)  # also done by the child; whichever runs first wins the race
+    os.set_blocking(to_w, False)
+    os.set_blocking(from_r, False)
+    return WorkerHandle(pid=pid, to_fd=to_w, from_fd=from_r)
+
+
+def job_spec(job: Job) -> JobSpec:
+    return JobSpec(
+        id=job.id,
+        attempt=job.attempts,
+        task=job.task,
+        command=job.command,
+        args=job.args,
+        kwargs=job.kwargs,
+        options=job.options,
+        queue=job.queue,
+    )
+
+
+def describe_exit(status: int) -> str:
+    """A worker's wait status in words, with the signal's name."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = "unknown"
+        return f"worker killed by signal {number} ({name})"
+    if os.WIFEXITED(status):
+        return f"worker exited with status {os.WEXITSTATUS(status)}"
+    return f"worker ended with wait status {status}"

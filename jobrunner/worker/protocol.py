@@ -1,0 +1,80 @@
+"""Messages between the supervisor and its workers: length-prefixed pickles on pipes.
+
+Supervisor -> worker:  ("run", [JobSpec, ...])   jobs to run in order
+                       ("skip", job_id)          drop that job if it has not started
+Worker -> supervisor:  JobDone                   one per job run
+                       ("skipped", job_id)       the job was dropped unstarted
+Closing the supervisor's end tells the worker to exit once its current job is done.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+_HEADER = struct.Struct("!I")
+
+
+@dataclass(slots=True)
+class JobSpec:
+    """What a worker needs to run one attempt; no database handle."""
+
+    id: int
+    attempt: int
+    task: str | None
+    command: list[str] | None
+    args: list[Any]
+    kwargs: dict[str, Any]
+    options: dict[str, Any]
+    queue: str
+
+
+@dataclass(slots=True)
+class JobDone:
+    id: int
+    attempt: int
+    ok: bool
+    result: Any  # JSON-ready value when ok
+    error: str | None
+    traceback: str | None
+    started_at: float
+    finished_at: float
+    retryable: bool = True
+
+
+def encode(message: Any) -> bytes:
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(body)) + body
+
+
+class FrameReader:
+    """Reassembles frames from a byte stream read in arbitrary pieces."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> list[Any]:
+        self.buf += data
+        out = []
+        view = self.buf
+        pos = 0
+        while len(view) - pos >= 4:
+            (size,) = _HEADER.unpack_from(view, pos)
+            if len(view) - pos - 4 < size:
+                break
+            out.append(pickle.loads(view[pos + 4 : pos + 4 + size]))
+            pos += 4 + size
+        if pos:
+            del self.buf[:pos]
+        return out
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Blocking write of all of `data` (the worker's side)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
