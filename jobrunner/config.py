@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +89,8 @@ class _Reader:
     def unknown_keys(self, table: str, data: dict[str, Any], allowed: set[str]) -> None:
         for key in data:
             if key not in allowed:
+                import difflib
+
                 close = difflib.get_close_matches(key, sorted(allowed), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 known = ", ".join(sorted(allowed))
@@ -136,6 +136,8 @@ def load_config(path: str | None) -> Config:
             raw = f.read()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    import tomllib
+
     try:
         text = raw.decode()
         data = tomllib.loads(text)

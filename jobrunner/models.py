@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +12,8 @@ def iso(ts: float | None) -> str | None:
     """An epoch timestamp as ISO 8601 in UTC, to the millisecond."""
     if ts is None:
         return None
+    import datetime as _dt  # lazily: `submit` never formats times
+
     return (
         _dt.datetime.fromtimestamp(ts, _dt.UTC)
         .isoformat(timespec="milliseconds")
@@ -76,6 +77,9 @@ class Job:
 
     @property
     def label(self) -> str:
+        """What to call the job: its [tasks.NAME], else the function or the command line."""
+        if self.options.get("task_name"):
+            return str(self.options["task_name"])
         if self.task:
             return self.task
         return " ".join(self.command or [])

@@ -9,10 +9,8 @@ machines (a future PostgreSQL backend) fall back to their poll interval.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import socket
-import tempfile
 
 WAKE_SUBMIT = b"s"  # new work may be due
 WAKE_CANCEL = b"c"  # a running job was asked to stop
@@ -28,6 +26,9 @@ def wake_dir(db_path: str) -> str:
     beside = real + ".wake"
     if len(beside) + 24 < 100:
         return beside
+    import hashlib
+    import tempfile
+
     digest = hashlib.sha256(real.encode()).hexdigest()[:16]
     return os.path.join(tempfile.gettempdir(), f"jobrunner-{os.getuid()}-{digest}")
 

@@ -14,6 +14,8 @@ from jobrunner.durations import format_duration
 from jobrunner.models import Attempt, DaemonInfo, Job, iso
 
 console = Console(highlight=False, soft_wrap=False)
+if not console.is_terminal:
+    console.width = 160  # piped or captured: room for whole lines instead of 80 columns
 
 STATE_STYLE = {
     "scheduled": "cyan",
@@ -54,7 +56,9 @@ def overview(
     table = Table(title="Jobs", box=box.SIMPLE_HEAD, title_justify="left")
     table.add_column("queue")
     for state in STATE_ORDER:
-        table.add_column(state, justify="right", style=STATE_STYLE[state])
+        table.add_column(
+            state, justify="right", style=STATE_STYLE[state], no_wrap=True, min_width=len(state)
+        )
     for queue in queues:
         table.add_row(queue, *[str(counts.get((s, queue), 0) or "") for s in STATE_ORDER])
     if len(queues) != 1:

@@ -25,7 +25,7 @@ from jobrunner import lifecycle, wake
 from jobrunner.clock import SYSTEM, Clock
 from jobrunner.config import Config
 from jobrunner.durations import format_duration
-from jobrunner.errors import StoreUnavailable
+from jobrunner.errors import ConfigError, StoreUnavailable
 from jobrunner.lifecycle import Outcome, State
 from jobrunner.models import AttemptEnd, DaemonInfo, Job
 from jobrunner.store import open_store
@@ -87,6 +87,15 @@ class Supervisor:
     # -- start and stop -------------------------------------------------------------------
 
     def start(self) -> None:
+        sys.path.insert(0, os.getcwd())  # jobs run from the daemon's folder, importable
+        for module in self.config.imports:
+            try:
+                importlib.import_module(module)  # loaded once, shared by every fork
+            except Exception as exc:  # noqa: BLE001 - any import failure is a config error
+                raise ConfigError(
+                    f"{self.config.path or 'config'}: imports: cannot import {module!r}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from None
         now = self.clock.now()
         self.store.daemon_register(
             DaemonInfo(
@@ -107,9 +116,6 @@ class Supervisor:
         signal.set_wakeup_fd(self.sig_w, warn_on_full_buffer=False)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(sig, self._on_signal)
-        for module in self.config.imports:
-            importlib.import_module(module)  # loaded once, shared by every fork
-        sys.path.insert(0, os.getcwd())
         gc.freeze()  # keep preloaded objects' pages shared with the workers
         for _ in range(self.opts.workers):
             self._spawn()

@@ -5,13 +5,13 @@ The only module besides migrations that holds SQL; the queries live in queries.s
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from importlib import resources
 from typing import Any
 
 import apsw
@@ -68,8 +68,13 @@ JOB_COLUMNS = (
 )
 
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
 def _load_queries() -> dict[str, str]:
-    text = resources.files("jobrunner.store").joinpath("queries.sql").read_text()
+    # Plain file reads: importlib.resources pulls in pathlib, too slow for `submit`.
+    with open(os.path.join(HERE, "queries.sql"), encoding="utf-8") as f:
+        text = f.read()
     queries: dict[str, str] = {}
     for chunk in re.split(r"^-- name: ", text, flags=re.M)[1:]:
         name, _, body = chunk.partition("\n")
@@ -82,12 +87,13 @@ Q = _load_queries()
 
 
 def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files("jobrunner.store").joinpath("migrations")
+    folder = os.path.join(HERE, "migrations")
     found = []
-    for entry in folder.iterdir():
-        match = re.match(r"^(\d+)_.*\.sql$", entry.name)
+    for name in os.listdir(folder):
+        match = re.match(r"^(\d+)_.*\.sql$", name)
         if match:
-            found.append((int(match.group(1)), entry.read_text()))
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                found.append((int(match.group(1)), f.read()))
     return sorted(found)
 
 
@@ -95,8 +101,26 @@ MIGRATIONS = _migrations()
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if not value:  # the common [] and {} without the encoder
+        return (
+            "[]"
+            if isinstance(value, list)
+            else ("{}" if isinstance(value, dict) else _encode(value))
+        )
+    return _encode(value)
+
+
+INSERT_CHUNK = 100  # rows per multi-row INSERT: far fewer statement runs than executemany
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_many_sql(rows: int) -> str:
+    head, _, values = Q["job_insert"].partition("VALUES")
+    return f"{head}VALUES {', '.join([values.strip()] * rows)}"
 
 
 def _job(row: Sequence[Any]) -> Job:
@@ -258,8 +282,14 @@ class SQLiteStore:
         return results
 
     @staticmethod
-    def _insert_plain(db: apsw.Connection, rows: list[tuple[Any, ...]]) -> list[InsertResult]:
-        db.executemany(Q["job_insert"], rows)
+    def _insert_plain(db: Any, rows: list[tuple[Any, ...]]) -> list[InsertResult]:
+        whole = len(rows) - len(rows) % INSERT_CHUNK
+        if whole:
+            sql = _insert_many_sql(INSERT_CHUNK)
+            for start in range(0, whole, INSERT_CHUNK):
+                db.execute(sql, [v for row in rows[start : start + INSERT_CHUNK] for v in row])
+        if whole < len(rows):
+            db.executemany(Q["job_insert"], rows[whole:])
         # Inside one write transaction on an AUTOINCREMENT table the new ids are
         # consecutive, ending at last_insert_rowid.
         last = db.last_insert_rowid()
