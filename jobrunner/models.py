@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from jobrunner.lifecycle import Outcome, State
+
+TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def iso(ts: float | None) -> str | None:
@@ -166,3 +169,18 @@ class DaemonInfo:
     lease_until: float
     workers: int
     queues: list[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    owner: str
+    now: float
+    limit: int  # most jobs in all
+    queues: list[str] | None = None  # None: every queue
+    # per-queue allowance left under its concurrency limit; queues not named are uncapped
+    caps: dict[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    state: str  # "cancelled" (was waiting), "requested" (running), or the final state it had

@@ -22,16 +22,19 @@ import uuid
 from dataclasses import dataclass
 
 from jobrunner import lifecycle, wake
-from jobrunner.clock import SYSTEM, Clock
+from jobrunner.clock import SYSTEM
 from jobrunner.config import Config
 from jobrunner.durations import format_duration
 from jobrunner.errors import ConfigError, StoreUnavailable
 from jobrunner.lifecycle import Outcome, State
-from jobrunner.models import AttemptEnd, DaemonInfo, Job
+from jobrunner.models import AttemptEnd, ClaimRequest, DaemonInfo, Job
 from jobrunner.store import open_store
-from jobrunner.store.base import ClaimRequest
 from jobrunner.worker.pool import KillOrder, WorkerHandle, describe_exit, job_spec, spawn_worker
 from jobrunner.worker.protocol import JobDone
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from jobrunner.clock import Clock
 
 log = logging.getLogger("jobrunner.daemon")
 
@@ -96,6 +99,7 @@ class Supervisor:
                     f"{self.config.path or 'config'}: imports: cannot import {module!r}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from None
+        self._expire_dead_neighbours()
         now = self.clock.now()
         self.store.daemon_register(
             DaemonInfo(
@@ -131,6 +135,21 @@ class Supervisor:
             ",".join(self.opts.queues or ["*"]),
             self.db_path,
         )
+
+    def _expire_dead_neighbours(self) -> None:
+        """A daemon of this host whose pid is gone is dead for sure: rescue its jobs now
+        rather than after its lease runs out (a restart after kill -9 resumes at once)."""
+        host = socket.gethostname()
+        for info in self.store.daemon_list():
+            if info.host != host or info.lease_until <= 0:
+                continue
+            try:
+                os.kill(info.pid, 0)
+            except ProcessLookupError:
+                log.info("daemon %s (pid %d) is gone; rescuing its jobs now", info.id, info.pid)
+                self.store.daemon_expire(info.id)
+            except PermissionError:
+                pass  # alive, someone else's
 
     def _spawn(self) -> WorkerHandle:
         fds = [self.wake.fileno(), self.sig_r, self.sig_w]

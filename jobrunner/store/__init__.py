@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 
 if TYPE_CHECKING:
     from jobrunner.store.base import Store

@@ -9,25 +9,18 @@ same conformance suite (tests/store).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
-from jobrunner.models import Attempt, AttemptEnd, DaemonInfo, InsertResult, Job, JobInsert
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimRequest:
-    owner: str
-    now: float
-    limit: int  # most jobs in all
-    queues: list[str] | None = None  # None: every queue
-    # per-queue allowance left under its concurrency limit; queues not named are uncapped
-    caps: dict[str, int] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CancelResult:
-    state: str  # "cancelled" (was waiting), "requested" (running), or the final state it had
+from jobrunner.models import (
+    Attempt,
+    AttemptEnd,
+    CancelResult,
+    ClaimRequest,
+    DaemonInfo,
+    InsertResult,
+    Job,
+    JobInsert,
+)
 
 
 class Store(Protocol):
@@ -55,6 +48,7 @@ class Store(Protocol):
     # daemons
     def daemon_register(self, info: DaemonInfo) -> None: ...
     def daemon_heartbeat(self, daemon_id: str, now: float, lease_until: float) -> bool: ...
+    def daemon_expire(self, daemon_id: str) -> None: ...
     def daemon_unregister(self, daemon_id: str) -> None: ...
     def daemon_list(self) -> list[DaemonInfo]: ...
 

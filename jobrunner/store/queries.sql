@@ -133,6 +133,9 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
 -- name: daemon_heartbeat
 UPDATE daemons SET heartbeat_at = ?, lease_until = ? WHERE id = ?
 
+-- name: daemon_expire
+UPDATE daemons SET lease_until = 0 WHERE id = ?
+
 -- name: daemon_delete
 DELETE FROM daemons WHERE id = ?
 
