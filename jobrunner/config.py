@@ -73,16 +73,23 @@ class _Reader:
         for number, raw in enumerate(self.lines, 1):
             m = header.match(raw)
             if m:
-                current = m.group(1).replace('"', "").replace(" ", "")
+                current = re.sub(r"\s*\.\s*", ".", m.group(1).replace('"', ""))
                 if key is None and current == table:
                     return number
                 continue
             if (
                 key is not None
                 and current == table
-                and re.match(rf'^\s*"?{re.escape(key)}"?\s*=', raw)
+                and re.match(rf'^\s*"?{re.escape(key)}"?\s*[=.]', raw)  # `k =` or dotted `k.x =`
             ):
                 return number
+        # Not written as a [table] header or a key line: an inline table or dotted keys.
+        # Fall back to where the enclosing table or key is written.
+        if key is not None:
+            return self.line_of(table, None) if table else 1
+        if table:
+            parent, _, last = table.rpartition(".")
+            return self.line_of(parent, last)
         return 1
 
     def fail(self, table: str, key: str | None, message: str) -> ConfigError:
@@ -148,7 +155,8 @@ def load_config(path: str | None) -> Config:
         raise ConfigError(f"{path}: config is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"at line (\d+)", str(exc))
-        line = m.group(1) if m else "1"
+        # tomllib says "at end of document" for an unterminated value: the last line
+        line = m.group(1) if m else str(max(1, len(text.splitlines())))
         reason = re.sub(r"\s*\(at line.*\)$", "", str(exc))
         raise ConfigError(f"{path}:{line}: invalid TOML: {reason}") from None
     return _parse(_Reader(path, text), data, path)

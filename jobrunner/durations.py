@@ -16,7 +16,10 @@ def parse_duration(text: str | int | float, where: str = "duration") -> float:
     if isinstance(text, bool):
         raise UsageError(f"{where}: expected a duration like 30s, 5m, 2h, got {text!r}")
     if isinstance(text, int | float):
-        value = float(text)
+        try:
+            value = float(text)
+        except OverflowError:  # an int beyond any float, e.g. from JSON
+            value = math.inf
     else:
         match = _PATTERN.match(text)
         if not match:

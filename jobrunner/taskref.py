@@ -86,7 +86,9 @@ def build_job(
         function = task
         if check:
             module = task.partition(":")[0]
-            if not module_findable(module):
+            # The search path is part of the cache key: a cached answer for another
+            # directory (or sys.path) would be stale.
+            if not module_findable(module, (os.getcwd(), *sys.path[1:])):
                 raise UsageError(
                     f"task {task}: module {module!r} not found from {os.getcwd()} "
                     "(use --no-check to submit for a daemon with another environment)"

@@ -197,6 +197,11 @@ def cancel(ctx: Any, args: argparse.Namespace) -> int:
     from jobrunner import clock, wake
 
     store = ctx.store()
+    # job_cancel reports "cancelled" both for a waiting job it just cancelled and for
+    # one cancelled long ago; only the first is news.
+    state = _get(store, args.id).state
+    if state in FINAL:
+        raise UsageError(f"job {args.id} already ended {state}; nothing to cancel")
     outcome = store.job_cancel(args.id, clock.now())
     if outcome.state == "cancelled":
         sys.stdout.write(f"job {args.id} cancelled\n")

@@ -49,7 +49,7 @@ def _json(text: str, what: str, kind: type, where: str) -> Any:
     except (json.JSONDecodeError, RecursionError) as exc:
         raise UsageError(f"{where}{what}: malformed JSON: {exc}") from None
     if not isinstance(value, kind):
-        expected = "an array" if kind is list else "an object"
+        expected = "array" if kind is list else "object"
         raise UsageError(f"{where}{what}: expected a JSON {expected}, got {type(value).__name__}")
     return value
 

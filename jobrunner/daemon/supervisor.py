@@ -432,8 +432,10 @@ class Supervisor:
                 self.release.append((job.id, job.attempts))
             else:
                 self.ready.appendleft(job)
-        if w.kill is not None:
-            self.pending_group_kills.append((w.kill.kill_at, w.pid))  # stragglers
+        # Stragglers in its group (a job's child processes) must not outlive it: the job
+        # is retried elsewhere. After a kill order, at its SIGKILL time; after a crash, now.
+        kill_at = w.kill.kill_at if w.kill is not None else self.clock.monotonic()
+        self.pending_group_kills.append((kill_at, w.pid))
         if not self.stopping:
             self.poller.register(self._spawn().from_fd, select.POLLIN)
 

@@ -95,11 +95,15 @@ SET state = 'queued', max_attempts = attempts + retries + 1, run_at = ?, finishe
 WHERE id = ? AND state = 'dead'
 
 -- name: dead_ids
-SELECT id FROM jobs WHERE state = 'dead' ORDER BY id
+SELECT id FROM jobs WHERE state = 'dead' AND state IN ('succeeded', 'dead', 'cancelled')
+ORDER BY id
 
 -- name: ended_delete
+-- The IN repeats the partial index's condition: `state = ?` alone cannot prove it,
+-- and the prune would scan the whole table.
 DELETE FROM jobs
-WHERE id IN (SELECT id FROM jobs WHERE state = ? AND finished_at < ? LIMIT ?)
+WHERE id IN (SELECT id FROM jobs WHERE state = ? AND finished_at < ?
+             AND state IN ('succeeded', 'dead', 'cancelled') LIMIT ?)
 RETURNING id
 
 -- name: attempts_delete

@@ -5,6 +5,7 @@ The only module besides migrations that holds SQL; the queries live in queries.s
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -208,9 +209,21 @@ class SQLiteStore:
             self.db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             self._migrate()
         except apsw.NotADBError:
+            self._close_quietly()
             raise NotADatabase(f"{path}: not a jobrunner database; left untouched") from None
         except (apsw.BusyError, apsw.IOError, apsw.FullError, apsw.CantOpenError) as exc:
+            self._close_quietly()
             raise StoreUnavailable(f"{path}: cannot open the database: {exc}") from None
+        except BaseException:
+            self._close_quietly()
+            raise
+
+    def _close_quietly(self) -> None:
+        _open_stores.discard(self)
+        db = getattr(self, "db", None)
+        if db is not None:
+            with contextlib.suppress(apsw.Error):
+                db.close()
 
     # -- setup --------------------------------------------------------------------------
 
@@ -454,6 +467,8 @@ class SQLiteStore:
                 who = job.owner or "unknown"
                 error = f"lost: daemon {who} stopped heartbeating while the job ran"
                 decision = lifecycle.after_failure(job.attempts, job.max_attempts, job.backoff, now)
+                if job.cancel_requested:  # the dead daemon never carried the cancel out
+                    decision = lifecycle.Decision(State.CANCELLED, None)
                 db.execute(
                     Q["end_attempt"],
                     (

@@ -1,0 +1,45 @@
+"""Fixtures for the store conformance suite: one `store` per backend.
+
+To add a backend (PostgreSQL), add its name to BACKENDS and a branch to `_location`
+that returns a fresh, empty database for the test; every test in test_conformance.py
+then runs against it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from jobrunner.store import open_store
+from jobrunner.store.base import Store
+
+BACKENDS = ["sqlite"]
+
+
+def _location(backend: str, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        return str(tmp_path / "jobs.db")
+    raise AssertionError(f"no test location for backend {backend!r}")
+
+
+@pytest.fixture(params=BACKENDS)
+def connect(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """Open another connection to the same (initially empty) database; all closed after."""
+    location = _location(request.param, tmp_path)
+    opened: list[Store] = []
+
+    def _connect() -> Store:
+        store = open_store(location)
+        opened.append(store)
+        return store
+
+    yield _connect
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(connect: Callable[[], Store]) -> Store:
+    return connect()

@@ -1,0 +1,132 @@
+"""Durations as users write them: parse_duration and format_duration."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jobrunner.durations import format_duration, parse_duration
+from jobrunner.errors import UsageError
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("250ms", 0.25),
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("2h", 7200.0),
+        ("7d", 604_800.0),
+        ("45", 45.0),  # a bare number is seconds
+        ("0", 0.0),
+        ("1.5", 1.5),
+        ("1.5h", 5400.0),
+        (".5s", 0.5),
+        ("0.1ms", 0.0001),
+        (" 10s ", 10.0),
+        ("10 s", 10.0),
+        (12, 12.0),  # TOML and JSON give numbers
+        (2.5, 2.5),
+        (0, 0.0),
+    ],
+)
+def test_parses(text: str | float, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+    assert isinstance(parse_duration(text), float)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "-1",
+        "-5s",
+        -1,
+        -0.5,
+        "",
+        "   ",
+        "soon",
+        "5 minutes",
+        "5min",
+        "5x",
+        "1.2.3s",
+        "s",
+        "5s5",
+        "1e3",
+        "nan",
+        "inf",
+        True,
+        False,
+        math.nan,
+        math.inf,
+        -math.inf,
+    ],
+)
+def test_rejects_with_a_usage_error_naming_where(bad: object) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_duration(bad, where="--backoff")  # type: ignore[arg-type]
+    message = str(info.value)
+    assert message.startswith("--backoff: ")
+    assert "\n" not in message
+    assert info.value.exit_code == 2
+
+
+def test_default_where_is_duration() -> None:
+    with pytest.raises(UsageError, match=r"^duration: "):
+        parse_duration("later")
+
+
+def test_huge_numbers_are_a_usage_error_not_a_crash() -> None:
+    # e.g. `submit --file` with {"delay": 1000...0}: JSON gives a Python int
+    with pytest.raises(UsageError, match="^delay: "):
+        parse_duration(10**400, where="delay")
+    with pytest.raises(UsageError, match="^delay: "):
+        parse_duration("9" * 400 + "d", where="delay")
+
+
+@given(st.text())
+def test_any_text_either_parses_or_raises_usage_error(text: str) -> None:
+    try:
+        value = parse_duration(text, where="x")
+    except UsageError as exc:
+        assert str(exc).startswith("x: ")
+    else:
+        assert math.isfinite(value) and value >= 0
+
+
+def _a_duration(number: float) -> bool:
+    if isinstance(number, int):
+        return 0 <= number <= sys.float_info.max
+    return math.isfinite(number) and number >= 0
+
+
+@given(st.one_of(st.integers(), st.integers(min_value=10**300, max_value=10**330), st.floats()))
+def test_any_number_either_parses_or_raises_usage_error(number: float) -> None:
+    if _a_duration(number):
+        assert parse_duration(number) == float(number)
+    else:
+        with pytest.raises(UsageError):
+            parse_duration(number)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0ms"),
+        (0.85, "850ms"),
+        (1, "1.0s"),
+        (12.34, "12.3s"),
+        (60, "1m00s"),
+        (245, "4m05s"),
+        (3599, "59m59s"),
+        (3600, "1h00m"),
+        (7800, "2h10m"),
+        (86_400, "1d00h"),
+        (3 * 86_400 + 4 * 3600 + 5, "3d04h"),
+    ],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
