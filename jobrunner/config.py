@@ -58,6 +58,39 @@ class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     queue_concurrency: dict[str, int] = field(default_factory=dict)
     tasks: dict[str, TaskConfig] = field(default_factory=dict)
+    schedules: dict[str, ScheduleConfig] = field(default_factory=dict)
+
+
+MISFIRE_POLICIES = ("skip", "once", "all")
+OVERLAP_POLICIES = ("skip", "allow")
+
+
+@dataclass(slots=True)
+class ScheduleConfig:
+    """One [[schedules]] entry; `cron` or `every`, `task` or `command`."""
+
+    name: str
+    cron: str | None = None
+    every: float | None = None
+    timezone: str = "UTC"
+    task: str | None = None
+    command: list[str] | None = None
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    queue: str | None = None
+    priority: int | None = None
+    retries: int | None = None
+    backoff: float | None = None
+    timeout: float | None = None
+    misfire: str = "once"
+    max_catchup: int = 100
+    misfire_grace: float = 60.0
+    overlap: str = "skip"
+    jitter: float = 0.0
+
+    @property
+    def expression(self) -> str:
+        return self.cron if self.cron is not None else f"every {self.every:g}s"
 
 
 class _Reader:
@@ -70,10 +103,17 @@ class _Reader:
     def line_of(self, table: str, key: str | None = None) -> int:
         current = ""
         header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?")
+        # "schedules[2]" is the third [[schedules]] entry
+        indexed = re.match(r"^(.*)\[(\d+)\]$", table)
+        seen: dict[str, int] = {}
         for number, raw in enumerate(self.lines, 1):
             m = header.match(raw)
             if m:
                 current = re.sub(r"\s*\.\s*", ".", m.group(1).replace('"', ""))
+                if raw.lstrip().startswith("[["):
+                    seen[current] = seen.get(current, -1) + 1
+                    if indexed and current == indexed.group(1):
+                        current = f"{current}[{seen[current]}]"
                 if key is None and current == table:
                     return number
                 continue
@@ -166,7 +206,16 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
     r.unknown_keys(
         "",
         data,
-        {"database", "synchronous", "imports", "log_max_bytes", "daemon", "queues", "tasks"},
+        {
+            "database",
+            "synchronous",
+            "imports",
+            "log_max_bytes",
+            "daemon",
+            "queues",
+            "tasks",
+            "schedules",
+        },
     )
     cfg = Config(path=path)
     cfg.database = r.string("", data, "database", None)
@@ -203,6 +252,17 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
 
     for name, task in _table(r, data, "tasks").items():
         cfg.tasks[name] = _parse_task(r, name, task)
+
+    entries = data.get("schedules", [])
+    if not isinstance(entries, list):
+        raise r.fail("", "schedules", "expected [[schedules]] entries")
+    for index, entry in enumerate(entries):
+        schedule = _parse_schedule(r, index, entry)
+        if schedule.name in cfg.schedules:
+            raise r.fail(
+                f"schedules[{index}]", "name", f"duplicate schedule name {schedule.name!r}"
+            )
+        cfg.schedules[schedule.name] = schedule
     return cfg
 
 
@@ -276,3 +336,99 @@ def database_path(explicit: str | None, config: Config) -> str:
             return os.path.join(os.path.dirname(os.path.abspath(config.path)), config.database)
         return config.database
     return DEFAULT_DB
+
+
+SCHEDULE_KEYS = {
+    "name",
+    "cron",
+    "every",
+    "timezone",
+    "task",
+    "command",
+    "args",
+    "kwargs",
+    "queue",
+    "priority",
+    "retries",
+    "backoff",
+    "timeout",
+    "misfire",
+    "max_catchup",
+    "misfire_grace",
+    "overlap",
+    "jitter",
+}
+
+
+def _parse_schedule(r: _Reader, index: int, entry: Any) -> ScheduleConfig:
+    table = f"schedules[{index}]"
+    if not isinstance(entry, dict):
+        raise r.fail("", "schedules", "expected [[schedules]] tables")
+    r.unknown_keys(table, entry, SCHEDULE_KEYS)
+    name = entry.get("name")
+    if not isinstance(name, str) or not TASK_NAME.match(name):
+        raise r.fail(
+            table,
+            "name" if "name" in entry else None,
+            "every schedule needs a name of letters, digits, '_' and '-'",
+        )
+    sc = ScheduleConfig(name=name)
+    sc.timezone = r.string(table, entry, "timezone", "UTC")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(sc.timezone)
+    except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        raise r.fail(
+            table,
+            "timezone",
+            f"unknown timezone {sc.timezone!r} (use an IANA name like Europe/Berlin)",
+        ) from None
+    if ("cron" in entry) == ("every" in entry):
+        raise r.fail(table, None, f"schedule {name!r}: set exactly one of 'cron' or 'every'")
+    if "cron" in entry:
+        sc.cron = r.string(table, entry, "cron", None)
+        from jobrunner.cron import CronSpec
+
+        try:
+            CronSpec(sc.cron or "", sc.timezone)
+        except ValueError as exc:
+            raise r.fail(table, "cron", str(exc)) from None
+    else:
+        sc.every = r.duration(table, entry, "every", None)
+        if not sc.every or sc.every < 1:
+            raise r.fail(table, "every", "must be at least 1s")
+    sc.task = r.string(table, entry, "task", None)
+    sc.command = r.string_list(table, entry, "command")
+    if (sc.task is None) == (sc.command is None):
+        raise r.fail(table, None, f"schedule {name!r}: set exactly one of 'task' or 'command'")
+    if sc.command is not None and not sc.command:
+        raise r.fail(table, "command", "must name a program")
+    args = entry.get("args", [])
+    if not isinstance(args, list):
+        raise r.fail(table, "args", "expected an array")
+    kwargs = entry.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise r.fail(table, "kwargs", "expected a table")
+    sc.args, sc.kwargs = list(args), dict(kwargs)
+    sc.queue = r.string(table, entry, "queue", None)
+    if "priority" in entry:
+        sc.priority = r.integer(table, entry, "priority", 0, -(2**31))
+    if "retries" in entry:
+        sc.retries = r.integer(table, entry, "retries", 0, 0)
+    sc.backoff = r.duration(table, entry, "backoff", None)
+    sc.timeout = r.duration(table, entry, "timeout", None)
+    sc.misfire = r.string(table, entry, "misfire", "once")
+    if sc.misfire not in MISFIRE_POLICIES:
+        raise r.fail(
+            table, "misfire", f"must be one of {', '.join(MISFIRE_POLICIES)}, got {sc.misfire!r}"
+        )
+    sc.max_catchup = r.integer(table, entry, "max_catchup", 100, 1)
+    sc.misfire_grace = r.duration(table, entry, "misfire_grace", 60.0)
+    sc.overlap = r.string(table, entry, "overlap", "skip")
+    if sc.overlap not in OVERLAP_POLICIES:
+        raise r.fail(
+            table, "overlap", f"must be one of {', '.join(OVERLAP_POLICIES)}, got {sc.overlap!r}"
+        )
+    sc.jitter = r.duration(table, entry, "jitter", 0.0)
+    return sc

@@ -80,8 +80,9 @@ class CronSpec:
             # repeated wall time (fall back): `first` is the first pass
             return [first] if self.fixed else sorted({first, second})
         # skipped wall time (spring forward)
-        return [_gap_end(wall, self.tz, min(first, second), max(first, second))] \
-            if self.fixed else []
+        return (
+            [_gap_end(wall, self.tz, min(first, second), max(first, second))] if self.fixed else []
+        )
 
     def next_fires(self, after: float, count: int) -> list[float]:
         """The next `count` fires after `after` (fewer if none within ~3 years)."""

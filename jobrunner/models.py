@@ -184,3 +184,13 @@ class ClaimRequest:
 @dataclass(frozen=True, slots=True)
 class CancelResult:
     state: str  # "cancelled" (was waiting), "requested" (running), or the final state it had
+
+
+@dataclass(slots=True)
+class ScheduleState:
+    """What the database holds of a schedule (its timetable lives in the config)."""
+
+    name: str
+    last_fire: float | None
+    paused: bool
+    last_job_id: int | None

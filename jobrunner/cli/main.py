@@ -29,6 +29,8 @@ COMMANDS = {
     "cancel": "jobs",
     "prune": "jobs",
     "dlq": "dlq",
+    "schedules": "schedules",
+    "config": "schedules",
 }
 
 

@@ -186,3 +186,39 @@ def _json(value: Any) -> str:
 
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 200 else text[:199] + "…"
+
+
+def schedules(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        console.print("No [[schedules]] in the config.")
+        return
+    table = Table(title="Schedules", box=box.SIMPLE_HEAD, title_justify="left")
+    for col in ("name", "when", "timezone", "next fires (local / UTC)", "last fire", "last job"):
+        table.add_column(col)
+    for row in rows:
+        when = row["expression"] + ("  [paused]" if row["paused"] else "")
+        upcoming = "\n".join(f"{n['local']}  {n['utc']}" for n in row["next"])
+        job = row["last_job"]
+        last_job = (
+            "-"
+            if job is None
+            else Text.assemble(
+                f"{job['id']} ", state_text(job["state"]), " (manual)" if job["manual"] else ""
+            )
+        )
+        table.add_row(
+            row["name"],
+            Text(when, style="yellow" if row["paused"] else ""),
+            row["timezone"],
+            upcoming,
+            row["last_fire"] or "-",
+            last_job,
+        )
+    console.print(table)
+
+
+def config_summary(path: str | None, parsed: dict[str, Any]) -> None:
+    import json
+
+    console.print(f"config: {path or '(none: defaults)'}  ok", style="green")
+    console.print(json.dumps(parsed, indent=2), soft_wrap=True)

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from jobrunner import lifecycle, wake
 from jobrunner.clock import SYSTEM
-from jobrunner.config import Config
+from jobrunner.config import Config, load_config
+from jobrunner.daemon.scheduler import Scheduler
 from jobrunner.durations import format_duration
 from jobrunner.errors import ConfigError, StoreUnavailable
 from jobrunner.lifecycle import Outcome, State
@@ -86,6 +87,11 @@ class Supervisor:
         self.next_heartbeat = now_mono + self.heartbeat_every
         self.next_rescue = now_mono  # at start, then every lease
         self.next_poll = now_mono
+        self.scheduler = Scheduler(config, self.store)
+        self.next_schedule = 0.0  # wall time of the next scheduler run
+        self.reload_requested = False
+        self.next_config_check = now_mono + CONFIG_CHECK_EVERY
+        self.config_mtime = _mtime(config.path)
 
     # -- start and stop -------------------------------------------------------------------
 
@@ -118,7 +124,7 @@ class Supervisor:
         os.set_blocking(self.sig_r, False)
         os.set_blocking(self.sig_w, False)
         signal.set_wakeup_fd(self.sig_w, warn_on_full_buffer=False)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         gc.freeze()  # keep preloaded objects' pages shared with the workers
         for _ in range(self.opts.workers):
@@ -223,10 +229,10 @@ class Supervisor:
         self._handle_signals()
         mono = self.clock.monotonic()
         self._enforce(mono)
+        self._housekeeping(mono)  # before the claim: jobs it fires or rescues go out now
         if not self.stopping:
             self._fill(mono)
         self._flush()
-        self._housekeeping(mono)
 
     def _poll_timeout(self) -> float | None:
         if self.ends or self.release:
@@ -235,6 +241,8 @@ class Supervisor:
         deadlines = [self.next_heartbeat, self.next_rescue]
         if not self.stopping:
             deadlines.append(self.next_poll)
+            if self.config.schedules:
+                deadlines.append(mono + self.next_schedule - self.clock.now())
         else:
             deadlines.append(self.stop_deadline)
         for w in self.workers.values():
@@ -262,6 +270,8 @@ class Supervisor:
             sig = self.signals.pop(0)
             if sig == signal.SIGCHLD:
                 self._reap()
+            elif sig == signal.SIGHUP:
+                self.reload_requested = True
             elif not self.stopping:
                 log.info(
                     "received %s: draining (grace %ss); send SIGINT again to kill jobs",
@@ -573,9 +583,45 @@ class Supervisor:
             w.send(("run", [job_spec(j) for j in jobs]))
             self._watch(w)
 
+    # -- reload -------------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        """Reread the config (SIGHUP, or the file changed). A bad config is refused and
+        the running one kept. Schedules, tasks and queue limits change at once; worker
+        count, queues, lease and imports need a restart."""
+        path = self.config.path
+        try:
+            new = load_config(path)
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the running config
+            log.error("config reload refused, keeping the running config: %s", exc)
+            return
+        if new.daemon != self.config.daemon or new.imports != self.config.imports:
+            log.warning("config reloaded; changes to [daemon] or imports apply after a restart")
+        new.daemon = self.config.daemon
+        new.imports = self.config.imports
+        self.config = new
+        self.scheduler.config = new
+        self.next_schedule = 0.0
+        log.info("config reloaded from %s: %d schedule(s)", path, len(new.schedules))
+
     # -- housekeeping ---------------------------------------------------------------------
 
     def _housekeeping(self, mono: float) -> None:
+        if self.config.path and (self.reload_requested or mono >= self.next_config_check):
+            self.next_config_check = mono + CONFIG_CHECK_EVERY
+            mtime = _mtime(self.config.path)
+            if self.reload_requested or mtime != self.config_mtime:
+                self.reload_requested = False
+                self.config_mtime = mtime
+                self._reload()
+        if self.config.schedules and not self.stopping:
+            now = self.clock.now()
+            if now >= self.next_schedule:
+                created, upcoming = self.scheduler.run_once(now)
+                if created:
+                    self.check_db = True
+                limit = now + self.config.daemon.poll_interval  # see pauses and resumes
+                self.next_schedule = min(upcoming, limit) if upcoming is not None else limit
         if mono >= self.next_heartbeat:
             self.next_heartbeat = mono + self.heartbeat_every
             now = self.clock.now()
@@ -606,6 +652,18 @@ class Supervisor:
                     job.owner,
                 )
                 self.check_db = True
+
+
+CONFIG_CHECK_EVERY = 1.0
+
+
+def _mtime(path: str | None) -> float | None:
+    if path is None:
+        return None
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
 
 
 def run(

@@ -20,6 +20,7 @@ from jobrunner.models import (
     InsertResult,
     Job,
     JobInsert,
+    ScheduleState,
 )
 
 
@@ -44,6 +45,19 @@ class Store(Protocol):
     def job_retry_dead(self, job_ids: Sequence[int] | None, now: float) -> list[int]: ...
     def job_delete_ended(self, state: str, before: float, batch: int = 1000) -> list[int]: ...
     def attempt_list(self, job_id: int) -> list[Attempt]: ...
+
+    # schedules
+    def schedule_list(self) -> list[ScheduleState]: ...
+    def schedule_fire(
+        self,
+        name: str,
+        expected_last: float | None,
+        new_last: float,
+        jobs: Sequence[JobInsert],
+        now: float,
+    ) -> list[int] | None: ...
+    def schedule_set_paused(self, name: str, paused: bool, now: float) -> None: ...
+    def schedule_latest_state(self, name: str) -> str | None: ...
 
     # daemons
     def daemon_register(self, info: DaemonInfo) -> None: ...

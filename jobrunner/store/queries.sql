@@ -146,3 +146,34 @@ DELETE FROM daemons WHERE id = ?
 -- name: daemon_list
 SELECT id, host, pid, started_at, heartbeat_at, lease_until, workers, queues
 FROM daemons ORDER BY started_at
+
+-- name: schedule_list
+SELECT s.name, s.last_fire, s.paused,
+       (SELECT j.id FROM jobs j WHERE j.schedule = s.name
+        ORDER BY j.scheduled_for DESC LIMIT 1) AS last_job
+FROM schedules s ORDER BY s.name
+
+-- name: schedule_create
+INSERT INTO schedules (name, last_fire, paused, updated_at) VALUES (?, ?, 0, ?)
+ON CONFLICT (name) DO NOTHING
+
+-- name: schedule_advance
+-- Compare-and-set: only the daemon that read `last_fire` may move it on.
+UPDATE schedules SET last_fire = ?1, updated_at = ?2
+WHERE name = ?3 AND last_fire IS ?4 AND paused = 0
+
+-- name: schedule_set_paused
+INSERT INTO schedules (name, last_fire, paused, updated_at) VALUES (?1, ?2, ?3, ?2)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,
+    last_fire = CASE WHEN excluded.paused THEN last_fire ELSE excluded.last_fire END,
+    updated_at = excluded.updated_at
+
+-- name: schedule_latest_state
+SELECT state FROM jobs WHERE schedule = ? ORDER BY scheduled_for DESC LIMIT 1
+
+-- name: job_insert_fire
+INSERT INTO jobs (state, task, command, args, kwargs, queue, priority, max_attempts, retries,
+                  backoff, timeout, created_at, run_at, key, schedule, scheduled_for, options)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (schedule, scheduled_for) WHERE schedule IS NOT NULL DO NOTHING
+RETURNING id

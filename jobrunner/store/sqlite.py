@@ -28,6 +28,7 @@ from jobrunner.models import (
     InsertResult,
     Job,
     JobInsert,
+    ScheduleState,
 )
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
@@ -534,6 +535,49 @@ class SQLiteStore:
             if ids:
                 db.execute(Q["attempts_delete"], (_dumps(ids),))
         return ids
+
+    # -- schedules ------------------------------------------------------------------------
+
+    def schedule_list(self) -> list[ScheduleState]:
+        return [
+            ScheduleState(r[0], r[1], bool(r[2]), r[3]) for r in self.db.execute(Q["schedule_list"])
+        ]
+
+    def schedule_fire(
+        self,
+        name: str,
+        expected_last: float | None,
+        new_last: float,
+        jobs: Sequence[JobInsert],
+        now: float,
+    ) -> list[int] | None:
+        """Insert a schedule's jobs and move its `last_fire` on, in one transaction.
+
+        Compare-and-set on `expected_last` (None: the schedule is new here): when
+        another daemon moved it first, or it is paused, nothing is written and None is
+        returned. The unique (schedule, scheduled_for) index makes a fire's second job
+        impossible even so."""
+        with self._tx() as db:
+            if expected_last is None:
+                db.execute(Q["schedule_create"], (name, new_last, now))
+            else:
+                db.execute(Q["schedule_advance"], (new_last, now, name, expected_last))
+            if db.changes() != 1:
+                return None
+            ids: list[int] = []
+            for job in jobs:
+                got = db.execute(Q["job_insert_fire"], self._insert_row(job, now)).fetchall()
+                ids.extend(r[0] for r in got)
+        return ids
+
+    def schedule_set_paused(self, name: str, paused: bool, now: float) -> None:
+        """Pause or resume; resuming restarts the timetable from `now` (no catch-up)."""
+        with self._tx() as db:
+            db.execute(Q["schedule_set_paused"], (name, now, int(paused)))
+
+    def schedule_latest_state(self, name: str) -> str | None:
+        rows = self.db.execute(Q["schedule_latest_state"], (name,)).fetchall()
+        return rows[0][0] if rows else None
 
     # -- daemons --------------------------------------------------------------------------
 

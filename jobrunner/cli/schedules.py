@@ -1,0 +1,146 @@
+"""`jobrunner schedules list|run|pause|resume` and `jobrunner config check`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from jobrunner.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from jobrunner.config import ScheduleConfig
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("schedules", help="the [[schedules]] of the config")
+    actions = p.add_subparsers(dest="schedules_command", metavar="ACTION", parser_class=type(p))
+    actions.required = True
+    q = actions.add_parser("list", help="schedules with their next fires and last job")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=schedules_list)
+    for name, func, text in (
+        ("run", schedules_run, "fire now, outside the timetable (marked manual)"),
+        ("pause", schedules_pause, "stop firing until resumed"),
+        ("resume", schedules_resume, "fire again, from now on (no catch-up)"),
+    ):
+        q = actions.add_parser(name, help=text)
+        q.add_argument("name", metavar="NAME")
+        q.set_defaults(func=func)
+
+    p = sub.add_parser("config", help="the configuration file")
+    actions = p.add_subparsers(dest="config_command", metavar="ACTION", parser_class=type(p))
+    actions.required = True
+    q = actions.add_parser("check", help="validate the config and print what it means")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=config_check)
+
+
+def _schedule(ctx: Any, name: str) -> ScheduleConfig:
+    schedules = ctx.config.schedules
+    if name not in schedules:
+        known = ", ".join(sorted(schedules)) or "none configured"
+        raise UsageError(f"no schedule named {name!r} in the config (schedules: {known})")
+    return schedules[name]
+
+
+def schedules_list(ctx: Any, args: argparse.Namespace) -> int:
+    from jobrunner import clock
+    from jobrunner.cron import describe_instant
+    from jobrunner.daemon.scheduler import next_fires
+    from jobrunner.models import iso
+
+    config = ctx.config
+    store = ctx.store(create=True)
+    states = {s.name: s for s in store.schedule_list()}
+    now = clock.now()
+    rows = []
+    for sc in config.schedules.values():
+        state = states.get(sc.name)
+        last_job = store.job_get(state.last_job_id) if state and state.last_job_id else None
+        upcoming = next_fires(sc, now, 3)
+        rows.append(
+            {
+                "name": sc.name,
+                "expression": sc.expression,
+                "timezone": sc.timezone,
+                "task": sc.task,
+                "command": sc.command,
+                "paused": bool(state and state.paused),
+                "next": [
+                    {"local": describe_instant(t, sc.timezone)[0], "utc": iso(t)} for t in upcoming
+                ],
+                "last_fire": iso(state.last_fire) if state and state.last_fire else None,
+                "last_job": None
+                if last_job is None
+                else {
+                    "id": last_job.id,
+                    "state": str(last_job.state),
+                    "scheduled_for": iso(last_job.scheduled_for),
+                    "manual": bool(last_job.options.get("manual")),
+                },
+                "misfire": sc.misfire,
+                "overlap": sc.overlap,
+            }
+        )
+    if args.json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    from jobrunner.cli import render
+
+    render.schedules(rows)
+    return 0
+
+
+def schedules_run(ctx: Any, args: argparse.Namespace) -> int:
+    import random
+
+    from jobrunner import clock, wake
+    from jobrunner.daemon.scheduler import job_for_fire
+
+    sc = _schedule(ctx, args.name)
+    now = clock.now()
+    job = job_for_fire(sc, ctx.config, now, random.Random(), manual=True, now=now)
+    store = ctx.store(create=True)
+    job_id = store.job_insert_many([job], now)[0].id
+    wake.notify(ctx.db_path)
+    sys.stdout.write(f"{job_id}\n")
+    return 0
+
+
+def _set_paused(ctx: Any, name: str, paused: bool) -> int:
+    from jobrunner import clock
+
+    _schedule(ctx, name)
+    ctx.store(create=True).schedule_set_paused(name, paused, clock.now())
+    sys.stdout.write(f"schedule {name} {'paused' if paused else 'resumed'}\n")
+    return 0
+
+
+def schedules_pause(ctx: Any, args: argparse.Namespace) -> int:
+    return _set_paused(ctx, args.name, True)
+
+
+def schedules_resume(ctx: Any, args: argparse.Namespace) -> int:
+    return _set_paused(ctx, args.name, False)
+
+
+def config_check(ctx: Any, args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from jobrunner.config import config_path
+
+    path = config_path(ctx.args.config)
+    config = ctx.config
+    parsed = dataclasses.asdict(config)
+    parsed["database"] = ctx.db_path
+    if args.json:
+        sys.stdout.write(json.dumps(parsed, indent=2) + "\n")
+        return 0
+    from jobrunner.cli import render
+
+    render.config_summary(path, parsed)
+    return 0
