@@ -57,7 +57,7 @@ def dlq_show(ctx: Any, args: argparse.Namespace) -> int:
         raise UsageError(f"job {job.id} is {job.state}, not in the dead-letter queue")
     attempts = store.attempt_list(job.id)
     if args.json:
-        _print_json({**job.to_dict(), "attempts": [a.to_dict() for a in attempts]})
+        _print_json({**job.to_dict(), "attempt_history": [a.to_dict() for a in attempts]})
         return 0
     from jobrunner.cli import render
 

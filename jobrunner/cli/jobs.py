@@ -82,7 +82,7 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
         job = _get(store, args.id)
         attempts = store.attempt_list(job.id)
         if args.json:
-            _print_json({**job.to_dict(), "attempts": [a.to_dict() for a in attempts]})
+            _print_json({**job.to_dict(), "attempt_history": [a.to_dict() for a in attempts]})
             return 0
         from jobrunner.cli import render
 
@@ -163,7 +163,7 @@ def wait(ctx: Any, args: argparse.Namespace) -> int:
 
 
 def logs(ctx: Any, args: argparse.Namespace) -> int:
-    from jobrunner.daemon.supervisor import log_dir_for
+    from jobrunner.paths import log_dir_for
 
     store = ctx.store()
     _get(store, args.id)
@@ -235,7 +235,7 @@ def prune(ctx: Any, args: argparse.Namespace) -> int:
 
 def prune_ended(store: Any, db_path: str, before: float, states: list[State]) -> int:
     """Delete ended jobs in small batches (never holding the write lock long) and their logs."""
-    from jobrunner.daemon.supervisor import log_dir_for
+    from jobrunner.paths import log_dir_for
 
     folder = log_dir_for(db_path)
     removed = 0

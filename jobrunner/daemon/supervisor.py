@@ -21,15 +21,18 @@ import sys
 import uuid
 from dataclasses import dataclass
 
-from jobrunner import lifecycle, wake
+from jobrunner import wake
 from jobrunner.clock import SYSTEM
 from jobrunner.config import Config, load_config
+from jobrunner.daemon import outcomes
 from jobrunner.daemon.scheduler import Scheduler
 from jobrunner.durations import format_duration
 from jobrunner.errors import ConfigError, StoreUnavailable
 from jobrunner.lifecycle import Outcome, State
 from jobrunner.models import AttemptEnd, ClaimRequest, DaemonInfo, Job
+from jobrunner.paths import log_dir_for
 from jobrunner.store import open_store
+from jobrunner.worker.guard import GroupGuard
 from jobrunner.worker.pool import KillOrder, WorkerHandle, describe_exit, job_spec, spawn_worker
 from jobrunner.worker.protocol import JobDone
 
@@ -51,10 +54,6 @@ EXIT_FORCED = 130
 class Options:
     workers: int
     queues: list[str] | None
-
-
-def log_dir_for(db_path: str) -> str:
-    return os.path.realpath(db_path) + ".logs"
 
 
 class Supervisor:
@@ -127,6 +126,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         gc.freeze()  # keep preloaded objects' pages shared with the workers
+        self.guard = GroupGuard(self._fds_not_for_children())
         for _ in range(self.opts.workers):
             self._spawn()
         self.poller = select.poll()
@@ -157,13 +157,25 @@ class Supervisor:
             except PermissionError:
                 pass  # alive, someone else's
 
-    def _spawn(self) -> WorkerHandle:
+    def _fds_not_for_children(self) -> list[int]:
         fds = [self.wake.fileno(), self.sig_r, self.sig_w]
+        if getattr(self, "guard", None) is not None:
+            fds.append(self.guard.fd)
         for w in self.workers.values():
             fds += [w.to_fd, w.from_fd]
-        w = spawn_worker(self.log_dir, self.config.log_max_bytes, fds)
+        return fds
+
+    def _spawn(self) -> WorkerHandle:
+        w = spawn_worker(self.log_dir, self.config.log_max_bytes, self._fds_not_for_children())
         self.workers[w.from_fd] = w
+        self.guard.add(w.pid)
         return w
+
+    def _kill_group(self, pgid: int) -> None:
+        """SIGKILL what is left of a dead worker's group, then stop guarding it."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        self.guard.forget(pgid)
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.signals.append(signum)
@@ -195,8 +207,8 @@ class Supervisor:
                 os.close(w.from_fd)
         self.workers.clear()
         for _, pgid in self.pending_group_kills:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pgid, signal.SIGKILL)
+            self._kill_group(pgid)
+        self.guard.close()  # it kills whatever jobs left behind in the workers' groups
         with contextlib.suppress(StoreUnavailable):
             self.store.daemon_unregister(self.id)
         self.wake.close()
@@ -319,7 +331,16 @@ class Supervisor:
                 self.running_by_queue[job.queue] -= 1
                 duration = max(message.finished_at - message.started_at, 1e-6)
                 self.avg_duration = 0.8 * self.avg_duration + 0.2 * duration
-                self.ends.append(self._end_from_done(job, message))
+                end = outcomes.from_done(job, message, self.clock.now())
+                if end.next_state is State.DEAD:
+                    log.warning(
+                        "job %d (%s) is dead after %d attempt(s): %s",
+                        job.id,
+                        job.label,
+                        job.attempts,
+                        message.error,
+                    )
+                self.ends.append(end)
             elif isinstance(message, tuple) and message[0] == "skipped":
                 job = w.inflight.pop(message[1], None)
                 if job is None:
@@ -328,65 +349,11 @@ class Supervisor:
                 if self.stopping:
                     self.release.append((job.id, job.attempts))
                 else:  # skipped because it was cancelled before it started
-                    self.ends.append(
-                        self._end(
-                            job, Outcome.CANCELLED, "cancelled before it started", started=None
-                        )
-                    )
+                    self.ends.append(self._cancelled_unstarted(job))
 
-    def _end_from_done(self, job: Job, done: JobDone) -> AttemptEnd:
-        if done.ok:
-            return AttemptEnd(
-                job.id,
-                job.attempts,
-                Outcome.SUCCEEDED,
-                State.SUCCEEDED,
-                result=done.result,
-                started_at=done.started_at,
-                finished_at=done.finished_at,
-            )
-        now = self.clock.now()
-        decision = lifecycle.after_failure(
-            job.attempts, job.max_attempts, job.backoff, now, retryable=done.retryable
-        )
-        if decision.state is State.DEAD:
-            log.warning(
-                "job %d (%s) is dead after %d attempt(s): %s",
-                job.id,
-                job.label,
-                job.attempts,
-                done.error,
-            )
-        return AttemptEnd(
-            job.id,
-            job.attempts,
-            Outcome.FAILED,
-            decision.state,
-            decision.run_at,
-            error=done.error,
-            traceback=done.traceback,
-            started_at=done.started_at,
-            finished_at=done.finished_at,
-        )
-
-    def _end(self, job: Job, outcome: Outcome, error: str, started: float | None) -> AttemptEnd:
-        now = self.clock.now()
-        if outcome is Outcome.CANCELLED:
-            state, run_at = State.CANCELLED, None
-        elif outcome is Outcome.INTERRUPTED:
-            state, run_at = State.QUEUED, None
-        else:
-            decision = lifecycle.after_failure(job.attempts, job.max_attempts, job.backoff, now)
-            state, run_at = decision.state, decision.run_at
-        return AttemptEnd(
-            job.id,
-            job.attempts,
-            outcome,
-            state,
-            run_at,
-            error=error,
-            started_at=started,
-            finished_at=now,
+    def _cancelled_unstarted(self, job: Job) -> AttemptEnd:
+        return outcomes.attempt_end(
+            job, Outcome.CANCELLED, self.clock.now(), error="cancelled before it started"
         )
 
     def _flush(self) -> None:
@@ -419,6 +386,9 @@ class Supervisor:
             w = by_pid.get(pid)
             if w is not None:
                 self._on_worker_exit(w, status)
+            elif pid == self.guard.pid:
+                log.warning("group guard exited (%s); starting another", describe_exit(status))
+                self.guard = GroupGuard(self._fds_not_for_children(), self.guard.groups)
 
     def _on_worker_exit(self, w: WorkerHandle, status: int) -> None:
         self._on_messages(w, w.read())  # results it sent before it died still count
@@ -433,7 +403,7 @@ class Supervisor:
         if head is not None:
             self.running_by_queue[head.queue] -= 1
             w.inflight.pop(head.id)
-            self.ends.append(self._death_end(w, head, how))
+            self.ends.append(outcomes.from_death(head, w.kill, how, w.head_wall, self.clock.now()))
             if w.kill is None:
                 log.warning("job %d (%s): %s", head.id, head.label, how)
         for job in reversed(w.inflight.values()):  # never started: run them elsewhere
@@ -448,19 +418,6 @@ class Supervisor:
         self.pending_group_kills.append((kill_at, w.pid))
         if not self.stopping:
             self.poller.register(self._spawn().from_fd, select.POLLIN)
-
-    def _death_end(self, w: WorkerHandle, job: Job, how: str) -> AttemptEnd:
-        started = w.head_wall
-        kill = w.kill if w.kill is not None and w.kill.job_id == job.id else None
-        if kill is None:
-            return self._end(job, Outcome.CRASHED, how, started)
-        if kill.reason == "timeout":
-            return self._end(job, Outcome.TIMEOUT, f"timed out after {kill.detail}; {how}", started)
-        if kill.reason == "cancel":
-            return self._end(job, Outcome.CANCELLED, f"cancelled while running; {how}", started)
-        return self._end(
-            job, Outcome.INTERRUPTED, f"interrupted by a forced daemon shutdown; {how}", started
-        )
 
     # -- timeouts, cancels ----------------------------------------------------------------
 
@@ -491,8 +448,7 @@ class Supervisor:
         if due:
             self.pending_group_kills = [(t, g) for t, g in self.pending_group_kills if t > mono]
             for _, pgid in due:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pgid, signal.SIGKILL)
+                self._kill_group(pgid)
         if self.check_cancels:
             self.check_cancels = False
             self._apply_cancels(mono)
@@ -516,9 +472,7 @@ class Supervisor:
         for job in list(self.ready):
             if requests.get(job.id) == job.attempts:
                 self.ready.remove(job)
-                self.ends.append(
-                    self._end(job, Outcome.CANCELLED, "cancelled before it started", started=None)
-                )
+                self.ends.append(self._cancelled_unstarted(job))
 
     # -- claiming -------------------------------------------------------------------------
 

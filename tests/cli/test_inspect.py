@@ -96,7 +96,7 @@ def test_status_of_one_job_json(workdir: Path, db: Path, mix: dict[str, int]) ->
     assert rec["result"] is None and rec["error"] is None
     assert rec["started_at"] is None and rec["finished_at"] is None
     assert rec["schedule"] is None and rec["scheduled_for"] is None
-    assert rec["attempts"] == []  # the attempt history: none yet
+    assert rec["attempt_history"] == [] and rec["attempts"] == 0  # no attempt yet
     for key in ("created_at", "run_at"):
         assert ISO_UTC.match(rec[key]), rec[key]
     cancelled = record(workdir, db, mix["gone"])

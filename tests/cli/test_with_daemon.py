@@ -145,15 +145,16 @@ def test_status_of_finished_jobs(live: Ran) -> None:
     for key in ("created_at", "run_at", "started_at", "finished_at"):
         assert ISO_UTC.match(done[key]), (key, done[key])
     assert done["started_at"] <= done["finished_at"]
-    assert [a["outcome"] for a in done["attempts"]] == ["succeeded"]
+    assert [a["outcome"] for a in done["attempt_history"]] == ["succeeded"]
 
     dead = record(live.workdir, live.db, live.dead2)
     assert dead["state"] == "dead" and dead["max_attempts"] == 2
     assert "ValueError: boom" in dead["error"]
-    assert [a["outcome"] for a in dead["attempts"]] == ["failed", "failed"]
-    assert all("Traceback" in a["traceback"] for a in dead["attempts"])
+    assert [a["outcome"] for a in dead["attempt_history"]] == ["failed", "failed"]
+    assert all("Traceback" in a["traceback"] for a in dead["attempt_history"])
     listed = {j["id"]: j for j in records(live.workdir, live.db)}
     assert listed[live.dead2]["attempts"] == 2 and listed[live.ok]["attempts"] == 1
+    assert dead["attempts"] == 2  # the count, as in list --json; the history is separate
 
 
 def test_logs(live: Ran) -> None:
@@ -201,7 +202,7 @@ def test_dlq_show_has_every_attempts_traceback(live: Ran) -> None:
     assert res.out.count('raise ValueError("boom")') == 2
     assert "tasks.py" in res.out
     data = cli(live.workdir, live.db, "dlq", "show", str(live.dead2), "--json").json()
-    assert [a["attempt"] for a in data["attempts"]] == [1, 2]
+    assert [a["attempt"] for a in data["attempt_history"]] == [1, 2]
 
 
 def test_dlq_show_refuses_a_succeeded_job(live: Ran) -> None:
@@ -218,7 +219,7 @@ def test_dlq_retry_gives_a_fresh_round(ran: Ran) -> None:
     assert after["state"] == "queued"
     assert after["error"] is None and after["finished_at"] is None
     assert after["max_attempts"] == before["max_attempts"] + 2  # --retries 1: two more
-    assert after["attempts"] == before["attempts"]  # the history stays
+    assert after["attempt_history"] == before["attempt_history"]  # the history stays
     assert record(w, db, ran.dead)["state"] == "dead"
     assert [j["id"] for j in cli(w, db, "dlq", "list", "--json").json()] == [ran.dead]
 
@@ -231,7 +232,7 @@ def test_dlq_retry_runs_the_fresh_attempts(ran: Ran, daemons: list[Daemon]) -> N
     assert res.code == 1
     rec = record(w, db, ran.dead)
     assert (rec["state"], rec["max_attempts"]) == ("dead", 2)
-    assert [a["attempt"] for a in rec["attempts"]] == [1, 2]
+    assert [a["attempt"] for a in rec["attempt_history"]] == [1, 2]
     show = cli(w, db, "dlq", "show", str(ran.dead))
     assert show.out.count("Traceback (most recent call last)") == 2
 
