@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 from jobrunner import wake
 from jobrunner.clock import SYSTEM
-from jobrunner.config import Config, load_config
+from jobrunner.config import Config
 from jobrunner.daemon import outcomes
-from jobrunner.daemon.scheduler import Scheduler
+from jobrunner.daemon.services import Services
 from jobrunner.durations import format_duration
 from jobrunner.errors import ConfigError, StoreUnavailable
 from jobrunner.lifecycle import Outcome, State
@@ -80,17 +80,12 @@ class Supervisor:
         self.check_db = True
         self.check_cancels = True
         self.signals: list[int] = []
-        lease = config.daemon.lease
-        self.heartbeat_every = lease / 3
-        now_mono = clock.monotonic()
-        self.next_heartbeat = now_mono + self.heartbeat_every
-        self.next_rescue = now_mono  # at start, then every lease
-        self.next_poll = now_mono
-        self.scheduler = Scheduler(config, self.store)
-        self.next_schedule = 0.0  # wall time of the next scheduler run
-        self.reload_requested = False
-        self.next_config_check = now_mono + CONFIG_CHECK_EVERY
-        self.config_mtime = _mtime(config.path)
+        self.next_poll = clock.monotonic()
+        now = clock.now()
+        info = DaemonInfo(
+            self.id, socket.gethostname(), os.getpid(), now, now, now, opts.workers, opts.queues
+        )
+        self.services = Services(config, self.store, clock, info)
 
     # -- start and stop -------------------------------------------------------------------
 
@@ -104,20 +99,7 @@ class Supervisor:
                     f"{self.config.path or 'config'}: imports: cannot import {module!r}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from None
-        self._expire_dead_neighbours()
-        now = self.clock.now()
-        self.store.daemon_register(
-            DaemonInfo(
-                self.id,
-                socket.gethostname(),
-                os.getpid(),
-                now,
-                now,
-                now + self.config.daemon.lease,
-                self.opts.workers,
-                self.opts.queues,
-            )
-        )
+        self.services.register()
         self.wake = wake.WakeListener(self.db_path, self.id.replace(":", "-"))
         self.sig_r, self.sig_w = os.pipe()
         os.set_blocking(self.sig_r, False)
@@ -141,21 +123,6 @@ class Supervisor:
             ",".join(self.opts.queues or ["*"]),
             self.db_path,
         )
-
-    def _expire_dead_neighbours(self) -> None:
-        """A daemon of this host whose pid is gone is dead for sure: rescue its jobs now
-        rather than after its lease runs out (a restart after kill -9 resumes at once)."""
-        host = socket.gethostname()
-        for info in self.store.daemon_list():
-            if info.host != host or info.lease_until <= 0:
-                continue
-            try:
-                os.kill(info.pid, 0)
-            except ProcessLookupError:
-                log.info("daemon %s (pid %d) is gone; rescuing its jobs now", info.id, info.pid)
-                self.store.daemon_expire(info.id)
-            except PermissionError:
-                pass  # alive, someone else's
 
     def _fds_not_for_children(self) -> list[int]:
         fds = [self.wake.fileno(), self.sig_r, self.sig_w]
@@ -250,11 +217,9 @@ class Supervisor:
         if self.ends or self.release:
             return 0
         mono = self.clock.monotonic()
-        deadlines = [self.next_heartbeat, self.next_rescue]
+        deadlines = [self.services.deadline(mono, self.stopping)]
         if not self.stopping:
             deadlines.append(self.next_poll)
-            if self.config.schedules:
-                deadlines.append(mono + self.next_schedule - self.clock.now())
         else:
             deadlines.append(self.stop_deadline)
         for w in self.workers.values():
@@ -283,7 +248,7 @@ class Supervisor:
             if sig == signal.SIGCHLD:
                 self._reap()
             elif sig == signal.SIGHUP:
-                self.reload_requested = True
+                self.services.reload_requested = True
             elif not self.stopping:
                 log.info(
                     "received %s: draining (grace %ss); send SIGINT again to kill jobs",
@@ -537,87 +502,14 @@ class Supervisor:
             w.send(("run", [job_spec(j) for j in jobs]))
             self._watch(w)
 
-    # -- reload -------------------------------------------------------------------------
-
-    def _reload(self) -> None:
-        """Reread the config (SIGHUP, or the file changed). A bad config is refused and
-        the running one kept. Schedules, tasks and queue limits change at once; worker
-        count, queues, lease and imports need a restart."""
-        path = self.config.path
-        try:
-            new = load_config(path)
-        except Exception as exc:  # noqa: BLE001 - any failure keeps the running config
-            log.error("config reload refused, keeping the running config: %s", exc)
-            return
-        if new.daemon != self.config.daemon or new.imports != self.config.imports:
-            log.warning("config reloaded; changes to [daemon] or imports apply after a restart")
-        new.daemon = self.config.daemon
-        new.imports = self.config.imports
-        self.config = new
-        self.scheduler.config = new
-        self.next_schedule = 0.0
-        log.info("config reloaded from %s: %d schedule(s)", path, len(new.schedules))
-
     # -- housekeeping ---------------------------------------------------------------------
 
     def _housekeeping(self, mono: float) -> None:
-        if self.config.path and (self.reload_requested or mono >= self.next_config_check):
-            self.next_config_check = mono + CONFIG_CHECK_EVERY
-            mtime = _mtime(self.config.path)
-            if self.reload_requested or mtime != self.config_mtime:
-                self.reload_requested = False
-                self.config_mtime = mtime
-                self._reload()
-        if self.config.schedules and not self.stopping:
-            now = self.clock.now()
-            if now >= self.next_schedule:
-                created, upcoming = self.scheduler.run_once(now)
-                if created:
-                    self.check_db = True
-                limit = now + self.config.daemon.poll_interval  # see pauses and resumes
-                self.next_schedule = min(upcoming, limit) if upcoming is not None else limit
-        if mono >= self.next_heartbeat:
-            self.next_heartbeat = mono + self.heartbeat_every
-            now = self.clock.now()
-            if not self.store.daemon_heartbeat(self.id, now, now + self.config.daemon.lease):
-                log.error(
-                    "daemon %s was presumed dead and its jobs rescued; re-registering", self.id
-                )
-                self.store.daemon_register(
-                    DaemonInfo(
-                        self.id,
-                        socket.gethostname(),
-                        os.getpid(),
-                        now,
-                        now,
-                        now + self.config.daemon.lease,
-                        self.opts.workers,
-                        self.opts.queues,
-                    )
-                )
-            self.check_cancels = True
-        if mono >= self.next_rescue:
-            self.next_rescue = mono + self.config.daemon.lease
-            for job in self.store.job_rescue(self.clock.now()):
-                log.warning(
-                    "job %d (%s): rescued from %s, whose lease expired",
-                    job.id,
-                    job.label,
-                    job.owner,
-                )
-                self.check_db = True
-
-
-CONFIG_CHECK_EVERY = 1.0
-
-
-def _mtime(path: str | None) -> float | None:
-    if path is None:
-        return None
-    try:
-        return os.stat(path).st_mtime
-    except OSError:
-        return None
+        due = self.services.run_due(mono, self.stopping)
+        if due.config is not None:
+            self.config = due.config
+        self.check_db |= due.claim
+        self.check_cancels |= due.cancels
 
 
 def run(
