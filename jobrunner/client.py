@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 
 from jobrunner import clock, wake
 from jobrunner.config import Config, config_path, database_path, load_config
 from jobrunner.errors import JobNotFound, JobrunnerError, UsageError
+from jobrunner.jsonutil import dumps
 from jobrunner.lifecycle import FINAL, State
 from jobrunner.models import Job, JobInsert
 from jobrunner.store import open_store
@@ -141,6 +141,31 @@ class Client:
             task, list(command) if command is not None else None, sub, self.config, check=check
         )
 
+    def submit_many(
+        self,
+        task: str | Callable[..., Any] | None,
+        calls: Sequence[Sequence[Any]],
+        *,
+        command: Sequence[str] | None = None,
+        **options: Any,
+    ) -> list[int]:
+        """Submit one job per entry of `calls` (each the job's args) in one transaction.
+
+        The task is resolved and checked once; every job shares `options` (queue,
+        priority, retries, backoff, timeout, delay, at). Returns the ids in order."""
+        if options.get("key") is not None:
+            raise UsageError("submit_many takes no key: give each job its own with insert()")
+        template = self.prepare(task, (), None, command=command, **options)
+        for args in calls:
+            if not isinstance(args, list | tuple):
+                raise UsageError(f"submit_many: each call is a list of args, got {args!r}")
+        try:
+            ids = self.store.job_insert_calls(template, calls, clock.now())
+        except (TypeError, ValueError, RecursionError) as exc:  # before anything is written
+            raise UsageError(f"args: not JSON-serializable: {exc}") from None
+        wake.notify(self.db_path)
+        return ids
+
     def insert(self, jobs: Sequence[JobInsert]) -> list[int]:
         """Write prepared jobs in one transaction and wake the daemons; returns their ids."""
         results = self.store.job_insert_many(jobs, clock.now())
@@ -171,8 +196,8 @@ class Client:
 
 def _check_json(name: str, value: Any) -> None:
     try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        dumps(value)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise UsageError(f"{name}: not JSON-serializable: {exc}") from None
 
 

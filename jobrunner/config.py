@@ -46,6 +46,11 @@ class DaemonConfig:
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     poll_interval: float = DEFAULT_POLL_INTERVAL
     kill_grace: float = KILL_GRACE
+    # The daemon's own writes (claims, results, heartbeats) commit without an fsync: if
+    # power fails before a later fsync, a claim or a result is lost and the job runs again,
+    # which at-least-once allows. Submits and other acknowledged user actions keep the
+    # top-level `synchronous` (FULL by default).
+    synchronous: str = "NORMAL"
 
 
 @dataclass(slots=True)
@@ -230,7 +235,15 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
     r.unknown_keys(
         "daemon",
         daemon,
-        {"workers", "queues", "lease", "shutdown_grace", "poll_interval", "kill_grace"},
+        {
+            "workers",
+            "queues",
+            "lease",
+            "shutdown_grace",
+            "poll_interval",
+            "kill_grace",
+            "synchronous",
+        },
     )
     cfg.daemon = DaemonConfig(
         workers=r.integer("daemon", daemon, "workers", DEFAULT_WORKERS, 1),
@@ -240,6 +253,10 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
         poll_interval=r.duration("daemon", daemon, "poll_interval", DEFAULT_POLL_INTERVAL),
         kill_grace=r.duration("daemon", daemon, "kill_grace", KILL_GRACE),
     )
+    daemon_sync = r.string("daemon", daemon, "synchronous", "NORMAL")
+    if daemon_sync.upper() not in ("FULL", "NORMAL"):
+        raise r.fail("daemon", "synchronous", f"must be FULL or NORMAL, got {daemon_sync!r}")
+    cfg.daemon.synchronous = daemon_sync.upper()
     if cfg.daemon.lease < 2:
         raise r.fail("daemon", "lease", "must be at least 2s")
 

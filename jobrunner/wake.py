@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _socket
 import contextlib
+import functools
 import os
 
 WAKE_SUBMIT = b"s"  # new work may be due
@@ -17,6 +18,11 @@ WAKE_CANCEL = b"c"  # a running job was asked to stop
 
 
 def wake_dir(db_path: str) -> str:
+    return _wake_dir(os.path.abspath(db_path))
+
+
+@functools.lru_cache(maxsize=16)  # realpath costs a few syscalls on every submit
+def _wake_dir(db_path: str) -> str:
     """The folder of wake sockets for the database at `db_path`.
 
     Beside the database when the path is short enough for a socket address (108 bytes

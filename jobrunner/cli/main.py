@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from jobrunner.errors import JobrunnerError, UsageError
@@ -34,8 +35,24 @@ COMMANDS = {
 }
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Sized from os.get_terminal_size: the default imports shutil (and with it bz2 and
+    lzma), a few ms of every `jobrunner submit`."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            width = os.get_terminal_size().columns
+        except OSError:
+            width = 100
+        super().__init__(prog, width=max(40, width - 2))
+
+
 class Parser(argparse.ArgumentParser):
     """Errors are one line on stderr with exit code 2, not usage plus traceback."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")

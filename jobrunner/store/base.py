@@ -9,7 +9,7 @@ same conformance suite (tests/store).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from jobrunner.models import (
     Attempt,
@@ -29,6 +29,9 @@ class Store(Protocol):
 
     # jobs
     def job_insert_many(self, jobs: Sequence[JobInsert], now: float) -> list[InsertResult]: ...
+    def job_insert_calls(
+        self, template: JobInsert, calls: Sequence[Sequence[Any]], now: float
+    ) -> list[int]: ...
     def job_get(self, job_id: int) -> Job | None: ...
     def job_list(
         self, state: str | None = None, queue: str | None = None, limit: int = 50

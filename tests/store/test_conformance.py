@@ -889,3 +889,21 @@ def test_data_written_by_one_connection_is_seen_by_another(
     assert get(reader, job_id).args == ["shared"]
     claim_one(reader, job_id)
     assert get(writer, job_id).state is State.RUNNING
+
+
+def test_insert_calls_makes_one_job_per_args_in_order(store: Any) -> None:
+    template = JobInsert(task="mod:fn", queue="bulk", priority=3, retries=2)
+    ids = store.job_insert_calls(template, [[1], [2, "x"], []], NOW)
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    jobs = [store.job_get(i) for i in ids]
+    assert [j.args for j in jobs] == [[1], [2, "x"], []]
+    assert {(j.task, j.queue, j.priority, j.max_attempts, str(j.state)) for j in jobs} == {
+        ("mod:fn", "bulk", 3, 3, "queued")
+    }
+
+
+def test_insert_calls_writes_nothing_when_an_args_list_cannot_be_encoded(store: Any) -> None:
+    before = sum(store.job_counts().values())
+    with pytest.raises((TypeError, ValueError)):
+        store.job_insert_calls(JobInsert(task="mod:fn"), [[1], [object()]], NOW)
+    assert sum(store.job_counts().values()) == before
