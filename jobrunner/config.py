@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 
 from jobrunner.durations import parse_duration
 from jobrunner.errors import ConfigError
+from jobrunner.record import Record, field
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
@@ -24,8 +24,7 @@ TASK_NAME = re.compile(r"^[A-Za-z_][\w-]*$")
 FUNCTION_REF = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
-@dataclass(slots=True)
-class TaskConfig:
+class TaskConfig(Record):
     name: str
     function: str | None = None
     command: list[str] | None = None
@@ -38,8 +37,7 @@ class TaskConfig:
     env: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class DaemonConfig:
+class DaemonConfig(Record):
     workers: int = DEFAULT_WORKERS
     queues: list[str] | None = None
     lease: float = DEFAULT_LEASE
@@ -53,8 +51,7 @@ class DaemonConfig:
     synchronous: str = "NORMAL"
 
 
-@dataclass(slots=True)
-class Config:
+class Config(Record):
     path: str | None = None
     database: str | None = None
     synchronous: str = "FULL"
@@ -70,8 +67,7 @@ MISFIRE_POLICIES = ("skip", "once", "all")
 OVERLAP_POLICIES = ("skip", "allow")
 
 
-@dataclass(slots=True)
-class ScheduleConfig:
+class ScheduleConfig(Record):
     """One [[schedules]] entry; `cron` or `every`, `task` or `command`."""
 
     name: str
@@ -134,7 +130,8 @@ class _Reader:
             return self.line_of(table, None) if table else 1
         if table:
             parent, _, last = table.rpartition(".")
-            return self.line_of(parent, last)
+            # an inline array entry `schedules = [{...}]`: the line of `schedules =`
+            return self.line_of(parent, re.sub(r"\[\d+\]$", "", last))
         return 1
 
     def fail(self, table: str, key: str | None, message: str) -> ConfigError:
@@ -278,6 +275,15 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
         if schedule.name in cfg.schedules:
             raise r.fail(
                 f"schedules[{index}]", "name", f"duplicate schedule name {schedule.name!r}"
+            )
+        task = schedule.task
+        if task is not None and task not in cfg.tasks and not FUNCTION_REF.match(task):
+            known = ", ".join(sorted(cfg.tasks)) or "none configured"
+            raise r.fail(
+                f"schedules[{index}]",
+                "task",
+                f"{task!r} is not package.module:function and not a [tasks.NAME] entry "
+                f"(named tasks: {known})",
             )
         cfg.schedules[schedule.name] = schedule
     return cfg

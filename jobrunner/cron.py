@@ -23,7 +23,7 @@ import datetime as dt
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 UTC = dt.UTC
 # How far back from the window's start to begin iterating wall times: a fall-back
@@ -44,15 +44,18 @@ class CronSpec:
                 f"or 6 with seconds last; got {len(fields)}"
             )
         try:
-            croniter(expr)
+            croniter(expr, dt.datetime(2000, 1, 1)).get_next()  # Feb 30th never comes
+        except CroniterBadDateError:
+            raise ValueError(f"cron {expr!r}: names no date that exists; it never fires") from None
         except (ValueError, KeyError) as exc:
             raise ValueError(f"cron {expr!r}: {exc}") from None
         self.expr = expr
         self.tz = ZoneInfo(tz)
         self.has_seconds = len(fields) == 6
         minute, hour = fields[0], fields[1]
-        wild = any(c in minute + hour for c in "*/-,") or (
-            self.has_seconds and any(c in fields[5] for c in "*/-,")
+        # README: fixed-time = no wildcard, range or step; a list (`30 2,14`) is fixed times
+        wild = any(c in minute + hour for c in "*/-") or (
+            self.has_seconds and any(c in fields[5] for c in "*/-")
         )
         self.fixed = not wild
 

@@ -4,8 +4,12 @@ retry decision. Pure: no I/O, no clock (callers pass `now`)."""
 from __future__ import annotations
 
 import enum
-import random
-from dataclasses import dataclass
+
+from jobrunner.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import random
 
 
 class State(enum.StrEnum):
@@ -74,12 +78,16 @@ def backoff_delay(attempt: int, base: float, rng: random.Random | None = None) -
     out but never come back sooner than half the nominal delay.
     """
     nominal = min(BACKOFF_CAP, base * (2 ** min(attempt - 1, 40)))
-    r = (rng or random).random()
+    if rng is None:
+        import random  # lazily: `submit` never computes a backoff
+
+        r = random.random()
+    else:
+        r = rng.random()
     return nominal / 2 + r * nominal / 2
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(Record):
     state: State
     run_at: float | None
 

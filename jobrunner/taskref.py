@@ -5,19 +5,18 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from dataclasses import dataclass
 
 from jobrunner.config import FUNCTION_REF, Config
 from jobrunner.errors import UsageError
 from jobrunner.models import JobInsert
+from jobrunner.record import Record
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
     from typing import Any
 
 
-@dataclass(slots=True)
-class Submission:
+class Submission(Record):
     """The options a submit takes, before defaults from a named task apply."""
 
     args: list[Any]

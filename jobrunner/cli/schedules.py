@@ -129,13 +129,12 @@ def schedules_resume(ctx: Any, args: argparse.Namespace) -> int:
 
 
 def config_check(ctx: Any, args: argparse.Namespace) -> int:
-    import dataclasses
-
     from jobrunner.config import config_path
+    from jobrunner.record import asdict
 
     path = config_path(ctx.args.config)
     config = ctx.config
-    parsed = dataclasses.asdict(config)
+    parsed = asdict(config)
     parsed["database"] = ctx.db_path
     if args.json:
         sys.stdout.write(json.dumps(parsed, indent=2) + "\n")
