@@ -15,12 +15,13 @@ from __future__ import annotations
 TYPE_CHECKING = False  # importing typing would cost every CLI call ~6 ms
 
 __version__ = "0.1.0"
-__all__ = ["Client", "JobFailed", "JobHandle", "State", "current_job", "task"]
+__all__ = ["Client", "JobFailed", "JobHandle", "State", "current_job", "progress", "task"]
 
 if TYPE_CHECKING:
     from jobrunner.client import Client, JobFailed, JobHandle
     from jobrunner.decorator import current_job, task
     from jobrunner.lifecycle import State
+    from jobrunner.worker.child import progress
 
 
 def __getattr__(name: str) -> object:
@@ -32,6 +33,10 @@ def __getattr__(name: str) -> object:
         from jobrunner import decorator
 
         return getattr(decorator, name)
+    if name == "progress":
+        from jobrunner.worker.child import progress
+
+        return progress
     if name == "State":
         from jobrunner.lifecycle import State
 

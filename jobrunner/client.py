@@ -81,6 +81,9 @@ class Client:
         backoff: float | None = None,
         timeout: float | None = None,
         key: str | None = None,
+        memory_limit: int | None = None,
+        cpu_limit: float | None = None,
+        nice: int | None = None,
         check: bool = True,
     ) -> JobHandle:
         """Submit one job; returns a handle. With `key`, a second submit returns the first."""
@@ -97,6 +100,9 @@ class Client:
             backoff=backoff,
             timeout=timeout,
             key=key,
+            memory_limit=memory_limit,
+            cpu_limit=cpu_limit,
+            nice=nice,
             check=check,
         )
         return JobHandle(self, self.insert([job])[0])
@@ -116,6 +122,9 @@ class Client:
         backoff: float | None = None,
         timeout: float | None = None,
         key: str | None = None,
+        memory_limit: int | None = None,
+        cpu_limit: float | None = None,
+        nice: int | None = None,
         check: bool = True,
     ) -> JobInsert:
         """Validate one job without writing it, for `insert` in bulk."""
@@ -136,7 +145,31 @@ class Client:
         _check_json("args", args_list)
         kwargs = dict(kwargs or {})
         _check_json("kwargs", kwargs)
-        sub = Submission(args_list, kwargs, queue, priority, run_at, retries, backoff, timeout, key)
+        limits = {
+            name: value
+            for name, value in (
+                ("memory_limit", memory_limit),
+                ("cpu_limit", cpu_limit),
+                ("nice", nice),
+            )
+            if value is not None
+        }
+        if nice is not None and not 0 <= nice <= 19:
+            raise UsageError(f"nice must be 0 to 19, got {nice}")
+        if cpu_limit is not None and cpu_limit <= 0:
+            raise UsageError(f"cpu_limit must be positive, got {cpu_limit}")
+        sub = Submission(
+            args_list,
+            kwargs,
+            queue,
+            priority,
+            run_at,
+            retries,
+            backoff,
+            timeout,
+            key,
+            limits or None,
+        )
         return build_job(
             task, list(command) if command is not None else None, sub, self.config, check=check
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 
-from jobrunner.durations import parse_duration
+from jobrunner.durations import parse_duration, parse_size
 from jobrunner.errors import ConfigError
 from jobrunner.record import Record, field
 
@@ -35,6 +35,7 @@ class TaskConfig(Record):
     timeout: float | None = None
     cwd: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    limits: dict[str, Any] = field(default_factory=dict)  # memory_limit, cpu_limit, nice
 
 
 class DaemonConfig(Record):
@@ -305,7 +306,20 @@ def _parse_task(r: _Reader, name: str, task: Any) -> TaskConfig:
     r.unknown_keys(
         table,
         task,
-        {"function", "command", "queue", "priority", "retries", "backoff", "timeout", "cwd", "env"},
+        {
+            "function",
+            "command",
+            "queue",
+            "priority",
+            "retries",
+            "backoff",
+            "timeout",
+            "cwd",
+            "env",
+            "memory_limit",
+            "cpu_limit",
+            "nice",
+        },
     )
     function = r.string(table, task, "function", None)
     command = r.string_list(table, task, "command")
@@ -321,6 +335,20 @@ def _parse_task(r: _Reader, name: str, task: Any) -> TaskConfig:
     priority = task.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise r.fail(table, "priority", f"expected a whole number, got {priority!r}")
+    limits: dict[str, Any] = {}
+    if "memory_limit" in task:
+        try:
+            limits["memory_limit"] = parse_size(task["memory_limit"], where="value")
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - re-raised with file:line
+            raise r.fail(table, "memory_limit", str(exc).removeprefix("value: ")) from None
+    if "cpu_limit" in task:
+        limits["cpu_limit"] = r.duration(table, task, "cpu_limit", None)
+    if "nice" in task:
+        limits["nice"] = r.integer(table, task, "nice", 0, 0)
+        if limits["nice"] > 19:
+            raise r.fail(table, "nice", "must be 0 to 19")
     return TaskConfig(
         name=name,
         function=function,
@@ -332,6 +360,7 @@ def _parse_task(r: _Reader, name: str, task: Any) -> TaskConfig:
         timeout=r.duration(table, task, "timeout", None),
         cwd=r.string(table, task, "cwd", None),
         env=dict(env),
+        limits=limits,
     )
 
 

@@ -32,6 +32,39 @@ def parse_duration(text: str | int | float, where: str = "duration") -> float:
     return value
 
 
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(text: str | int, where: str = "size") -> int:
+    """Bytes in `text`: `512MB`, `2GiB`, `800k`, or a bare number of bytes."""
+    if isinstance(text, bool):
+        raise UsageError(f"{where}: expected a size like 512MB, got {text!r}")
+    if isinstance(text, int):
+        value = float(text)
+    else:
+        match = _SIZE.match(text)
+        unit = match.group(2).lower() if match else ""
+        if not match or unit not in _SIZE_UNITS:
+            raise UsageError(f"{where}: {text!r} is not a size (use e.g. 512MB, 2GiB, 800kB)")
+        value = float(match.group(1)) * _SIZE_UNITS[unit]
+    if not math.isfinite(value) or value < 4096:
+        raise UsageError(f"{where}: {text!r} is too small (at least 4kB)")
+    return int(value)
+
+
 def format_duration(seconds: float) -> str:
     """A short human form: 850ms, 12.3s, 4m05s, 2h10m, 3d04h."""
     if seconds < 1:

@@ -62,6 +62,8 @@ class Outcome(enum.StrEnum):
     CANCELLED = "cancelled"  # killed on request
     LOST = "lost"  # its daemon stopped heartbeating; found by the rescuer
     INTERRUPTED = "interrupted"  # killed by a forced daemon shutdown; not counted
+    OOM = "oom"  # out of memory: its memory limit, or the kernel's OOM killer
+    CPU_LIMIT = "cpu_limit"  # used up its CPU-time limit (SIGXCPU)
 
 
 # Defaults, in one place.

@@ -73,6 +73,9 @@ class Job(Record):
     owner: str | None
     cancel_requested: bool
     options: dict[str, Any]
+    progress: float | None = None
+    progress_message: str | None = None
+    progress_at: float | None = None
 
     @property
     def label(self) -> str:
@@ -108,6 +111,8 @@ class Job(Record):
             "timeout": self.timeout,
             "owner": self.owner,
             "cancel_requested": self.cancel_requested,
+            "progress": self.progress,
+            "progress_message": self.progress_message,
         }
 
 
@@ -120,9 +125,20 @@ class Attempt(Record):
     error: str | None
     traceback: str | None
     owner: str | None
+    cpu_seconds: float | None = None
+    max_rss_kb: int | None = None
+    exit_code: int | None = None
+    signal: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "wall_seconds": (
+                None if self.started_at is None else round(self.finished_at - self.started_at, 6)
+            ),
+            "cpu_seconds": self.cpu_seconds,
+            "max_rss_kb": self.max_rss_kb,
+            "exit_code": self.exit_code,
+            "signal": self.signal,
             "attempt": self.attempt,
             "outcome": str(self.outcome),
             "started_at": iso(self.started_at),
@@ -151,6 +167,10 @@ class AttemptEnd(Record):
     traceback: str | None = None
     started_at: float | None = None
     finished_at: float = 0.0
+    cpu_seconds: float | None = None
+    max_rss_kb: int | None = None
+    exit_code: int | None = None
+    signal: int | None = None
 
 
 class DaemonInfo(Record):

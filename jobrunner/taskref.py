@@ -28,6 +28,7 @@ class Submission(Record):
     backoff: float | None = None
     timeout: float | None = None
     key: str | None = None
+    limits: dict[str, Any] | None = None  # memory_limit (bytes), cpu_limit (s), nice
 
 
 @functools.lru_cache(maxsize=256)
@@ -81,6 +82,7 @@ def build_job(
             options["cwd"] = named.cwd
         if named.env:
             options["env"] = named.env
+        options.update(named.limits)
     elif FUNCTION_REF.match(task):
         function = task
         if check:
@@ -98,6 +100,8 @@ def build_job(
             f"task {task!r}: not package.module:function and not a [tasks.NAME] entry "
             f"(named tasks: {known})"
         )
+    if sub.limits:
+        options.update(sub.limits)
     if sub.priority is not None:
         priority = sub.priority
     if sub.retries is not None:

@@ -49,6 +49,7 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("id", type=job_id, metavar="JOB_ID")
     p.add_argument("--timeout", metavar="DUR")
+    p.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
     p.set_defaults(func=wait)
 
     p = sub.add_parser("logs", help="a job's captured stdout and stderr")
@@ -146,7 +147,12 @@ def wait(ctx: Any, args: argparse.Namespace) -> int:
     ctx.store()  # refuse a missing or foreign database before waiting on it
     client = Client(ctx.db_path, ctx.config)
     try:
-        job = client.wait(args.id, timeout)
+        if args.progress:
+            from jobrunner.cli.render import wait_with_progress
+
+            job = wait_with_progress(client, args.id, timeout)
+        else:
+            job = client.wait(args.id, timeout)
     except TimeoutError:
         sys.stderr.write(
             f"jobrunner: job {args.id} still {_get(client.store, args.id).state} "

@@ -133,6 +133,8 @@ def job_detail(job: Job, attempts: list[Attempt], tracebacks: bool = False) -> N
         rows.append(("daemon", job.owner))
     if job.result is not None:
         rows.append(("result", _json(job.result)))
+    if job.progress is not None and job.state == "running":
+        rows.append(("progress", progress_text(job)))
     if job.error:
         rows.append(("error", Text(job.error, style="red")))
     grid = Table.grid(padding=(0, 2))
@@ -143,7 +145,7 @@ def job_detail(job: Job, attempts: list[Attempt], tracebacks: bool = False) -> N
     console.print(grid)
     if attempts:
         table = Table(title="Attempts", box=box.SIMPLE_HEAD, title_justify="left")
-        for col in ("#", "outcome", "started", "took", "error"):
+        for col in ("#", "outcome", "started", "took", "cpu", "peak rss", "error"):
             table.add_column(col)
         for a in attempts:
             took = format_duration(a.finished_at - a.started_at) if a.started_at else "-"
@@ -153,6 +155,8 @@ def job_detail(job: Job, attempts: list[Attempt], tracebacks: bool = False) -> N
                 Text(a.outcome, style=style),
                 iso(a.started_at) or "-",
                 took,
+                "-" if a.cpu_seconds is None else format_duration(a.cpu_seconds),
+                "-" if a.max_rss_kb is None else f"{a.max_rss_kb / 1024:.1f} MiB",
                 short(a.error, 80),
             )
         console.print(table)
@@ -163,11 +167,22 @@ def job_detail(job: Job, attempts: list[Attempt], tracebacks: bool = False) -> N
                 console.print(Text(a.traceback.rstrip()), soft_wrap=True)
 
 
+def progress_text(job: Job) -> Text:
+    """`[#####-----]  40%  resizing` for a running job's last report."""
+    fraction = job.progress or 0.0
+    filled = int(round(fraction * 10))
+    text = Text("[" + "#" * filled + "-" * (10 - filled) + f"] {fraction * 100:3.0f}%")
+    if job.progress_message:
+        text.append(f"  {short(job.progress_message, 40)}", style="dim")
+    return text
+
+
 def job_table(jobs: list[Job], title: str | None = None) -> None:
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    for col in ("id", "state", "task", "queue", "prio", "attempts", "created", "error"):
+    for col in ("id", "state", "task", "queue", "prio", "attempts", "created", "progress / error"):
         table.add_column(col)
     for job in jobs:
+        running = job.state == "running" and job.progress is not None
         table.add_row(
             str(job.id),
             state_text(job.state),
@@ -176,7 +191,7 @@ def job_table(jobs: list[Job], title: str | None = None) -> None:
             str(job.priority),
             f"{job.attempts}/{job.max_attempts}",
             ago(job.created_at),
-            short(job.error, 50),
+            progress_text(job) if running else short(job.error, 50),
         )
     console.print(table)
 
@@ -222,3 +237,37 @@ def config_summary(path: str | None, parsed: dict[str, Any]) -> None:
 
     console.print(f"config: {path or '(none: defaults)'}  ok", style="green")
     console.print(json.dumps(parsed, indent=2), soft_wrap=True)
+
+
+def wait_with_progress(client: Any, job_id: int, timeout: float | None) -> Job:
+    """Client.wait with a live progress bar (on stderr, so stdout stays the result)."""
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from jobrunner.lifecycle import FINAL
+
+    deadline = None if timeout is None else clock.monotonic() + timeout
+    err = Console(stderr=True, highlight=False)
+    columns = (
+        TextColumn("job {task.fields[job]} {task.fields[state]}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[message]}"),
+    )
+    with Progress(*columns, console=err, transient=not err.is_terminal) as bar:
+        task = bar.add_task("", total=1.0, job=job_id, state="", message="")
+        while True:
+            job = client.get(job_id)
+            bar.update(
+                task,
+                completed=job.progress or 0.0,
+                state=str(job.state),
+                message=short(job.progress_message, 40),
+            )
+            if job.state in FINAL:
+                return job
+            if deadline is not None and clock.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s")
+            time.sleep(0.1)

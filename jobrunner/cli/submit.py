@@ -34,6 +34,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--backoff", metavar="DUR", help="base of the exponential backoff")
     p.add_argument("--timeout", metavar="DUR")
     p.add_argument("--key", metavar="IDEMPOTENCY_KEY")
+    p.add_argument("--memory-limit", metavar="SIZE", help="e.g. 512MB; past it: out of memory")
+    p.add_argument("--cpu-limit", metavar="DUR", help="CPU time the job may use")
+    p.add_argument("--nice", type=int, metavar="N", help="run at this nice level (0-19)")
     p.add_argument(
         "--no-check",
         action="store_true",
@@ -76,7 +79,7 @@ def _options(values: dict[str, Any], where: str) -> dict[str, Any]:
             if not isinstance(values[name], str) or not values[name]:
                 raise UsageError(f"{where}{name}: expected a non-empty string")
             out[name] = values[name]
-    for name in ("priority", "retries"):
+    for name in ("priority", "retries", "nice"):
         value = values.get(name)
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int):
@@ -84,7 +87,11 @@ def _options(values: dict[str, Any], where: str) -> dict[str, Any]:
             if name == "retries" and value < 0:
                 raise UsageError(f"{where}retries: must be >= 0, got {value}")
             out[name] = value
-    for name in ("delay", "backoff", "timeout"):
+    if values.get("memory_limit") is not None:
+        from jobrunner.durations import parse_size
+
+        out["memory_limit"] = parse_size(values["memory_limit"], where=f"{where}memory-limit")
+    for name in ("delay", "backoff", "timeout", "cpu_limit"):
         if values.get(name) is not None:
             out[name] = parse_duration(values[name], where=f"{where}{name}")
     if values.get("at") is not None:
@@ -108,7 +115,19 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
         return 0
     flags = {
         k: getattr(args, k)
-        for k in ("queue", "key", "priority", "retries", "delay", "backoff", "timeout", "at")
+        for k in (
+            "queue",
+            "key",
+            "priority",
+            "retries",
+            "delay",
+            "backoff",
+            "timeout",
+            "at",
+            "memory_limit",
+            "cpu_limit",
+            "nice",
+        )
     }
     options = _options(flags, "--")
     job_args = _json(args.args, "args", list, "--")
@@ -154,6 +173,9 @@ LINE_KEYS = {
     "backoff",
     "timeout",
     "key",
+    "memory_limit",
+    "cpu_limit",
+    "nice",
 }
 
 

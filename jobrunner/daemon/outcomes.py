@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 from jobrunner import lifecycle
 from jobrunner.lifecycle import Outcome, State
 from jobrunner.models import AttemptEnd, Job
@@ -26,6 +28,7 @@ def attempt_end(
     started: float | None = None,
     finished: float | None = None,
     retryable: bool = True,
+    usage: tuple[float | None, int | None, int | None, int | None] = (None, None, None, None),
 ) -> AttemptEnd:
     """The AttemptEnd for `job`'s current attempt ending with `outcome`."""
     run_at = None
@@ -40,6 +43,7 @@ def attempt_end(
             job.attempts, job.max_attempts, job.backoff, now, retryable=retryable
         )
         state, run_at = decision.state, decision.run_at
+    cpu, rss, exit_code, sig = usage
     return AttemptEnd(
         job.id,
         job.attempts,
@@ -51,14 +55,24 @@ def attempt_end(
         traceback=traceback,
         started_at=started,
         finished_at=finished if finished is not None else now,
+        cpu_seconds=cpu,
+        max_rss_kb=rss,
+        exit_code=exit_code,
+        signal=sig,
     )
 
 
 def from_done(job: Job, done: JobDone, now: float) -> AttemptEnd:
     """A result the worker reported."""
+    if done.ok:
+        outcome = Outcome.SUCCEEDED
+    else:
+        outcome = {"oom": Outcome.OOM, "cpu_limit": Outcome.CPU_LIMIT}.get(
+            done.cause or "", Outcome.FAILED
+        )
     return attempt_end(
         job,
-        Outcome.SUCCEEDED if done.ok else Outcome.FAILED,
+        outcome,
         now,
         error=done.error,
         traceback=done.traceback,
@@ -66,15 +80,34 @@ def from_done(job: Job, done: JobDone, now: float) -> AttemptEnd:
         started=done.started_at,
         finished=done.finished_at,
         retryable=done.retryable,
+        usage=(done.cpu_seconds, done.max_rss_kb, done.exit_code, done.signal),
     )
 
 
 def from_death(
-    job: Job, kill: KillOrder | None, how: str, started: float | None, now: float
+    job: Job,
+    kill: KillOrder | None,
+    how: str,
+    started: float | None,
+    now: float,
+    *,
+    signal_number: int | None = None,
+    max_rss_kb: int | None = None,
+    oom_killed: bool = False,
 ) -> AttemptEnd:
-    """The running job of a worker that died: killed by us (`kill`) or crashed."""
+    """The running job of a worker that died: killed by us (`kill`), by the kernel's
+    OOM killer (`oom_killed`: the cgroup's count went up), or crashed otherwise."""
+    usage = (None, max_rss_kb, None, signal_number)
     if kill is None or kill.job_id != job.id:
-        return attempt_end(job, Outcome.CRASHED, now, error=how, started=started)
+        if oom_killed:
+            error = f"out of memory: killed by the kernel's OOM killer; {how}"
+            return attempt_end(job, Outcome.OOM, now, error=error, started=started, usage=usage)
+        if signal_number == signal.SIGXCPU:
+            error = f"cpu time limit exceeded; {how}"
+            return attempt_end(
+                job, Outcome.CPU_LIMIT, now, error=error, started=started, usage=usage
+            )
+        return attempt_end(job, Outcome.CRASHED, now, error=how, started=started, usage=usage)
     outcome, message = KILL_OUTCOMES[kill.reason]
     error = message.format(detail=kill.detail, how=how)
-    return attempt_end(job, outcome, now, error=error, started=started)
+    return attempt_end(job, outcome, now, error=error, started=started, usage=usage)

@@ -35,6 +35,7 @@ from jobrunner.store import open_store
 from jobrunner.worker.guard import GroupGuard
 from jobrunner.worker.pool import KillOrder, WorkerHandle, describe_exit, job_spec, spawn_worker
 from jobrunner.worker.protocol import JobDone
+from jobrunner.worker.usage import oom_kills
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ class Supervisor:
         self.check_db = True
         self.check_cancels = True
         self.signals: list[int] = []
+        self.progress: dict[int, tuple[int, int, float, str | None, float]] = {}
+        self.oom_seen = oom_kills()  # the cgroup's OOM-kill count, to tell OOM deaths apart
         self.next_poll = clock.monotonic()
         now = clock.now()
         info = DaemonInfo(
@@ -306,6 +309,10 @@ class Supervisor:
                         message.error,
                     )
                 self.ends.append(end)
+            elif isinstance(message, tuple) and message[0] == "progress":
+                _, job_id, attempt, fraction, text = message
+                if job_id in w.inflight:
+                    self.progress[job_id] = (job_id, attempt, fraction, text, self.clock.now())
             elif isinstance(message, tuple) and message[0] == "skipped":
                 job = w.inflight.pop(message[1], None)
                 if job is None:
@@ -333,6 +340,9 @@ class Supervisor:
                         end.job_id,
                         end.attempt,
                     )
+        if self.progress:
+            updates, self.progress = list(self.progress.values()), {}
+            self.store.job_progress_many(self.id, updates)
         if self.release:
             release, self.release = self.release, []
             self.store.job_release_many(self.id, release)
@@ -343,19 +353,19 @@ class Supervisor:
         by_pid = {w.pid: w for w in self.workers.values()}
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
             w = by_pid.get(pid)
             if w is not None:
-                self._on_worker_exit(w, status)
+                self._on_worker_exit(w, status, usage.ru_maxrss)
             elif pid == self.guard.pid:
                 log.warning("group guard exited (%s); starting another", describe_exit(status))
                 self.guard = GroupGuard(self._fds_not_for_children(), self.guard.groups)
 
-    def _on_worker_exit(self, w: WorkerHandle, status: int) -> None:
+    def _on_worker_exit(self, w: WorkerHandle, status: int, max_rss_kb: int) -> None:
         self._on_messages(w, w.read())  # results it sent before it died still count
         for fd in (w.from_fd, w.to_fd):
             with contextlib.suppress(KeyError):
@@ -368,7 +378,27 @@ class Supervisor:
         if head is not None:
             self.running_by_queue[head.queue] -= 1
             w.inflight.pop(head.id)
-            self.ends.append(outcomes.from_death(head, w.kill, how, w.head_wall, self.clock.now()))
+            oom_now = oom_kills()
+            oom_killed = (
+                os.WIFSIGNALED(status)
+                and os.WTERMSIG(status) == signal.SIGKILL
+                and oom_now is not None
+                and self.oom_seen is not None
+                and oom_now > self.oom_seen
+            )
+            self.oom_seen = oom_now
+            self.ends.append(
+                outcomes.from_death(
+                    head,
+                    w.kill,
+                    how,
+                    w.head_wall,
+                    self.clock.now(),
+                    signal_number=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+                    max_rss_kb=max_rss_kb,
+                    oom_killed=oom_killed,
+                )
+            )
             if w.kill is None:
                 log.warning("job %d (%s): %s", head.id, head.label, how)
         for job in reversed(w.inflight.values()):  # never started: run them elsewhere

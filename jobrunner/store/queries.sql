@@ -42,7 +42,8 @@ LIMIT ?
 
 -- name: claim_jobs
 UPDATE jobs
-SET state = 'running', attempts = attempts + 1, owner = ?, started_at = ?, cancel_requested = 0
+SET state = 'running', attempts = attempts + 1, owner = ?, started_at = ?, cancel_requested = 0,
+    progress = NULL, progress_message = NULL, progress_at = NULL
 WHERE id IN (SELECT value FROM json_each(?)) AND state IN ('queued', 'scheduled', 'retrying')
 RETURNING {job_columns}
 
@@ -55,12 +56,14 @@ SELECT min(run_at) FROM jobs WHERE state IN ('scheduled', 'retrying')
 UPDATE jobs
 SET state = ?1, attempts = attempts - (?1 = 'queued'), run_at = coalesce(?2, run_at),
     result = ?3, error = ?4, started_at = coalesce(?5, started_at), finished_at = ?6,
-    owner = NULL, cancel_requested = 0
+    owner = NULL, cancel_requested = 0,
+    progress = CASE WHEN ?1 = 'succeeded' THEN 1.0 ELSE progress END
 WHERE id = ?7 AND state = 'running' AND attempts = ?8 AND owner IS ?9
 
 -- name: attempt_insert
-INSERT INTO attempts (job_id, attempt, outcome, started_at, finished_at, error, traceback, owner)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO attempts (job_id, attempt, outcome, started_at, finished_at, error, traceback, owner,
+                      cpu_seconds, max_rss_kb, exit_code, signal)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: release
 -- Hand back a claimed job that never started: the claim did not count as an attempt.
@@ -110,7 +113,8 @@ RETURNING id
 DELETE FROM attempts WHERE job_id IN (SELECT value FROM json_each(?))
 
 -- name: attempts_of
-SELECT job_id, attempt, outcome, started_at, finished_at, error, traceback, owner
+SELECT job_id, attempt, outcome, started_at, finished_at, error, traceback, owner,
+       cpu_seconds, max_rss_kb, exit_code, signal
 FROM attempts WHERE job_id = ? ORDER BY rowid
 
 -- name: counts
@@ -177,3 +181,8 @@ INSERT INTO jobs (state, task, command, args, kwargs, queue, priority, max_attem
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (schedule, scheduled_for) WHERE schedule IS NOT NULL DO NOTHING
 RETURNING id
+
+-- name: job_progress
+-- Fenced like a result: only the attempt that is running may report.
+UPDATE jobs SET progress = ?, progress_message = ?, progress_at = ?
+WHERE id = ? AND state = 'running' AND attempts = ? AND owner = ?

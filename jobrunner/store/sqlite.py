@@ -78,7 +78,8 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 JOB_COLUMNS = (
     "id, state, task, command, args, kwargs, queue, priority, attempts, max_attempts, "
     "retries, backoff, timeout, result, error, created_at, run_at, started_at, finished_at, "
-    "key, schedule, scheduled_for, owner, cancel_requested, options"
+    "key, schedule, scheduled_for, owner, cancel_requested, options, progress, "
+    "progress_message, progress_at"
 )
 
 
@@ -152,6 +153,9 @@ def _job(row: Sequence[Any]) -> Job:
         owner=row[22],
         cancel_requested=bool(row[23]),
         options=json.loads(row[24]) if row[24] else {},
+        progress=row[25],
+        progress_message=row[26],
+        progress_at=row[27],
     )
 
 
@@ -365,7 +369,9 @@ class SQLiteStore:
 
     def attempt_list(self, job_id: int) -> list[Attempt]:
         return [
-            Attempt(r[0], r[1], Outcome(r[2]), r[3], r[4], r[5], r[6], r[7])
+            Attempt(
+                r[0], r[1], Outcome(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]
+            )
             for r in self.db.execute(Q["attempts_of"], (job_id,))
         ]
 
@@ -442,9 +448,23 @@ class SQLiteStore:
                             end.error,
                             end.traceback,
                             owner,
+                            end.cpu_seconds,
+                            end.max_rss_kb,
+                            end.exit_code,
+                            end.signal,
                         ),
                     )
         return applied
+
+    def job_progress_many(
+        self, owner: str, updates: Sequence[tuple[int, int, float, str | None, float]]
+    ) -> None:
+        """Record progress (job id, attempt, fraction, message, at) of running attempts."""
+        if not updates:
+            return
+        with self._tx() as db:
+            for job_id, attempt, fraction, message, at in updates:
+                db.execute(Q["job_progress"], (fraction, message, at, job_id, attempt, owner))
 
     def job_release_many(self, owner: str, jobs: Sequence[tuple[int, int]]) -> int:
         """Hand back claimed jobs that never started (shutdown); returns how many."""
@@ -496,6 +516,10 @@ class SQLiteStore:
                         error,
                         None,
                         job.owner,
+                        None,
+                        None,
+                        None,
+                        None,
                     ),
                 )
         return orphans

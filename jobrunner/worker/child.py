@@ -13,6 +13,7 @@ import ctypes
 import importlib
 import json
 import os
+import resource
 import select
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from typing import Any
 
 from jobrunner import clock
 from jobrunner.worker.protocol import FrameReader, JobDone, JobSpec, encode, write_all
+from jobrunner.worker.usage import PROGRESS_EVERY, Limits, PeakRss, ProgressLines, cpu_seconds
 
 PR_SET_PDEATHSIG = 1
 RESULT_MAX_BYTES = 1 << 20
@@ -56,6 +58,16 @@ class JobContext:
 
 
 current: JobContext | None = None
+_worker: Worker | None = None
+
+
+def progress(fraction: float, message: str | None = None) -> bool:
+    """Report how far the running job got (0.0 to 1.0), with an optional message.
+
+    Throttled to a few reports a second; returns False outside a job."""
+    if _worker is None:
+        return False
+    return _worker.report_progress(fraction, message)
 
 
 class Worker:
@@ -68,6 +80,8 @@ class Worker:
         self.pending: collections.OrderedDict[int, JobSpec] = collections.OrderedDict()
         self.functions: dict[str, Callable[..., Any]] = {}
         self.closed = False
+        self.peak = PeakRss()
+        self.progress_sent = 0.0
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -103,14 +117,95 @@ class Worker:
         log_fd = self._open_log(spec)
         started = clock.now()
         current = JobContext(spec)
+        self.progress_sent = 0.0
+        limits = Limits(spec.options)
         try:
             if spec.command is not None:
-                done = self._run_command(spec, log_fd, started)
+                done = self._run_command(spec, log_fd, started, limits)
+            elif limits:
+                done = self._run_python_isolated(spec, log_fd, started, limits)
             else:
-                done = self._run_python(spec, log_fd, started)
+                done = self._run_python_measured(spec, log_fd, started)
         finally:
             current = None
             self._close_log(spec, log_fd)
+        return done
+
+    # -- progress -------------------------------------------------------------------------
+
+    def report_progress(self, fraction: float, message: str | None) -> bool:
+        """Send the running job's progress, at most every PROGRESS_EVERY seconds."""
+        job = current
+        if job is None:
+            return False
+        fraction = min(1.0, max(0.0, float(fraction)))
+        now = clock.monotonic()
+        if now - self.progress_sent < PROGRESS_EVERY and fraction < 1.0:
+            return True  # throttled: a chatty job must not flood the database
+        self.progress_sent = now
+        text = None if message is None else str(message)[:200]
+        write_all(self.wfd, encode(("progress", job.id, job.attempt, fraction, text)))
+        return True
+
+    # -- Python jobs ----------------------------------------------------------------------
+
+    def _run_python_measured(self, spec: JobSpec, log_fd: int, started: float) -> JobDone:
+        self.peak.reset()
+        before = cpu_seconds(resource.getrusage(resource.RUSAGE_SELF)) + cpu_seconds(
+            resource.getrusage(resource.RUSAGE_CHILDREN)
+        )
+        done = self._run_python(spec, log_fd, started)
+        after = cpu_seconds(resource.getrusage(resource.RUSAGE_SELF)) + cpu_seconds(
+            resource.getrusage(resource.RUSAGE_CHILDREN)
+        )
+        done.cpu_seconds = round(after - before, 6)
+        done.max_rss_kb = self.peak.read_kb()
+        return done
+
+    def _run_python_isolated(
+        self, spec: JobSpec, log_fd: int, started: float, limits: Limits
+    ) -> JobDone:
+        """A job with limits runs in a child forked for it, so the limits (and the
+        usage measured) are the job's alone; the child stays in this process group."""
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.close(r)
+                limits.apply()
+                done = self._run_python(spec, log_fd, started)
+                write_all(w, encode(done))
+            except BaseException:  # noqa: BLE001
+                code = 70
+            finally:
+                os._exit(code)
+        os.close(w)
+        data = bytearray()
+        while chunk := os.read(r, 1 << 16):
+            data += chunk
+        os.close(r)
+        _, status, usage = os.wait4(pid, 0)
+        finished = clock.now()
+        messages = FrameReader().feed(bytes(data))
+        cpu = round(cpu_seconds(usage), 6)
+        if messages:
+            done = messages[0]
+        else:
+            how = _describe_status(status)
+            done = JobDone(
+                spec.id, spec.attempt, False, None, f"job process {how}", None, started, finished
+            )
+            done.signal = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        done.cpu_seconds = cpu
+        done.max_rss_kb = usage.ru_maxrss
+        done.cause = limits.cause_of(done.signal, done.error, cpu)
+        if done.cause == "oom":
+            done.error = (
+                f"out of memory: memory_limit of {limits.memory} bytes reached ({done.error})"
+            )
+        elif done.cause == "cpu_limit":
+            done.error = f"cpu_limit of {limits.cpu:g}s used up; {done.error}"
         return done
 
     def _run_python(self, spec: JobSpec, log_fd: int, started: float) -> JobDone:
@@ -137,7 +232,9 @@ class Worker:
                 with contextlib.suppress(OSError):
                     os.chdir(old_cwd)
 
-    def _run_command(self, spec: JobSpec, log_fd: int, started: float) -> JobDone:
+    # -- commands -------------------------------------------------------------------------
+
+    def _run_command(self, spec: JobSpec, log_fd: int, started: float, limits: Limits) -> JobDone:
         env = {
             **os.environ,
             **spec.options.get("env", {}),
@@ -145,30 +242,59 @@ class Worker:
             "JOBRUNNER_ATTEMPT": str(spec.attempt),
         }
         argv = [*(spec.command or []), *(str(a) for a in spec.args)]
+
+        def setup() -> None:  # in the command's process, before exec
+            die_with_parent()
+            limits.apply()
+
         try:
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
-                stdout=log_fd,
+                stdout=subprocess.PIPE,
                 stderr=log_fd,
                 cwd=spec.options.get("cwd"),
                 env=env,
-                preexec_fn=die_with_parent,
+                preexec_fn=setup,
             )
-            code = proc.wait()
         except OSError as exc:
             error = f"cannot run {argv[0] if argv else '(empty command)'}: {exc.strerror or exc}"
             return JobDone(spec.id, spec.attempt, False, None, error, None, started, clock.now())
+        assert proc.stdout is not None
+        lines = ProgressLines(log_fd, self.report_progress)
+        out = proc.stdout.fileno()
+        while chunk := os.read(out, 1 << 16):
+            lines.feed(chunk)
+        lines.close()
+        proc.stdout.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         finished = clock.now()
-        if code == 0:
-            return JobDone(
-                spec.id, spec.attempt, True, {"exit_code": 0}, None, None, started, finished
-            )
+        code = proc.returncode
+        done = JobDone(
+            spec.id,
+            spec.attempt,
+            code == 0,
+            {"exit_code": 0} if code == 0 else None,
+            None,
+            None,
+            started,
+            finished,
+        )
+        done.cpu_seconds = round(cpu_seconds(usage), 6)
+        done.max_rss_kb = usage.ru_maxrss
         if code < 0:
-            error = f"command killed by signal {-code} ({_signal_name(-code)})"
+            done.signal = -code
+            done.error = f"command killed by signal {-code} ({_signal_name(-code)})"
+        elif code > 0:
+            done.exit_code = code
+            done.error = f"command exited with status {code}"
         else:
-            error = f"command exited with status {code}"
-        return JobDone(spec.id, spec.attempt, False, None, error, None, started, finished)
+            done.exit_code = 0
+        done.cause = limits.cause_of(done.signal, done.error, done.cpu_seconds)
+        if done.cause == "cpu_limit":
+            done.error = f"cpu_limit of {limits.cpu:g}s used up; {done.error}"
+        return done
 
     def _resolve(self, ref: str) -> Callable[..., Any]:
         fn = self.functions.get(ref)
@@ -257,6 +383,13 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {message}" if message else name
 
 
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        return f"killed by signal {number} ({_signal_name(number)})"
+    return f"exited with status {os.WEXITSTATUS(status)} without a result"
+
+
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -275,7 +408,9 @@ def worker_main(rfd: int, wfd: int, log_dir: str, log_max_bytes: int, parent: in
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
-        Worker(rfd, wfd, log_dir, log_max_bytes).serve()
+        global _worker
+        _worker = Worker(rfd, wfd, log_dir, log_max_bytes)
+        _worker.serve()
     except BaseException:  # noqa: BLE001
         traceback.print_exc()
         code = 70

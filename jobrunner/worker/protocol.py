@@ -43,6 +43,11 @@ class JobDone:
     started_at: float
     finished_at: float
     retryable: bool = True
+    cpu_seconds: float | None = None
+    max_rss_kb: int | None = None
+    exit_code: int | None = None  # a command's exit status
+    signal: int | None = None  # the signal that ended the job's process
+    cause: str | None = None  # "oom" or "cpu_limit" when a limit ended it
 
 
 def encode(message: Any) -> bytes:
