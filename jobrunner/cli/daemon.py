@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
@@ -19,6 +18,12 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--workers", type=int, metavar="N")
     p.add_argument("--queues", metavar="a,b", help="only these queues (default: all)")
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="one line per event: key=value text, or JSON lines",
+    )
     p.set_defaults(func=run)
 
 
@@ -33,7 +38,11 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
         if not queues:
             raise UsageError("--queues: name at least one queue")
     config = ctx.config
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    return supervisor.run(
+        config,
+        ctx.db_path,
+        workers=args.workers,
+        queues=queues,
+        log_format=args.log_format,
+        log_stream=sys.stderr,
     )
-    return supervisor.run(config, ctx.db_path, workers=args.workers, queues=queues)

@@ -205,7 +205,7 @@ def _json(value: Any) -> str:
 
 def schedules(rows: list[dict[str, Any]]) -> None:
     if not rows:
-        console.print("No [[schedules]] in the config.")
+        console.print("No [[schedules]] in the config.", markup=False)  # not a rich tag
         return
     table = Table(title="Schedules", box=box.SIMPLE_HEAD, title_justify="left")
     for col in ("name", "when", "timezone", "next fires (local / UTC)", "last fire", "last job"):

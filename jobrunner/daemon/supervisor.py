@@ -25,6 +25,8 @@ from jobrunner import wake
 from jobrunner.clock import SYSTEM
 from jobrunner.config import Config
 from jobrunner.daemon import outcomes
+from jobrunner.daemon.events import EventLog
+from jobrunner.daemon.events import install as install_log_handler
 from jobrunner.daemon.services import Services
 from jobrunner.durations import format_duration
 from jobrunner.errors import ConfigError, StoreUnavailable
@@ -39,6 +41,8 @@ from jobrunner.worker.usage import oom_kills
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import TextIO
+
     from jobrunner.clock import Clock
 
 log = logging.getLogger("jobrunner.daemon")
@@ -48,6 +52,14 @@ log = logging.getLogger("jobrunner.daemon")
 DISPATCH_WINDOW = 0.02
 MAX_DEPTH = 64
 EXIT_OK = 0
+# the event a job's attempt ending is logged as, by where the job goes next
+END_EVENTS = {
+    State.SUCCEEDED: "finish",
+    State.RETRYING: "retry",
+    State.DEAD: "dead",
+    State.CANCELLED: "cancel",
+    State.QUEUED: "interrupted",
+}
 EXIT_FORCED = 130
 
 
@@ -55,6 +67,7 @@ EXIT_FORCED = 130
 class Options:
     workers: int
     queues: list[str] | None
+    events: EventLog
 
 
 class Supervisor:
@@ -63,6 +76,7 @@ class Supervisor:
         self.db_path = db_path
         self.clock = clock
         self.opts = opts
+        self.events = opts.events
         self.store = open_store(db_path, synchronous=config.daemon.synchronous)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.log_dir = log_dir_for(db_path)
@@ -155,10 +169,12 @@ class Supervisor:
         try:
             while True:
                 self._step()
+                self.events.flush()
                 if self.stopping and not self._busy():
                     break
         finally:
             self._shutdown()
+            self.events.flush()
         return EXIT_FORCED if self.forced else EXIT_OK
 
     def _busy(self) -> bool:
@@ -300,14 +316,6 @@ class Supervisor:
                 duration = max(message.finished_at - message.started_at, 1e-6)
                 self.avg_duration = 0.8 * self.avg_duration + 0.2 * duration
                 end = outcomes.from_done(job, message, self.clock.now())
-                if end.next_state is State.DEAD:
-                    log.warning(
-                        "job %d (%s) is dead after %d attempt(s): %s",
-                        job.id,
-                        job.label,
-                        job.attempts,
-                        message.error,
-                    )
                 self.ends.append(end)
             elif isinstance(message, tuple) and message[0] == "progress":
                 _, job_id, attempt, fraction, text = message
@@ -332,6 +340,7 @@ class Supervisor:
         if self.ends:
             ends, self.ends = self.ends, []
             applied = self.store.job_end_many(self.id, ends)
+            emit = self.events.emit
             for end, ok in zip(ends, applied, strict=True):
                 if not ok:
                     log.warning(
@@ -340,6 +349,22 @@ class Supervisor:
                         end.job_id,
                         end.attempt,
                     )
+                    continue
+                if end.run_at is not None:  # a retry: poll again when it falls due
+                    due_in = end.run_at - self.clock.now()
+                    self.next_poll = min(self.next_poll, self.clock.monotonic() + max(0.0, due_in))
+                took = None if end.started_at is None else end.finished_at - end.started_at
+                emit(
+                    END_EVENTS.get(end.next_state, "finish"),
+                    "info" if end.outcome is Outcome.SUCCEEDED else "warning",
+                    ts=end.finished_at,
+                    job=end.job_id,
+                    attempt=end.attempt,
+                    outcome=end.outcome.value,
+                    duration=None if took is None else round(took, 6),
+                    retry_in=None if end.run_at is None else round(end.run_at - end.finished_at, 3),
+                    error=None if end.error is None else end.error.splitlines()[0][:200],
+                )
         if self.progress:
             updates, self.progress = list(self.progress.values()), {}
             self.store.job_progress_many(self.id, updates)
@@ -485,6 +510,10 @@ class Supervisor:
             self.check_db = False
             jobs = self._claim(want)
             self.ready.extend(jobs)
+            for job in jobs:
+                self.events.emit(
+                    "claim", job=job.id, attempt=job.attempts, queue=job.queue, task=job.label
+                )
             if len(jobs) == want:
                 self.check_db = True  # there may be more
             else:
@@ -549,7 +578,11 @@ def run(
     workers: int | None = None,
     queues: list[str] | None = None,
     clock: Clock = SYSTEM,
+    log_format: str = "text",
+    log_stream: TextIO | None = None,
 ) -> int:
     """Run a daemon until SIGTERM/SIGINT; returns its exit code."""
-    opts = Options(workers or config.daemon.workers, queues or config.daemon.queues)
+    events = EventLog(log_stream or sys.stderr, log_format)
+    install_log_handler(events)
+    opts = Options(workers or config.daemon.workers, queues or config.daemon.queues, events)
     return Supervisor(config, db_path, clock, opts).run()

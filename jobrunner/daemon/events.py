@@ -1,0 +1,97 @@
+"""The daemon's log: one line per event, as text or JSON lines, written in batches.
+
+Events carry fields (job, attempt, outcome, duration, ...). At thousands of jobs a
+second, a write per line would cost the supervisor a syscall per job, so lines are
+buffered and written once per loop iteration. Messages from the `logging` module
+(jobrunner.daemon, jobrunner.scheduler) go through the same formatter.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from jobrunner import clock
+from jobrunner.jsonutil import dumps
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+FORMATS = ("text", "json")
+
+
+def _stamp(ts: float) -> str:
+    whole = int(ts)
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((ts - whole) * 1000):03d}Z"
+    )
+
+
+class EventLog:
+    def __init__(self, stream: TextIO, fmt: str = "text") -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        self.fd = stream.fileno()
+        self.json = fmt == "json"
+        self.lines: list[str] = []
+
+    def emit(self, event: str, level: str = "info", ts: float | None = None, **fields: Any) -> None:
+        stamp = _stamp(clock.now() if ts is None else ts)
+        if self.json:
+            record = {"ts": stamp, "level": level, "event": event}
+            record.update((k, v) for k, v in fields.items() if v is not None)
+            self.lines.append(dumps(record))
+            return
+        parts = [stamp, level.upper(), event]
+        for key, value in fields.items():
+            if value is None:
+                continue
+            if isinstance(value, float):
+                text = f"{value:.6g}"
+            else:
+                text = str(value)
+                if not text or any(c in text for c in ' "='):
+                    text = dumps(text)
+            parts.append(f"{key}={text}")
+        self.lines.append(" ".join(parts))
+
+    def flush(self) -> None:
+        if self.lines:
+            data = ("\n".join(self.lines) + "\n").encode("utf-8", "replace")
+            self.lines.clear()
+            view = memoryview(data)
+            while view:
+                try:
+                    written = os.write(self.fd, view)
+                except BlockingIOError:
+                    continue
+                view = view[written:]
+
+
+class EventHandler(logging.Handler):
+    """Routes `logging` records into the event log: event "log" with the message."""
+
+    def __init__(self, events: EventLog) -> None:
+        super().__init__()
+        self.events = events
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.events.emit(
+                "log", record.levelname.lower(), ts=record.created, message=record.getMessage()
+            )
+            if record.levelno >= logging.WARNING:
+                self.events.flush()  # problems show at once
+        except Exception:  # noqa: BLE001 - logging must never take the daemon down
+            self.handleError(record)
+
+
+def install(events: EventLog, level: int = logging.INFO) -> None:
+    root = logging.getLogger("jobrunner")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(EventHandler(events))
+    root.setLevel(level)
+    root.propagate = False
