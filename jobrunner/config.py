@@ -20,6 +20,12 @@ DEFAULT_LEASE = 30.0
 DEFAULT_SHUTDOWN_GRACE = 30.0
 DEFAULT_POLL_INTERVAL = 1.0
 KILL_GRACE = 5.0  # between SIGTERM and SIGKILL when a job times out or is cancelled
+DEFAULT_RETAIN_SUCCEEDED = 7 * 86400.0  # [retention] succeeded
+DEFAULT_RETAIN_DEAD = 30 * 86400.0  # [retention] dead: dead and cancelled jobs
+MIN_RETENTION = 1.0
+CHECKPOINT_EVERY = 30.0  # the daemon checkpoints and truncates the WAL this often
+# `status` warns when the write-ahead log is larger: checkpoints may be held back
+WAL_WARN_BYTES = 64 << 20
 TASK_NAME = re.compile(r"^[A-Za-z_][\w-]*$")
 FUNCTION_REF = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
@@ -52,6 +58,13 @@ class DaemonConfig(Record):
     synchronous: str = "NORMAL"
 
 
+class RetentionConfig(Record):
+    """How long ended jobs are kept before the daemon deletes them (and their logs)."""
+
+    succeeded: float = DEFAULT_RETAIN_SUCCEEDED
+    dead: float = DEFAULT_RETAIN_DEAD  # dead and cancelled
+
+
 class Config(Record):
     path: str | None = None
     database: str | None = None
@@ -62,6 +75,7 @@ class Config(Record):
     queue_concurrency: dict[str, int] = field(default_factory=dict)
     tasks: dict[str, TaskConfig] = field(default_factory=dict)
     schedules: dict[str, ScheduleConfig] = field(default_factory=dict)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
 
 MISFIRE_POLICIES = ("skip", "once", "all")
@@ -218,6 +232,7 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
             "queues",
             "tasks",
             "schedules",
+            "retention",
         },
     )
     cfg = Config(path=path)
@@ -258,6 +273,8 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
     if cfg.daemon.lease < 2:
         raise r.fail("daemon", "lease", "must be at least 2s")
 
+    cfg.retention = _parse_retention(r, _table(r, data, "retention"))
+
     for name, queue in _table(r, data, "queues").items():
         table = f"queues.{name}"
         if not isinstance(queue, dict):
@@ -295,6 +312,18 @@ def _table(r: _Reader, data: dict[str, Any], key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise r.fail("", key, f"expected a table [{key}]")
     return value
+
+
+def _parse_retention(r: _Reader, data: dict[str, Any]) -> RetentionConfig:
+    r.unknown_keys("retention", data, {"succeeded", "dead"})
+    retention = RetentionConfig(
+        succeeded=r.duration("retention", data, "succeeded", DEFAULT_RETAIN_SUCCEEDED),
+        dead=r.duration("retention", data, "dead", DEFAULT_RETAIN_DEAD),
+    )
+    for key in ("succeeded", "dead"):
+        if getattr(retention, key) < MIN_RETENTION:
+            raise r.fail("retention", key, f"must be at least {MIN_RETENTION:g}s")
+    return retention
 
 
 def _parse_task(r: _Reader, name: str, task: Any) -> TaskConfig:

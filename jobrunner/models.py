@@ -197,6 +197,14 @@ class CancelResult(Record):
     state: str  # "cancelled" (was waiting), "requested" (running), or the final state it had
 
 
+class Checkpoint(Record):
+    """What a WAL checkpoint did: `busy` when a reader or writer kept it from finishing
+    (it then copied what it could and left the log as it was)."""
+
+    busy: bool
+    wal_bytes: int  # the log's size afterwards
+
+
 class ScheduleState(Record):
     """What the database holds of a schedule (its timetable lives in the config)."""
 

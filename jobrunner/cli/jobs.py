@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -92,6 +91,8 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
     counts = store.job_counts()
     daemons = store.daemon_list()
     failures = store.job_recent_failures(5)
+    wal_bytes = store.db_wal_bytes()
+    warnings = database_warnings(store.path, wal_bytes)
     if args.json:
         from jobrunner import clock
 
@@ -117,13 +118,30 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
                     for d in daemons
                 ],
                 "recent_failures": [j.to_dict() for j in failures],
+                "wal_bytes": wal_bytes,
+                "warnings": warnings,
             }
         )
         return 0
     from jobrunner.cli import render
 
     render.overview(counts, daemons, failures)
+    render.warnings(warnings)
     return 0
+
+
+def database_warnings(path: str, wal_bytes: int) -> list[str]:
+    """What an operator should know about the database file itself."""
+    from jobrunner.config import CHECKPOINT_EVERY, WAL_WARN_BYTES
+
+    warnings = []
+    if wal_bytes > WAL_WARN_BYTES:
+        warnings.append(
+            f"the write-ahead log {path}-wal is {wal_bytes / (1 << 20):.0f} MiB (over "
+            f"{WAL_WARN_BYTES >> 20} MiB): a running daemon truncates it every "
+            f"{CHECKPOINT_EVERY:g}s, unless a long-running reader is holding checkpoints back"
+        )
+    return warnings
 
 
 def list_jobs(ctx: Any, args: argparse.Namespace) -> int:
@@ -242,16 +260,7 @@ def prune(ctx: Any, args: argparse.Namespace) -> int:
 def prune_ended(store: Any, db_path: str, before: float, states: list[State]) -> int:
     """Delete ended jobs in small batches (never holding the write lock long) and their logs."""
     from jobrunner.paths import log_dir_for
+    from jobrunner.retention import prune
 
-    folder = log_dir_for(db_path)
-    removed = 0
-    for state in states:
-        while True:
-            ids = store.job_delete_ended(state.value, before, batch=1000)
-            for i in ids:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(folder, f"{i}.log"))
-            removed += len(ids)
-            if len(ids) < 1000:
-                break
-    return removed
+    removed, _ = prune(store, log_dir_for(db_path), [(state, before) for state in states])
+    return sum(removed.values())

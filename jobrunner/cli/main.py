@@ -32,6 +32,8 @@ COMMANDS = {
     "dlq": "dlq",
     "schedules": "schedules",
     "config": "schedules",
+    "backup": "maintenance",
+    "top": "maintenance",
 }
 
 

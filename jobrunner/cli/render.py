@@ -108,6 +108,11 @@ def overview(
         console.print(f)
 
 
+def warnings(messages: list[str]) -> None:
+    for message in messages:
+        console.print(Text(f"warning: {message}", style="yellow"))
+
+
 def job_detail(job: Job, attempts: list[Attempt], tracebacks: bool = False) -> None:
     rows: list[tuple[str, Any]] = [
         ("id", str(job.id)),

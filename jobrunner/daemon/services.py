@@ -1,4 +1,5 @@
-"""The daemon's periodic services: lease heartbeat, rescuer, scheduler, config reload.
+"""The daemon's periodic services: lease heartbeat, rescuer, scheduler, config reload,
+retention (deleting old ended jobs) and WAL checkpoints.
 
 Each runs from `run_due(mono)` when its deadline passes and reports what the
 supervisor should do next; none of them touches workers. Time comes in as arguments
@@ -12,9 +13,13 @@ import os
 import socket
 from dataclasses import dataclass
 
-from jobrunner.config import Config, load_config
+from jobrunner.config import CHECKPOINT_EVERY, WAL_WARN_BYTES, Config, load_config
 from jobrunner.daemon.scheduler import Scheduler
+from jobrunner.durations import format_duration
+from jobrunner.errors import StoreUnavailable
+from jobrunner.lifecycle import State
 from jobrunner.models import DaemonInfo
+from jobrunner.retention import prune
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,6 +29,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobrunner.daemon")
 
 CONFIG_CHECK_EVERY = 1.0
+PRUNE_EVERY = 60.0  # the retention service's period; shorter for retentions under 2m
+PRUNE_BATCH = 500  # ended jobs deleted per transaction
+PRUNE_MAX_BATCHES = 4  # per run, so claims never wait long behind a prune
+PRUNE_BACKLOG_PAUSE = 0.25  # while old jobs are left, run again this soon
 
 
 @dataclass(slots=True)
@@ -36,11 +45,14 @@ class Due:
 
 
 class Services:
-    def __init__(self, config: Config, store: Store, clock: Clock, info: DaemonInfo) -> None:
+    def __init__(
+        self, config: Config, store: Store, clock: Clock, info: DaemonInfo, log_dir: str
+    ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.info = info
+        self.log_dir = log_dir  # jobs' output files, deleted with the jobs
         self.scheduler = Scheduler(config, store)
         mono = clock.monotonic()
         self.heartbeat_every = config.daemon.lease / 3
@@ -50,6 +62,10 @@ class Services:
         self.next_config_check = mono + CONFIG_CHECK_EVERY
         self.config_mtime = _mtime(config.path)
         self.reload_requested = False
+        self.next_prune = mono  # at start too: a daemon may not live a whole period
+        self.next_checkpoint = mono + CHECKPOINT_EVERY
+        self.wal_warn_bytes = WAL_WARN_BYTES
+        self.wal_warned = False
 
     def register(self) -> None:
         """Expire dead daemons of this host, then register this one."""
@@ -79,6 +95,8 @@ class Services:
         deadlines = [self.next_heartbeat, self.next_rescue]
         if self.config.schedules and not stopping:
             deadlines.append(mono + self.next_schedule - self.clock.now())
+        if not stopping:
+            deadlines += [self.next_prune, self.next_checkpoint]
         return min(deadlines)
 
     def run_due(self, mono: float, stopping: bool) -> Due:
@@ -111,7 +129,65 @@ class Services:
                     job.owner,
                 )
                 due.claim = True
+        if not stopping and mono >= self.next_prune:
+            self.next_prune = mono + self._prune()
+        if not stopping and mono >= self.next_checkpoint:
+            self.next_checkpoint = mono + CHECKPOINT_EVERY
+            self._checkpoint()
         return due
+
+    def prune_every(self) -> float:
+        """The retention service's period: PRUNE_EVERY, or half the shortest retention."""
+        keep = self.config.retention
+        return min(PRUNE_EVERY, min(keep.succeeded, keep.dead) / 2)
+
+    def _prune(self) -> float:
+        """Delete ended jobs past their retention, a bounded number of small batches at
+        a time, with their logs; returns when to run next."""
+        keep = self.config.retention
+        now = self.clock.now()
+        cutoffs = [
+            (State.SUCCEEDED, now - keep.succeeded),
+            (State.DEAD, now - keep.dead),
+            (State.CANCELLED, now - keep.dead),
+        ]
+        try:
+            removed, more = prune(self.store, self.log_dir, cutoffs, PRUNE_BATCH, PRUNE_MAX_BATCHES)
+        except StoreUnavailable as exc:
+            log.warning("retention: %s; trying again later", exc)
+            return self.prune_every()
+        if removed:
+            log.info(
+                "retention: deleted %d ended job(s) and their logs (%s; retention: succeeded "
+                "%s, dead and cancelled %s)%s",
+                sum(removed.values()),
+                ", ".join(f"{n} {state}" for state, n in removed.items()),
+                format_duration(keep.succeeded),
+                format_duration(keep.dead),
+                "; more to delete" if more else "",
+            )
+        return PRUNE_BACKLOG_PAUSE if more else self.prune_every()
+
+    def _checkpoint(self) -> None:
+        """Keep the write-ahead log bounded: after a burst it would otherwise keep its
+        size. Never waits; a long reader can hold it back, which is logged once."""
+        if self.store.db_wal_bytes() == 0:
+            return  # nothing written since the last one
+        try:
+            result = self.store.db_checkpoint()
+        except StoreUnavailable as exc:
+            log.warning("WAL checkpoint failed: %s; trying again later", exc)
+            return
+        if not result.busy:
+            self.wal_warned = False
+        elif result.wal_bytes > self.wal_warn_bytes and not self.wal_warned:
+            self.wal_warned = True
+            log.warning(
+                "the write-ahead log %s-wal is %d MiB and cannot be truncated: a long-running "
+                "reader of the database is holding checkpoints back",
+                self.store.path,
+                result.wal_bytes >> 20,
+            )
 
     def _heartbeat(self) -> None:
         now = self.clock.now()

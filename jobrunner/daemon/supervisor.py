@@ -102,7 +102,7 @@ class Supervisor:
         info = DaemonInfo(
             self.id, socket.gethostname(), os.getpid(), now, now, now, opts.workers, opts.queues
         )
-        self.services = Services(config, self.store, clock, info)
+        self.services = Services(config, self.store, clock, info, self.log_dir)
 
     # -- start and stop -------------------------------------------------------------------
 

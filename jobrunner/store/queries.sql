@@ -186,3 +186,24 @@ RETURNING id
 -- Fenced like a result: only the attempt that is running may report.
 UPDATE jobs SET progress = ?, progress_message = ?, progress_at = ?
 WHERE id = ? AND state = 'running' AND attempts = ? AND owner = ?
+
+-- name: ended_since
+-- Three range scans of jobs_ended (one per final state); the IN repeats its condition.
+SELECT state, count(*) FROM jobs
+WHERE state IN ('succeeded', 'dead', 'cancelled') AND finished_at > ?
+GROUP BY state
+
+-- name: running_jobs
+-- Served by jobs_running: the running jobs only, never the ended history.
+SELECT {job_columns} FROM jobs WHERE state = 'running'
+ORDER BY started_at, id
+LIMIT ?
+
+-- name: wal_checkpoint
+-- Copies the WAL into the database and truncates it to zero bytes. Run with no busy
+-- wait: a reader or writer in the way makes it a PASSIVE checkpoint (busy = 1).
+PRAGMA wal_checkpoint(TRUNCATE)
+
+-- name: vacuum_into
+-- A consistent snapshot, compacted, written to a new (or empty) file.
+VACUUM INTO ?

@@ -17,13 +17,14 @@ from contextlib import contextmanager
 import apsw
 
 from jobrunner import lifecycle
-from jobrunner.errors import JobNotFound, NotADatabase, StoreUnavailable
+from jobrunner.errors import JobNotFound, NotADatabase, StoreUnavailable, UsageError
 from jobrunner.jsonutil import dumps as _dumps
 from jobrunner.lifecycle import Outcome, State
 from jobrunner.models import (
     Attempt,
     AttemptEnd,
     CancelResult,
+    Checkpoint,
     ClaimRequest,
     DaemonInfo,
     InsertResult,
@@ -367,6 +368,14 @@ class SQLiteStore:
     def job_recent_failures(self, limit: int) -> list[Job]:
         return [_job(r) for r in self.db.execute(Q["recent_failures"], (limit,))]
 
+    def job_running(self, limit: int) -> list[Job]:
+        """Running jobs, longest-running first."""
+        return [_job(r) for r in self.db.execute(Q["running_jobs"], (limit,))]
+
+    def job_count_ended_since(self, since: float) -> dict[str, int]:
+        """How many jobs ended after `since`, by final state (throughput)."""
+        return {state: n for state, n in self.db.execute(Q["ended_since"], (since,))}
+
     def attempt_list(self, job_id: int) -> list[Attempt]:
         return [
             Attempt(
@@ -560,6 +569,56 @@ class SQLiteStore:
             if ids:
                 db.execute(Q["attempts_delete"], (_dumps(ids),))
         return ids
+
+    # -- the database itself --------------------------------------------------------------
+
+    def db_backup(self, path: str) -> int:
+        """Write a consistent copy of the database to `path`, a new file; returns its size.
+
+        Online: VACUUM INTO reads one snapshot, so the daemon and submitters carry on.
+        The file is created here first, exclusively and private like the database (a
+        job's arguments may be secrets), so an existing path is never overwritten."""
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            raise UsageError(f"{path}: already exists; a backup never overwrites a file") from None
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot create the backup: {exc.strerror}") from None
+        os.close(fd)
+        try:
+            self.db.execute(Q["vacuum_into"], (path,))
+            with open(path, "rb+") as f:
+                os.fsync(f.fileno())  # VACUUM INTO does not sync what it wrote
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            if isinstance(exc, apsw.Error):
+                raise StoreUnavailable(f"{path}: backup failed: {exc}") from None
+            raise
+        return os.path.getsize(path)
+
+    def db_checkpoint(self) -> Checkpoint:
+        """Copy the write-ahead log into the database and truncate it, without waiting.
+
+        A reader (or writer) in the way makes it copy what it can and report `busy`;
+        the busy timeout is off meanwhile, so the daemon never stalls on it."""
+        self.db.setbusytimeout(0)
+        try:
+            busy = self.db.execute(Q["wal_checkpoint"]).fetchall()[0][0]
+        except apsw.BusyError:
+            busy = 1
+        except apsw.Error as exc:
+            raise StoreUnavailable(f"{self.path}: checkpoint failed: {exc}") from None
+        finally:
+            self.db.setbusytimeout(BUSY_TIMEOUT_MS)
+        return Checkpoint(bool(busy), self.db_wal_bytes())
+
+    def db_wal_bytes(self) -> int:
+        """The size of the write-ahead log file (0 when there is none)."""
+        try:
+            return os.stat(self.path + "-wal").st_size
+        except FileNotFoundError:
+            return 0
 
     # -- schedules ------------------------------------------------------------------------
 

@@ -262,9 +262,7 @@ class Worker:
             return JobDone(spec.id, spec.attempt, False, None, error, None, started, clock.now())
         assert proc.stdout is not None
         lines = ProgressLines(log_fd, self.report_progress)
-        out = proc.stdout.fileno()
-        while chunk := os.read(out, 1 << 16):
-            lines.feed(chunk)
+        _pump_until_exit(proc.pid, proc.stdout.fileno(), lines)
         lines.close()
         proc.stdout.close()
         _, status, usage = os.wait4(proc.pid, 0)
@@ -329,6 +327,43 @@ class Worker:
                 os.unlink(path)
         elif size > self.log_max_bytes:
             _keep_tail(path, size, self.log_max_bytes)
+
+
+def _pump_until_exit(pid: int, out: int, lines: ProgressLines) -> None:
+    """Feed the command's stdout to `lines` until the command exits (not reaped here).
+
+    Stops at the command's exit, not at EOF: a background process it started may hold
+    stdout open long after, and the job ends with its command (as when stdout was the
+    log file itself)."""
+    pidfd = -1
+    with contextlib.suppress(AttributeError, OSError):  # Linux 5.3+; else poll the pid
+        pidfd = os.pidfd_open(pid)
+    watch = [out] if pidfd < 0 else [out, pidfd]
+    try:
+        while True:
+            ready, _, _ = select.select(watch, [], [], None if pidfd >= 0 else 0.05)
+            if (pidfd in ready or out not in ready) and os.waitid(
+                os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT
+            ) is not None:
+                # it exited: take what it wrote before (at most a pipe's worth), then stop
+                os.set_blocking(out, False)
+                for _ in range(64):
+                    try:
+                        chunk = os.read(out, 1 << 16)
+                    except BlockingIOError:
+                        return
+                    if not chunk:
+                        return
+                    lines.feed(chunk)
+                return
+            if out in ready:
+                chunk = os.read(out, 1 << 16)
+                if not chunk:  # nobody holds stdout any more: just wait for the exit
+                    return
+                lines.feed(chunk)
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
 
 
 class _NotRetryable(Exception):

@@ -107,26 +107,32 @@ class ProgressLines:
         self.log_fd = log_fd
         self.report = report
         self.pending = bytearray()
+        # False after passing on part of a line without its newline: the rest of that
+        # line is output too, even if it arrives in a read of its own.
+        self.at_line_start = True
 
     def feed(self, data: bytes) -> None:
         self.pending += data
         while True:
             if not self.pending:
                 return
-            if not PROGRESS_PREFIX.startswith(
-                bytes(self.pending[: len(PROGRESS_PREFIX)])
-            ) and not self.pending.startswith(PROGRESS_PREFIX):
+            if not self.at_line_start or (
+                not PROGRESS_PREFIX.startswith(bytes(self.pending[: len(PROGRESS_PREFIX)]))
+                and not self.pending.startswith(PROGRESS_PREFIX)
+            ):
                 # not a progress line: pass everything up to and including the next newline
                 end = self.pending.find(b"\n")
                 cut = len(self.pending) if end < 0 else end + 1
                 os.write(self.log_fd, self.pending[:cut])
                 del self.pending[:cut]
+                self.at_line_start = end >= 0
                 continue
             end = self.pending.find(b"\n")
             if end < 0:
                 if len(self.pending) > 4096:  # not a sane progress line; let it through
                     os.write(self.log_fd, self.pending)
                     self.pending.clear()
+                    self.at_line_start = False
                 return
             line = bytes(self.pending[:end])
             del self.pending[: end + 1]

@@ -1,0 +1,68 @@
+"""`jobrunner backup PATH` and `jobrunner top`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from jobrunner.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+MIN_INTERVAL = 0.1
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser(
+        "backup",
+        help="write a consistent copy of the database to a new file",
+        description="Safe while the daemon runs: the copy is one snapshot, compacted. "
+        "PATH must not exist.",
+    )
+    p.add_argument("path", metavar="PATH")
+    p.set_defaults(func=backup)
+
+    p = sub.add_parser(
+        "top",
+        help="a live view: queues, throughput, running jobs, failures, schedules",
+        description="Refreshes every second; q or Ctrl-C quits.",
+    )
+    p.add_argument("--once", action="store_true", help="print one frame and exit")
+    p.add_argument("--interval", default="1s", metavar="DUR", help="refresh period (default 1s)")
+    p.set_defaults(func=top)
+
+
+def human_size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    value, unit = n / 1024, "KiB"
+    for bigger in ("MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.1f} {unit}"
+
+
+def backup(ctx: Any, args: argparse.Namespace) -> int:
+    path = args.path
+    if os.path.lexists(path):
+        raise UsageError(f"{path}: already exists; a backup never overwrites a file")
+    size = ctx.store().db_backup(path)
+    sys.stdout.write(f"backed up to {os.path.abspath(path)} ({human_size(size)}, {size} bytes)\n")
+    return 0
+
+
+def top(ctx: Any, args: argparse.Namespace) -> int:
+    from jobrunner.durations import parse_duration
+
+    interval = parse_duration(args.interval, "--interval")
+    if interval < MIN_INTERVAL:
+        raise UsageError(f"--interval: must be at least {MIN_INTERVAL:g}s, got {args.interval!r}")
+    store = ctx.store()
+    config = ctx.config  # before rich loads: a bad config is a one-line error
+    from jobrunner.cli import top as view
+
+    return view.run(store, config, ctx.db_path, interval, once=args.once)

@@ -1,0 +1,344 @@
+"""Schedules with real daemons: every = "1s" fires, misfire and overlap policies across a
+real stop and start, two daemons on one file, and config reload (file change, SIGHUP).
+
+The daemon reads ./jobrunner.toml from its working directory. Jobs are read back with
+`jobrunner list --json`; times there are ISO 8601 to the millisecond.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import Daemon, cli, env_for, wait_for
+from tests.integration.conftest import ledger
+
+DAEMON = """\
+[daemon]
+shutdown_grace = "5s"
+kill_grace = "1s"
+poll_interval = "250ms"
+"""
+
+
+def write_config(workdir: Path, schedules: str) -> Path:
+    """./jobrunner.toml, written whole at once (a daemon may read it at any moment)."""
+    path = workdir / "jobrunner.toml"
+    tmp = workdir / "jobrunner.toml.tmp"
+    tmp.write_text(DAEMON + "\n" + schedules)
+    os.replace(tmp, path)
+    return path
+
+
+def every_second(name: str, **values: str) -> str:
+    lines = [
+        "[[schedules]]",
+        f'name = "{name}"',
+        'every = "1s"',
+        'task = "jtasks:record"',
+        f'args = ["{name}"]',
+    ]
+    lines += [f'{k} = "{v}"' for k, v in values.items()]
+    return "\n".join(lines) + "\n\n"
+
+
+def ts(text: str | None) -> float | None:
+    if text is None:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def fired(workdir: Path, db: Path, name: str | None = None) -> list[dict[str, Any]]:
+    """The jobs schedules made (or `name` made), by scheduled_for; times as epoch floats.
+
+    The CLI reads a config of its own, so a broken ./jobrunner.toml (for the daemon's
+    reload) does not stop it."""
+    own = workdir / "cli.toml"
+    if not own.exists():
+        own.write_text("# the test's CLI config\n")
+    env = env_for(workdir, db)
+    env["JOBRUNNER_CONFIG"] = str(own)
+    res = cli(workdir, db, "list", "--json", "--limit", "100000", env=env)
+    assert res.code == 0, res.err
+    out = []
+    for job in res.json():
+        if job["schedule"] is None or (name is not None and job["schedule"] != name):
+            continue
+        for key in ("scheduled_for", "created_at", "started_at", "finished_at", "run_at"):
+            job[key] = ts(job[key])
+        out.append(job)
+    return sorted(out, key=lambda j: j["scheduled_for"])
+
+
+def seconds(jobs: list[dict[str, Any]]) -> list[int]:
+    return [int(j["scheduled_for"]) for j in jobs]
+
+
+def wait_fired(
+    workdir: Path, db: Path, name: str, count: int, after: float = 0.0, timeout: float = 15
+) -> list[dict[str, Any]]:
+    """Wait until `name` has made `count` jobs scheduled after `after`."""
+    return wait_for(
+        lambda: (
+            jobs
+            if len(jobs := [j for j in fired(workdir, db, name) if j["scheduled_for"] > after])
+            >= count
+            else None
+        ),
+        timeout=timeout,
+        every=0.2,
+        what=f"{count} fires of {name} after {after}",
+    )
+
+
+def assert_no_duplicates(jobs: list[dict[str, Any]]) -> None:
+    got = [(j["schedule"], j["scheduled_for"]) for j in jobs]
+    assert len(got) == len(set(got)), "a fire got two jobs"
+
+
+def assert_consecutive(secs: list[int]) -> None:
+    missing = sorted(set(range(secs[0], secs[-1] + 1)) - set(secs))
+    assert not missing, f"no job for {missing}"
+
+
+# -- every = "1s" ---------------------------------------------------------------------------------
+
+
+def test_every_second_fires_once_a_second_on_whole_seconds(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    write_config(workdir, every_second("tick", overlap="allow"))
+    started = time.time()
+    daemons.append(Daemon(workdir, db, "--workers", "2"))
+    jobs = wait_fired(workdir, db, "tick", 4)
+    # the timetable starts when the daemon first sees the schedule: nothing from before
+    assert jobs[0]["scheduled_for"] > started
+    wait_for(
+        lambda: all(j["state"] == "succeeded" for j in fired(workdir, db, "tick")[:4]),
+        timeout=15,
+        what="the first four ticks done",
+    )
+    jobs = fired(workdir, db, "tick")
+    elapsed = time.time() - jobs[0]["scheduled_for"]
+    assert_no_duplicates(jobs)
+    secs = seconds(jobs)
+    assert all(j["scheduled_for"] == s for j, s in zip(jobs, secs, strict=True))  # whole seconds
+    assert_consecutive(secs)
+    assert abs(len(jobs) - elapsed) <= 2.5, (len(jobs), elapsed)
+    for job in jobs:
+        assert job["schedule"] == "tick"
+        assert job["run_at"] == job["scheduled_for"]
+        assert 0 <= job["created_at"] - job["scheduled_for"] < 1.5  # made on time
+    assert {e.tag for e in ledger(workdir)} == {"tick"}
+
+    res = cli(workdir, db, "schedules", "list", "--json")
+    assert res.code == 0, res.err
+    (row,) = res.json()
+    assert row["last_fire"] is not None and ts(row["last_fire"]) >= jobs[-1]["scheduled_for"]
+    assert row["last_job"]["state"] in ("queued", "running", "succeeded")
+    assert row["last_job"]["manual"] is False
+
+
+# -- misfire, across a real stop and start --------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_misfire_policies_across_a_stop_and_start(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    """One schedule per policy, misfire_grace = 1s; the daemon is stopped for ~4 s."""
+    policies = ("skip", "once", "all")
+    write_config(
+        workdir,
+        "".join(every_second(p, misfire=p, misfire_grace="1s", overlap="allow") for p in policies),
+    )
+    first = Daemon(workdir, db, "--workers", "3")
+    daemons.append(first)
+    for p in policies:
+        wait_fired(workdir, db, p, 2)
+    assert first.stop() == 0
+    last_before = {p: fired(workdir, db, p)[-1]["scheduled_for"] for p in policies}
+    stopped = time.time()
+    time.sleep(max(0.0, stopped + 4 - time.time()))  # the downtime under test
+    restart = time.time()
+    daemons.append(Daemon(workdir, db, "--workers", "3"))
+    for p in policies:
+        wait_fired(workdir, db, p, 2, after=restart)
+
+    # seconds surely missed: every fire older than the grace when the new daemon first ran
+    for p in policies:
+        jobs = fired(workdir, db, p)
+        assert_no_duplicates(jobs)
+        after = [j for j in jobs if j["scheduled_for"] > last_before[p]]
+        gap = [s for s in range(int(last_before[p]) + 1, int(restart)) if s < restart - 1]
+        assert len(gap) >= 3, gap
+        late = [j for j in after if j["created_at"] - j["scheduled_for"] > 1.0]
+        secs = seconds(after)
+        if p == "skip":
+            assert late == [], f"skip made catch-up jobs {seconds(late)}"
+            assert not set(gap) & set(secs)
+        elif p == "once":
+            assert len(late) == 1, f"once made {len(late)} catch-up jobs: {seconds(late)}"
+            assert len(set(gap) & set(secs)) <= 1
+            catch_up = int(late[0]["scheduled_for"])
+            assert catch_up >= gap[-1]  # the latest missed fire
+            assert_consecutive([s for s in secs if s >= catch_up])
+        else:
+            assert set(gap) <= set(secs), f"all missed {sorted(set(gap) - set(secs))}"
+            assert len(late) >= len(gap)
+            assert_consecutive(seconds(jobs))  # one job per second, across the stop
+
+
+# -- overlap --------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_overlap_skip_never_has_two_jobs_active(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    write_config(
+        workdir,
+        "[[schedules]]\n"
+        'name = "slow"\n'
+        'every = "1s"\n'
+        'task = "jtasks:slow"\n'
+        'args = ["slow", 2.5]\n'
+        'overlap = "skip"\n',
+    )
+    daemons.append(Daemon(workdir, db, "--workers", "3"))
+    wait_for(
+        lambda: sum(e.event == "end" for e in ledger(workdir)) >= 2,
+        timeout=20,
+        what="two slow jobs done",
+    )
+    jobs = fired(workdir, db, "slow")
+    assert len(jobs) >= 2
+    # never two active: a job is made only after the previous one ended
+    for previous, job in zip(jobs, jobs[1:], strict=False):
+        assert previous["finished_at"] is not None
+        assert job["created_at"] >= previous["finished_at"], (previous, job)
+        assert job["scheduled_for"] - previous["scheduled_for"] >= 3  # 2.5 s of work
+    # and the jobs' runs never overlapped: start, end, start, end, ...
+    events = [(e.event, e.job_id) for e in ledger(workdir)]
+    for k, (event, job_id) in enumerate(events):
+        assert event == ("start" if k % 2 == 0 else "end"), events
+        if event == "end":
+            assert events[k - 1] == ("start", job_id)
+
+
+# -- two daemons on one file ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_daemons_on_one_file_fire_once_per_tick(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    write_config(workdir, every_second("tick", overlap="allow"))
+    daemons.append(Daemon(workdir, db, "--workers", "2"))
+    daemons.append(Daemon(workdir, db, "--workers", "2"))
+    both = time.time()
+    jobs = wait_fired(workdir, db, "tick", 5, after=both + 0.5)
+    for d in daemons:
+        assert d.proc.poll() is None, d.log()
+    jobs = fired(workdir, db, "tick")
+    assert_no_duplicates(jobs)
+    assert_consecutive(seconds(jobs))
+    assert all(j["scheduled_for"] == int(j["scheduled_for"]) for j in jobs)
+    # every job ran exactly once, by one daemon or the other
+    wait_for(
+        lambda: all(j["state"] == "succeeded" for j in fired(workdir, db, "tick")[: len(jobs)]),
+        timeout=15,
+        what="the ticks done",
+    )
+    runs = [e.job_id for e in ledger(workdir)]
+    assert len(runs) == len(set(runs))
+
+
+# -- reload ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_reload_on_change_refuses_a_bad_config_and_rereads_on_sighup(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    write_config(workdir, every_second("a", overlap="allow"))
+    daemon = Daemon(workdir, db, "--workers", "2")
+    daemons.append(daemon)
+    wait_fired(workdir, db, "a", 1)
+
+    # 1. the file changes: a new schedule starts firing, without a restart
+    path = write_config(
+        workdir, every_second("a", overlap="allow") + every_second("b", overlap="allow")
+    )
+    changed = time.time()
+    wait_fired(workdir, db, "b", 2, timeout=10)
+    assert daemon.proc.poll() is None
+    assert "config reloaded" in daemon.log()
+
+    # 2. a broken config is refused with a logged error; the running one keeps firing
+    bad = '[[schedules]]\nname = "b"\ncron = "61 * * * *"\ntask = "jtasks:record"\n'
+    write_config(workdir, every_second("a", overlap="allow") + bad)
+    broken = time.time()
+    wait_for(lambda: "reload refused" in daemon.log(), timeout=10, what="reload refused")
+    line = next(x for x in daemon.log().splitlines() if "reload refused" in x)
+    assert "jobrunner.toml" in line and "ERROR" in line
+    for name in ("a", "b"):
+        wait_fired(workdir, db, name, 2, after=broken + 1, timeout=10)
+    assert daemon.proc.poll() is None
+
+    # 3. SIGHUP: a config written without changing the file's mtime is read on the signal
+    mtime = path.stat().st_mtime_ns
+    write_config(workdir, every_second("c", overlap="allow"))
+    os.utime(path, ns=(mtime, mtime))
+    # (the file-change check runs every second: give it two to prove it sees nothing)
+    time.sleep(2)
+    assert fired(workdir, db, "c") == []
+    daemon.signal(signal.SIGHUP)
+    hup = time.time()
+    wait_fired(workdir, db, "c", 2, timeout=10)
+    # a and b left the config: they stop firing
+    time.sleep(1.5)
+    for name in ("a", "b"):
+        assert all(j["scheduled_for"] <= hup + 1.5 for j in fired(workdir, db, name)), name
+    assert daemon.proc.poll() is None
+    assert changed < broken < hup
+
+
+# -- pause, resume and run NAME with a daemon running ---------------------------------------------
+
+
+@pytest.mark.slow
+def test_pause_resume_and_run_with_a_daemon_running(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    write_config(workdir, every_second("p", overlap="allow", misfire="all"))
+    daemons.append(Daemon(workdir, db, "--workers", "2"))
+    wait_fired(workdir, db, "p", 2)
+
+    assert cli(workdir, db, "schedules", "pause", "p").code == 0
+    paused = time.time()
+    res = cli(workdir, db, "schedules", "list", "--json")
+    assert res.json()[0]["paused"] is True
+    time.sleep(2)  # long enough for two fires, were it firing
+    assert all(j["scheduled_for"] < paused + 1 for j in fired(workdir, db, "p"))
+
+    assert cli(workdir, db, "schedules", "resume", "p").code == 0
+    resumed = time.time()
+    wait_fired(workdir, db, "p", 2, after=resumed)
+    secs = seconds(fired(workdir, db, "p"))
+    assert not [s for s in secs if paused + 1 <= s < resumed], "paused time was caught up"
+    assert cli(workdir, db, "schedules", "list", "--json").json()[0]["paused"] is False
+
+    res = cli(workdir, db, "schedules", "run", "p")
+    assert res.code == 0, res.err
+    job_id = int(res.out)
+    assert cli(workdir, db, "wait", str(job_id), "--timeout", "10s").code == 0
+    rec = cli(workdir, db, "status", str(job_id), "--json").json()
+    assert (rec["schedule"], rec["state"]) == ("p", "succeeded")
+    assert ts(rec["scheduled_for"]) != int(ts(rec["scheduled_for"]) or 0)  # off the timetable
