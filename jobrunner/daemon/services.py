@@ -111,7 +111,15 @@ class Services:
         if self.config.schedules and not stopping:
             now = self.clock.now()
             if now >= self.next_schedule:
-                created, upcoming = self.scheduler.run_once(now)
+                try:
+                    created, upcoming = self.scheduler.run_once(now)
+                except StoreUnavailable:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a bad schedule must not stop jobs
+                    log.error(
+                        "scheduler failed, retrying next tick: %s: %s", type(exc).__name__, exc
+                    )
+                    created, upcoming = [], None
                 due.claim |= bool(created)
                 limit = now + self.config.daemon.poll_interval  # see pauses and resumes
                 self.next_schedule = min(upcoming, limit) if upcoming is not None else limit

@@ -6,11 +6,8 @@ The only module besides migrations that holds SQL; the queries live in queries.s
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
-import re
-import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -32,145 +29,25 @@ from jobrunner.models import (
     JobInsert,
     ScheduleState,
 )
+from jobrunner.store.forkguard import ForkedConnectionError as ForkedConnectionError  # re-export
+from jobrunner.store.forkguard import open_stores
+from jobrunner.store.sqlite_sql import (
+    APPLICATION_ID,
+    BUSY_TIMEOUT_MS,
+    INSERT_CHUNK,
+    MIGRATIONS,
+    QUEUED,
+    SCHEDULED,
+    SCHEMA_VERSION,
+    Q,
+    check_foreign_file,
+    insert_many_sql,
+    job_from_row,
+)
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
     from typing import Any
-
-
-class ForkedConnectionError(RuntimeError):
-    """A database connection was used in a process forked after it was opened.
-
-    Invariant 4: workers never touch the database. apsw's fork_checker() is gone from
-    current apsw, so the store enforces this itself, in every process, at no cost to
-    the parent: after a fork the child's copies of open connections are swapped for
-    objects that raise on any use.
-    """
-
-
-class _ForkedConnection:
-    def __init__(self, path: str) -> None:
-        self._path = path
-
-    def __getattr__(self, name: str) -> Any:
-        raise ForkedConnectionError(
-            f"{self._path}: database connection used after fork (in pid {os.getpid()})"
-        )
-
-
-_open_stores: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
-_leaked_in_child: list[Any] = []
-
-
-def _poison_after_fork() -> None:
-    for store in list(_open_stores):
-        # Keep the real connection referenced so the child never closes it: closing
-        # could checkpoint or unlink the parent's WAL.
-        _leaked_in_child.append(store.db)
-        store.db = _ForkedConnection(store.path)
-
-
-os.register_at_fork(after_in_child=_poison_after_fork)
-
-APPLICATION_ID = 0x4A6F6252  # "JobR": marks a file as a jobrunner database
-BUSY_TIMEOUT_MS = 10_000
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-JOB_COLUMNS = (
-    "id, state, task, command, args, kwargs, queue, priority, attempts, max_attempts, "
-    "retries, backoff, timeout, result, error, created_at, run_at, started_at, finished_at, "
-    "key, schedule, scheduled_for, owner, cancel_requested, options, progress, "
-    "progress_message, progress_at"
-)
-
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _load_queries() -> dict[str, str]:
-    # Plain file reads: importlib.resources pulls in pathlib, too slow for `submit`.
-    with open(os.path.join(HERE, "queries.sql"), encoding="utf-8") as f:
-        text = f.read()
-    queries: dict[str, str] = {}
-    for chunk in re.split(r"^-- name: ", text, flags=re.M)[1:]:
-        name, _, body = chunk.partition("\n")
-        lines = [ln for ln in body.splitlines() if not ln.lstrip().startswith("--")]
-        queries[name.strip()] = "\n".join(lines).strip().format(job_columns=JOB_COLUMNS)
-    return queries
-
-
-Q = _load_queries()
-
-
-def _migrations() -> list[tuple[int, str]]:
-    folder = os.path.join(HERE, "migrations")
-    found = []
-    for name in os.listdir(folder):
-        match = re.match(r"^(\d+)_.*\.sql$", name)
-        if match:
-            with open(os.path.join(folder, name), encoding="utf-8") as f:
-                found.append((int(match.group(1)), f.read()))
-    return sorted(found)
-
-
-MIGRATIONS = _migrations()
-SCHEMA_VERSION = MIGRATIONS[-1][0]
-
-
-_SCHEDULED, _QUEUED = State.SCHEDULED.value, State.QUEUED.value  # enum lookups cost, per job
-INSERT_CHUNK = 100  # rows per multi-row INSERT: far fewer statement runs than executemany
-
-
-@functools.lru_cache(maxsize=8)
-def _insert_many_sql(rows: int) -> str:
-    head, _, values = Q["job_insert"].partition("VALUES")
-    return f"{head}VALUES {', '.join([values.strip()] * rows)}"
-
-
-def _job(row: Sequence[Any]) -> Job:
-    return Job(
-        id=row[0],
-        state=State(row[1]),
-        task=row[2],
-        command=json.loads(row[3]) if row[3] is not None else None,
-        args=json.loads(row[4]),
-        kwargs=json.loads(row[5]),
-        queue=row[6],
-        priority=row[7],
-        attempts=row[8],
-        max_attempts=row[9],
-        retries=row[10],
-        backoff=row[11],
-        timeout=row[12],
-        result=json.loads(row[13]) if row[13] is not None else None,
-        error=row[14],
-        created_at=row[15],
-        run_at=row[16],
-        started_at=row[17],
-        finished_at=row[18],
-        key=row[19],
-        schedule=row[20],
-        scheduled_for=row[21],
-        owner=row[22],
-        cancel_requested=bool(row[23]),
-        options=json.loads(row[24]) if row[24] else {},
-        progress=row[25],
-        progress_message=row[26],
-        progress_at=row[27],
-    )
-
-
-def _check_foreign_file(path: str) -> None:
-    """Refuse, without touching it, a file that is not SQLite at all."""
-    try:
-        with open(path, "rb") as f:
-            header = f.read(len(SQLITE_HEADER))
-    except FileNotFoundError:
-        return
-    except IsADirectoryError:
-        raise NotADatabase(f"{path}: is a directory, not a jobrunner database") from None
-    if header and header != SQLITE_HEADER:
-        raise NotADatabase(f"{path}: not a jobrunner database (not an SQLite file); left untouched")
 
 
 class SQLiteStore:
@@ -178,7 +55,7 @@ class SQLiteStore:
 
     def __init__(self, path: str, *, create: bool = True, synchronous: str = "FULL") -> None:
         self.path = path
-        _check_foreign_file(path)
+        check_foreign_file(path)
         exists = os.path.exists(path)
         if not exists:
             if not create:
@@ -195,7 +72,7 @@ class SQLiteStore:
             os.close(fd)
         try:
             self.db: Any = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
-            _open_stores.add(self)
+            open_stores.add(self)
             self.db.setbusytimeout(BUSY_TIMEOUT_MS)
             self._check_ours()
             self.db.execute("PRAGMA journal_mode = WAL")
@@ -214,7 +91,7 @@ class SQLiteStore:
             raise
 
     def _close_quietly(self) -> None:
-        _open_stores.discard(self)
+        open_stores.discard(self)
         db = getattr(self, "db", None)
         if db is not None:
             with contextlib.suppress(apsw.Error):
@@ -273,7 +150,7 @@ class SQLiteStore:
                 raise
 
     def close(self) -> None:
-        _open_stores.discard(self)
+        open_stores.discard(self)
         self.db.close()
 
     # -- jobs: submit ---------------------------------------------------------------------
@@ -317,7 +194,7 @@ class SQLiteStore:
     def _insert_plain(db: Any, rows: list[tuple[Any, ...]]) -> list[InsertResult]:
         whole = len(rows) - len(rows) % INSERT_CHUNK
         if whole:
-            sql = _insert_many_sql(INSERT_CHUNK)
+            sql = insert_many_sql(INSERT_CHUNK)
             for start in range(0, whole, INSERT_CHUNK):
                 db.execute(sql, [v for row in rows[start : start + INSERT_CHUNK] for v in row])
         if whole < len(rows):
@@ -332,7 +209,7 @@ class SQLiteStore:
     def _insert_row(job: JobInsert, now: float) -> tuple[Any, ...]:
         run_at = now if job.run_at is None else job.run_at
         return (
-            _SCHEDULED if run_at > now else _QUEUED,
+            SCHEDULED if run_at > now else QUEUED,
             job.task,
             _dumps(job.command) if job.command is not None else None,
             _dumps(job.args),
@@ -355,22 +232,22 @@ class SQLiteStore:
 
     def job_get(self, job_id: int) -> Job | None:
         rows = self.db.execute(Q["job_get"], (job_id,)).fetchall()
-        return _job(rows[0]) if rows else None
+        return job_from_row(rows[0]) if rows else None
 
     def job_list(
         self, state: str | None = None, queue: str | None = None, limit: int = 50
     ) -> list[Job]:
-        return [_job(r) for r in self.db.execute(Q["job_list"], (state, queue, limit))]
+        return [job_from_row(r) for r in self.db.execute(Q["job_list"], (state, queue, limit))]
 
     def job_counts(self) -> dict[tuple[str, str], int]:
         return {(s, q): n for s, q, n in self.db.execute(Q["counts"])}
 
     def job_recent_failures(self, limit: int) -> list[Job]:
-        return [_job(r) for r in self.db.execute(Q["recent_failures"], (limit,))]
+        return [job_from_row(r) for r in self.db.execute(Q["recent_failures"], (limit,))]
 
     def job_running(self, limit: int) -> list[Job]:
         """Running jobs, longest-running first."""
-        return [_job(r) for r in self.db.execute(Q["running_jobs"], (limit,))]
+        return [job_from_row(r) for r in self.db.execute(Q["running_jobs"], (limit,))]
 
     def job_count_ended_since(self, since: float) -> dict[str, int]:
         """How many jobs ended after `since`, by final state (throughput)."""
@@ -416,7 +293,7 @@ class SQLiteStore:
             rows = db.execute(
                 Q["claim_jobs"], (request.owner, request.now, _dumps(chosen))
             ).fetchall()
-        jobs = [_job(r) for r in rows]
+        jobs = [job_from_row(r) for r in rows]
         jobs.sort(key=lambda j: order[j.id])
         return jobs
 
@@ -493,7 +370,7 @@ class SQLiteStore:
         ends in the DLQ instead of looping. Returns the jobs as they were rescued."""
         with self._tx() as db:
             db.execute(Q["daemons_expired_delete"], (now,)).fetchall()
-            orphans = [_job(r) for r in db.execute(Q["running_orphans"], (now,))]
+            orphans = [job_from_row(r) for r in db.execute(Q["running_orphans"], (now,))]
             for job in orphans:
                 who = job.owner or "unknown"
                 error = f"lost: daemon {who} stopped heartbeating while the job ran"

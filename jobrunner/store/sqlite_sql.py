@@ -1,0 +1,117 @@
+"""The SQLite store's SQL: named queries, migrations, and rows turned into models."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from collections.abc import Sequence
+
+from jobrunner.errors import NotADatabase
+from jobrunner.lifecycle import State
+from jobrunner.models import Job
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+APPLICATION_ID = 0x4A6F6252  # "JobR": marks a file as a jobrunner database
+BUSY_TIMEOUT_MS = 10_000
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+JOB_COLUMNS = (
+    "id, state, task, command, args, kwargs, queue, priority, attempts, max_attempts, "
+    "retries, backoff, timeout, result, error, created_at, run_at, started_at, finished_at, "
+    "key, schedule, scheduled_for, owner, cancel_requested, options, progress, "
+    "progress_message, progress_at"
+)
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _load_queries() -> dict[str, str]:
+    # Plain file reads: importlib.resources pulls in pathlib, too slow for `submit`.
+    with open(os.path.join(HERE, "queries.sql"), encoding="utf-8") as f:
+        text = f.read()
+    queries: dict[str, str] = {}
+    for chunk in re.split(r"^-- name: ", text, flags=re.M)[1:]:
+        name, _, body = chunk.partition("\n")
+        lines = [ln for ln in body.splitlines() if not ln.lstrip().startswith("--")]
+        queries[name.strip()] = "\n".join(lines).strip().format(job_columns=JOB_COLUMNS)
+    return queries
+
+
+Q = _load_queries()
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = os.path.join(HERE, "migrations")
+    found = []
+    for name in os.listdir(folder):
+        match = re.match(r"^(\d+)_.*\.sql$", name)
+        if match:
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                found.append((int(match.group(1)), f.read()))
+    return sorted(found)
+
+
+MIGRATIONS = _migrations()
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+SCHEDULED, QUEUED = State.SCHEDULED.value, State.QUEUED.value  # enum lookups cost, per job
+INSERT_CHUNK = 100  # rows per multi-row INSERT: far fewer statement runs than executemany
+
+
+@functools.lru_cache(maxsize=8)
+def insert_many_sql(rows: int) -> str:
+    head, _, values = Q["job_insert"].partition("VALUES")
+    return f"{head}VALUES {', '.join([values.strip()] * rows)}"
+
+
+def job_from_row(row: Sequence[Any]) -> Job:
+    return Job(
+        id=row[0],
+        state=State(row[1]),
+        task=row[2],
+        command=json.loads(row[3]) if row[3] is not None else None,
+        args=json.loads(row[4]),
+        kwargs=json.loads(row[5]),
+        queue=row[6],
+        priority=row[7],
+        attempts=row[8],
+        max_attempts=row[9],
+        retries=row[10],
+        backoff=row[11],
+        timeout=row[12],
+        result=json.loads(row[13]) if row[13] is not None else None,
+        error=row[14],
+        created_at=row[15],
+        run_at=row[16],
+        started_at=row[17],
+        finished_at=row[18],
+        key=row[19],
+        schedule=row[20],
+        scheduled_for=row[21],
+        owner=row[22],
+        cancel_requested=bool(row[23]),
+        options=json.loads(row[24]) if row[24] else {},
+        progress=row[25],
+        progress_message=row[26],
+        progress_at=row[27],
+    )
+
+
+def check_foreign_file(path: str) -> None:
+    """Refuse, without touching it, a file that is not SQLite at all."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise NotADatabase(f"{path}: is a directory, not a jobrunner database") from None
+    if header and header != SQLITE_HEADER:
+        raise NotADatabase(f"{path}: not a jobrunner database (not an SQLite file); left untouched")
