@@ -8,7 +8,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from jobrunner.lifecycle import State
     from jobrunner.store.base import Store
@@ -22,6 +22,7 @@ def prune(
     cutoffs: Sequence[tuple[State, float]],
     batch: int = BATCH,
     max_batches: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, int], bool]:
     """Delete jobs of each (final state, ended before) in `cutoffs`, one transaction per
     `batch`, and their log files. Stops after `max_batches` transactions (None: when
@@ -39,6 +40,8 @@ def prune(
                     os.unlink(os.path.join(log_dir, f"{job_id}.log"))
             if ids:
                 removed[state.value] = removed.get(state.value, 0) + len(ids)
+                if on_batch is not None:
+                    on_batch(len(ids))
             if len(ids) < batch:
                 break
     return removed, False

@@ -259,8 +259,11 @@ def prune(ctx: Any, args: argparse.Namespace) -> int:
 
 def prune_ended(store: Any, db_path: str, before: float, states: list[State]) -> int:
     """Delete ended jobs in small batches (never holding the write lock long) and their logs."""
+    from jobrunner.cli.bar import progress_bar
     from jobrunner.paths import log_dir_for
     from jobrunner.retention import prune
 
-    removed, _ = prune(store, log_dir_for(db_path), [(state, before) for state in states])
+    with progress_bar("pruning") as advance:
+        cutoffs = [(state, before) for state in states]
+        removed, _ = prune(store, log_dir_for(db_path), cutoffs, on_batch=advance)
     return sum(removed.values())

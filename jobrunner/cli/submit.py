@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from jobrunner.errors import UsageError
@@ -187,54 +188,56 @@ def _read_file(client: Any, path: str, check: bool) -> list[Any]:
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
     jobs = []
+    from jobrunner.cli.bar import progress_bar
+
+    size = None if stream is sys.stdin else os.fstat(stream.fileno()).st_size
     try:
-        for number, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            where = f"{name}:{number}: "
-            try:
-                obj = json.loads(line)
-            except (json.JSONDecodeError, RecursionError) as exc:
-                raise UsageError(f"{where}malformed JSON: {exc}") from None
-            if not isinstance(obj, dict):
-                raise UsageError(f"{where}expected a JSON object per line")
-            unknown = set(obj) - LINE_KEYS
-            if unknown:
-                raise UsageError(
-                    f"{where}unknown key(s) {sorted(unknown)}; allowed: {sorted(LINE_KEYS)}"
-                )
-            args = obj.get("args", [])
-            kwargs = obj.get("kwargs", {})
-            if not isinstance(args, list):
-                raise UsageError(f"{where}args: expected a JSON array")
-            if not isinstance(kwargs, dict):
-                raise UsageError(f"{where}kwargs: expected a JSON object")
-            command = obj.get("command")
-            if command is not None and (
-                not isinstance(command, list)
-                or not command
-                or not all(isinstance(a, str) for a in command)
-            ):
-                raise UsageError(f"{where}command: expected a non-empty array of strings")
-            if (command is None) == (obj.get("task") is None):
-                raise UsageError(f"{where}give exactly one of task or command")
-            try:
-                jobs.append(
-                    client.prepare(
-                        obj.get("task"),
-                        args,
-                        kwargs,
-                        command=command,
-                        check=check,
-                        **_options(obj, where),
-                    )
-                )
-            except UsageError as exc:
-                message = str(exc)
-                raise UsageError(message if message.startswith(name) else where + message) from None
+        with progress_bar("reading", size) as advance:
+            read = 0
+            for number, line in enumerate(stream, 1):
+                read += len(line)
+                if number % 1000 == 0:
+                    advance(read)
+                    read = 0
+                if line.strip():
+                    jobs.append(_parse_line(client, line, number, name, check))
     except UnicodeDecodeError:
         raise UsageError(f"{name}: not UTF-8 text") from None
     finally:
         if stream is not sys.stdin:
             stream.close()
     return jobs
+
+
+def _parse_line(client: Any, line: str, number: int, name: str, check: bool) -> Any:
+    """One JSON line as a prepared job; errors name file:line."""
+    where = f"{name}:{number}: "
+    try:
+        obj = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise UsageError(f"{where}malformed JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise UsageError(f"{where}expected a JSON object per line")
+    unknown = set(obj) - LINE_KEYS
+    if unknown:
+        raise UsageError(f"{where}unknown key(s) {sorted(unknown)}; allowed: {sorted(LINE_KEYS)}")
+    args = obj.get("args", [])
+    kwargs = obj.get("kwargs", {})
+    if not isinstance(args, list):
+        raise UsageError(f"{where}args: expected a JSON array")
+    if not isinstance(kwargs, dict):
+        raise UsageError(f"{where}kwargs: expected a JSON object")
+    command = obj.get("command")
+    if command is not None and (
+        not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command)
+    ):
+        raise UsageError(f"{where}command: expected a non-empty array of strings")
+    if (command is None) == (obj.get("task") is None):
+        raise UsageError(f"{where}give exactly one of task or command")
+    try:
+        return client.prepare(
+            obj.get("task"), args, kwargs, command=command, check=check, **_options(obj, where)
+        )
+    except UsageError as exc:
+        message = str(exc)
+        raise UsageError(message if message.startswith(name) else where + message) from None

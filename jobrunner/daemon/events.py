@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 
 from jobrunner import clock
@@ -22,11 +23,19 @@ if TYPE_CHECKING:
 FORMATS = ("text", "json")
 
 
+_second_cache: list[Any] = [None, ""]
+
+
 def _stamp(ts: float) -> str:
+    """ISO 8601 UTC to the millisecond; the per-second part is formatted once a second."""
     whole = int(ts)
-    return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((ts - whole) * 1000):03d}Z"
-    )
+    if _second_cache[0] != whole:
+        _second_cache[0] = whole
+        _second_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_second_cache[1]}.{int((ts - whole) * 1000):03d}Z"
+
+
+_needs_quotes = re.compile(r'[\s"=]|^$').search
 
 
 class EventLog:
@@ -48,11 +57,14 @@ class EventLog:
         for key, value in fields.items():
             if value is None:
                 continue
-            if isinstance(value, float):
+            kind = type(value)
+            if kind is int:
+                text = str(value)
+            elif kind is float:
                 text = f"{value:.6g}"
             else:
                 text = str(value)
-                if not text or any(c in text for c in ' "='):
+                if _needs_quotes(text):
                     text = dumps(text)
             parts.append(f"{key}={text}")
         self.lines.append(" ".join(parts))

@@ -510,9 +510,11 @@ class Supervisor:
             self.check_db = False
             jobs = self._claim(want)
             self.ready.extend(jobs)
-            for job in jobs:
+            if jobs:  # one claim, one event: the ids it took, with their attempt numbers
                 self.events.emit(
-                    "claim", job=job.id, attempt=job.attempts, queue=job.queue, task=job.label
+                    "claim",
+                    count=len(jobs),
+                    jobs=",".join(f"{j.id}/{j.attempts}" for j in jobs),
                 )
             if len(jobs) == want:
                 self.check_db = True  # there may be more

@@ -11,7 +11,6 @@ import collections
 import contextlib
 import ctypes
 import importlib
-import json
 import os
 import resource
 import select
@@ -23,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jobrunner import clock
+from jobrunner.jsonutil import dumps
 from jobrunner.worker.protocol import FrameReader, JobDone, JobSpec, encode, write_all
 from jobrunner.worker.usage import PROGRESS_EVERY, Limits, PeakRss, ProgressLines, cpu_seconds
 
@@ -401,9 +401,11 @@ def _keep_tail(path: str, size: int, keep: int) -> None:
 
 def _jsonable(value: Any) -> Any:
     """The value itself if it round-trips as JSON within the size cap, else an error."""
+    if value is None:
+        return None
     try:
-        text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
+        text = dumps(value)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise _NotRetryable(f"result is not JSON-serializable: {exc}") from None
     if len(text) > RESULT_MAX_BYTES:
         raise _NotRetryable(
