@@ -71,41 +71,12 @@ class Client:
         task: str | Callable[..., Any] | None = None,
         args: Sequence[Any] = (),
         kwargs: dict[str, Any] | None = None,
-        *,
-        command: Sequence[str] | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
-        delay: float | None = None,
-        at: float | None = None,
-        retries: int | None = None,
-        backoff: float | None = None,
-        timeout: float | None = None,
-        key: str | None = None,
-        memory_limit: int | None = None,
-        cpu_limit: float | None = None,
-        nice: int | None = None,
-        check: bool = True,
+        **options: Any,
     ) -> JobHandle:
-        """Submit one job; returns a handle. With `key`, a second submit returns the first."""
-        job = self.prepare(
-            task,
-            args,
-            kwargs,
-            command=command,
-            queue=queue,
-            priority=priority,
-            delay=delay,
-            at=at,
-            retries=retries,
-            backoff=backoff,
-            timeout=timeout,
-            key=key,
-            memory_limit=memory_limit,
-            cpu_limit=cpu_limit,
-            nice=nice,
-            check=check,
-        )
-        return JobHandle(self, self.insert([job])[0])
+        """Submit one job; returns a handle. `options` are those of `prepare` (command,
+        queue, priority, delay, at, retries, backoff, timeout, key, limits, check). With
+        `key`, a second submit returns the first job."""
+        return JobHandle(self, self.insert([self.prepare(task, args, kwargs, **options)])[0])
 
     def prepare(
         self,
