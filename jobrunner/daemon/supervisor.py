@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import gc
-import importlib
 import logging
 import os
 import select
@@ -29,15 +28,22 @@ from jobrunner.daemon.events import EventLog
 from jobrunner.daemon.events import install as install_log_handler
 from jobrunner.daemon.services import Services
 from jobrunner.durations import format_duration
-from jobrunner.errors import ConfigError, StoreUnavailable
+from jobrunner.errors import StoreUnavailable
 from jobrunner.lifecycle import Outcome, State
 from jobrunner.models import AttemptEnd, ClaimRequest, DaemonInfo, Job
 from jobrunner.paths import log_dir_for
 from jobrunner.store import open_store
 from jobrunner.worker.guard import GroupGuard
-from jobrunner.worker.pool import KillOrder, WorkerHandle, describe_exit, job_spec, spawn_worker
+from jobrunner.worker.pool import (
+    KillOrder,
+    WorkerHandle,
+    describe_exit,
+    job_spec,
+    preload,
+    spawn_worker,
+)
 from jobrunner.worker.protocol import JobDone
-from jobrunner.worker.usage import oom_kills
+from jobrunner.worker.usage import OomWatch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -96,7 +102,7 @@ class Supervisor:
         self.check_cancels = True
         self.signals: list[int] = []
         self.progress: dict[int, tuple[int, int, float, str | None, float]] = {}
-        self.oom_seen = oom_kills()  # the cgroup's OOM-kill count, to tell OOM deaths apart
+        self.oom = OomWatch()
         self.next_poll = clock.monotonic()
         now = clock.now()
         info = DaemonInfo(
@@ -107,15 +113,7 @@ class Supervisor:
     # -- start and stop -------------------------------------------------------------------
 
     def start(self) -> None:
-        sys.path.insert(0, os.getcwd())  # jobs run from the daemon's folder, importable
-        for module in self.config.imports:
-            try:
-                importlib.import_module(module)  # loaded once, shared by every fork
-            except Exception as exc:  # noqa: BLE001 - any import failure is a config error
-                raise ConfigError(
-                    f"{self.config.path or 'config'}: imports: cannot import {module!r}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from None
+        preload(self.config)
         self.services.register()
         self.wake = wake.WakeListener(self.db_path, self.id.replace(":", "-"))
         self.sig_r, self.sig_w = os.pipe()
@@ -403,15 +401,6 @@ class Supervisor:
         if head is not None:
             self.running_by_queue[head.queue] -= 1
             w.inflight.pop(head.id)
-            oom_now = oom_kills()
-            oom_killed = (
-                os.WIFSIGNALED(status)
-                and os.WTERMSIG(status) == signal.SIGKILL
-                and oom_now is not None
-                and self.oom_seen is not None
-                and oom_now > self.oom_seen
-            )
-            self.oom_seen = oom_now
             self.ends.append(
                 outcomes.from_death(
                     head,
@@ -421,7 +410,7 @@ class Supervisor:
                     self.clock.now(),
                     signal_number=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
                     max_rss_kb=max_rss_kb,
-                    oom_killed=oom_killed,
+                    oom_killed=self.oom.killed(status),
                 )
             )
             if w.kill is None:

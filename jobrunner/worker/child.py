@@ -23,7 +23,15 @@ from typing import Any
 
 from jobrunner import clock
 from jobrunner.jsonutil import dumps
-from jobrunner.worker.protocol import FrameReader, JobDone, JobSpec, encode, write_all
+from jobrunner.worker.protocol import (
+    FrameReader,
+    JobDone,
+    JobSpec,
+    describe_status,
+    encode,
+    signal_name,
+    write_all,
+)
 from jobrunner.worker.usage import PROGRESS_EVERY, Limits, PeakRss, ProgressLines, cpu_seconds
 
 PR_SET_PDEATHSIG = 1
@@ -192,9 +200,16 @@ class Worker:
         if messages:
             done = messages[0]
         else:
-            how = _describe_status(status)
+            how = describe_status(status, "job process")
             done = JobDone(
-                spec.id, spec.attempt, False, None, f"job process {how}", None, started, finished
+                spec.id,
+                spec.attempt,
+                False,
+                None,
+                f"{how} without a result",
+                None,
+                started,
+                finished,
             )
             done.signal = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         done.cpu_seconds = cpu
@@ -283,7 +298,7 @@ class Worker:
         done.max_rss_kb = usage.ru_maxrss
         if code < 0:
             done.signal = -code
-            done.error = f"command killed by signal {-code} ({_signal_name(-code)})"
+            done.error = f"command killed by signal {-code} ({signal_name(-code)})"
         elif code > 0:
             done.exit_code = code
             done.error = f"command exited with status {code}"
@@ -418,20 +433,6 @@ def _describe(exc: BaseException) -> str:
     message = str(exc)
     name = type(exc).__name__
     return f"{name}: {message}" if message else name
-
-
-def _describe_status(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        return f"killed by signal {number} ({_signal_name(number)})"
-    return f"exited with status {os.WEXITSTATUS(status)} without a result"
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 def worker_main(rfd: int, wfd: int, log_dir: str, log_max_bytes: int, parent: int) -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib
 import os
-import signal
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobrunner.config import Config
+from jobrunner.errors import ConfigError
 from jobrunner.models import Job
 from jobrunner.worker.child import worker_main
-from jobrunner.worker.protocol import FrameReader, JobSpec, encode
+from jobrunner.worker.protocol import FrameReader, JobSpec, describe_status, encode
 
 
 @dataclass(slots=True)
@@ -118,13 +121,18 @@ def job_spec(job: Job) -> JobSpec:
 
 def describe_exit(status: int) -> str:
     """A worker's wait status in words, with the signal's name."""
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
+    return describe_status(status, "worker")
+
+
+def preload(config: Config) -> None:
+    """Make the daemon's folder importable and import `imports` once, before forking,
+    so every worker shares them. A failing import is a config error."""
+    sys.path.insert(0, os.getcwd())
+    for module in config.imports:
         try:
-            name = signal.Signals(number).name
-        except ValueError:
-            name = "unknown"
-        return f"worker killed by signal {number} ({name})"
-    if os.WIFEXITED(status):
-        return f"worker exited with status {os.WEXITSTATUS(status)}"
-    return f"worker ended with wait status {status}"
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any import failure is a config error
+            raise ConfigError(
+                f"{config.path or 'config'}: imports: cannot import {module!r}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None

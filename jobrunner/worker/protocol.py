@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,24 @@ class JobDone:
     exit_code: int | None = None  # a command's exit status
     signal: int | None = None  # the signal that ended the job's process
     cause: str | None = None  # "oom" or "cpu_limit" when a limit ended it
+
+
+def signal_name(number: int) -> str:
+    """SIGKILL for 9; `signal N` for a number with no name."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def describe_status(status: int, who: str) -> str:
+    """A wait status in words: `worker killed by signal 9 (SIGKILL)`."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        return f"{who} killed by signal {number} ({signal_name(number)})"
+    if os.WIFEXITED(status):
+        return f"{who} exited with status {os.WEXITSTATUS(status)}"
+    return f"{who} ended with wait status {status}"
 
 
 def encode(message: Any) -> bytes:

@@ -155,6 +155,19 @@ class ProgressLines:
         self.report(fraction, fields[1] if len(fields) > 1 else None)
 
 
+class OomWatch:
+    """Tells whether a SIGKILL was the kernel's OOM killer: the cgroup's count rose."""
+
+    def __init__(self) -> None:
+        self.seen = oom_kills()
+
+    def killed(self, status: int) -> bool:
+        now = oom_kills()
+        rose = now is not None and self.seen is not None and now > self.seen
+        self.seen = now
+        return rose and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+
 def oom_kills() -> int | None:
     """The kernel's OOM-kill count for this process's memory cgroup (v2 or v1)."""
     try:
