@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from typing import Any
@@ -188,19 +187,15 @@ def wait(ctx: Any, args: argparse.Namespace) -> int:
 
 def logs(ctx: Any, args: argparse.Namespace) -> int:
     from jobrunner.paths import log_dir_for
+    from jobrunner.worker.spool import read_output
 
     store = ctx.store()
     _get(store, args.id)
-    path = os.path.join(log_dir_for(ctx.db_path), f"{args.id}.log")
+    log_dir = log_dir_for(ctx.db_path)
     out = sys.stdout.buffer
     offset = 0
     while True:
-        try:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            chunk = b""
+        chunk = read_output(log_dir, args.id, offset)
         if chunk:
             out.write(chunk)
             out.flush()
@@ -209,9 +204,7 @@ def logs(ctx: Any, args: argparse.Namespace) -> int:
             return 0
         if not chunk and _get(store, args.id).state in FINAL:
             # ended, and nothing new since: read once more for output written at the end
-            with open(path, "rb") if os.path.exists(path) else open(os.devnull, "rb") as f:
-                f.seek(offset)
-                out.write(f.read())
+            out.write(read_output(log_dir, args.id, offset))
             out.flush()
             return 0
         time.sleep(FOLLOW_POLL)

@@ -33,6 +33,7 @@ from jobrunner.lifecycle import Outcome, State
 from jobrunner.models import AttemptEnd, ClaimRequest, DaemonInfo, Job
 from jobrunner.paths import log_dir_for
 from jobrunner.store import open_store
+from jobrunner.worker import spool
 from jobrunner.worker.guard import GroupGuard
 from jobrunner.worker.pool import (
     KillOrder,
@@ -83,7 +84,7 @@ class Supervisor:
         self.clock = clock
         self.opts = opts
         self.events = opts.events
-        self.store = open_store(db_path, synchronous=config.daemon.synchronous)
+        self.store = open_store(db_path, synchronous=config.daemon.synchronous, daemon=True)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.log_dir = log_dir_for(db_path)
         os.makedirs(self.log_dir, mode=0o700, exist_ok=True)
@@ -124,6 +125,7 @@ class Supervisor:
             signal.signal(sig, self._on_signal)
         gc.freeze()  # keep preloaded objects' pages shared with the workers
         self.guard = GroupGuard(self._fds_not_for_children())
+        spool.salvage_orphans(self.log_dir, self.config.log_max_bytes)  # a killed daemon's
         for _ in range(self.opts.workers):
             self._spawn()
         self.poller = select.poll()
@@ -397,6 +399,7 @@ class Supervisor:
         w.close()
         del self.workers[w.from_fd]
         how = describe_exit(status)
+        spool.salvage(self.log_dir, w.pid, self.config.log_max_bytes)  # what it printed
         head = w.head
         if head is not None:
             self.running_by_queue[head.queue] -= 1

@@ -71,14 +71,26 @@ def insert_many_sql(rows: int) -> str:
     return f"{head}VALUES {', '.join([values.strip()] * rows)}"
 
 
+STATES = {state.value: state for state in State}  # a dict lookup is 4x cheaper than State()
+
+
+def _loads(text: str) -> Any:
+    """json.loads, without the decoder for the common empty args (the daemon's hot path)."""
+    if text == "[]":
+        return []
+    if text == "{}":
+        return {}
+    return json.loads(text)
+
+
 def job_from_row(row: Sequence[Any]) -> Job:
     return Job(
         id=row[0],
-        state=State(row[1]),
+        state=STATES[row[1]],
         task=row[2],
         command=json.loads(row[3]) if row[3] is not None else None,
-        args=json.loads(row[4]),
-        kwargs=json.loads(row[5]),
+        args=_loads(row[4]),
+        kwargs=_loads(row[5]),
         queue=row[6],
         priority=row[7],
         attempts=row[8],
@@ -97,7 +109,7 @@ def job_from_row(row: Sequence[Any]) -> Job:
         scheduled_for=row[21],
         owner=row[22],
         cancel_requested=bool(row[23]),
-        options=json.loads(row[24]) if row[24] else {},
+        options=_loads(row[24]) if row[24] else {},
         progress=row[25],
         progress_message=row[26],
         progress_at=row[27],

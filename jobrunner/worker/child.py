@@ -32,6 +32,7 @@ from jobrunner.worker.protocol import (
     signal_name,
     write_all,
 )
+from jobrunner.worker.spool import LogSpool, keep_tail
 from jobrunner.worker.usage import PROGRESS_EVERY, Limits, PeakRss, ProgressLines, cpu_seconds
 
 PR_SET_PDEATHSIG = 1
@@ -90,6 +91,7 @@ class Worker:
         self.closed = False
         self.peak = PeakRss()
         self.progress_sent = 0.0
+        self.spool = LogSpool(log_dir, log_max_bytes)
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -122,11 +124,12 @@ class Worker:
 
     def run(self, spec: JobSpec) -> JobDone:
         global current
-        log_fd = self._open_log(spec)
+        limits = Limits(spec.options)
+        in_process = spec.command is None and not limits
+        log_fd = self.spool.begin(spec.id, spec.attempt) if in_process else self._open_log(spec)
         started = clock.now()
         current = JobContext(spec)
         self.progress_sent = 0.0
-        limits = Limits(spec.options)
         try:
             if spec.command is not None:
                 done = self._run_command(spec, log_fd, started, limits)
@@ -136,7 +139,10 @@ class Worker:
                 done = self._run_python_measured(spec, log_fd, started)
         finally:
             current = None
-            self._close_log(spec, log_fd)
+            if in_process:
+                self.spool.end(spec.id, _left_children())
+            else:
+                self._close_log(spec, log_fd)
         return done
 
     # -- progress -------------------------------------------------------------------------
@@ -341,7 +347,7 @@ class Worker:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
         elif size > self.log_max_bytes:
-            _keep_tail(path, size, self.log_max_bytes)
+            keep_tail(path, size, self.log_max_bytes)
 
 
 def _pump_until_exit(pid: int, out: int, lines: ProgressLines) -> None:
@@ -404,14 +410,16 @@ def _restore(saved: tuple[int, int]) -> None:
     os.close(saved[1])
 
 
-def _keep_tail(path: str, size: int, keep: int) -> None:
-    """Cap a log at `keep` bytes, keeping its end (where the error is)."""
-    with open(path, "rb") as f:
-        f.seek(size - keep)
-        tail = f.read()
-    marker = f"[jobrunner: {size - keep} earlier bytes of output dropped]\n".encode()
-    with open(path, "wb") as f:
-        f.write(marker + tail)
+def _left_children() -> bool:
+    """Whether the job left processes of its own running (they may hold its output)."""
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/children", "rb") as f:
+                if f.read(1):
+                    return True
+    except OSError:
+        return True  # cannot tell: assume so, which only costs a fresh spool
+    return False
 
 
 def _jsonable(value: Any) -> Any:
@@ -449,6 +457,7 @@ def worker_main(rfd: int, wfd: int, log_dir: str, log_max_bytes: int, parent: in
         global _worker
         _worker = Worker(rfd, wfd, log_dir, log_max_bytes)
         _worker.serve()
+        _worker.spool.close()
     except BaseException:  # noqa: BLE001
         traceback.print_exc()
         code = 70

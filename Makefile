@@ -1,0 +1,22 @@
+# Benchmarks: jobrunner beside huey and at scale, rendered to docs/benchmarks.md.
+# bench.run exits 1 when a run failed (the document is still written and the report
+# lists the failure), 130 when interrupted (no document): render only for 0 or 1.
+PYTHON ?= .venv/bin/python
+RESULTS := bench/results
+
+.PHONY: bench bench-quick report
+
+bench:
+	$(PYTHON) -m bench.run --out $(RESULTS)/latest.json; status=$$?; \
+	if [ $$status -le 1 ]; then $(PYTHON) -m bench.report $(RESULTS)/latest.json || exit $$?; fi; \
+	exit $$status
+
+# Quick sizes; rendered beside its JSON (git-ignored), not over docs/benchmarks.md.
+bench-quick:
+	$(PYTHON) -m bench.run --quick --out $(RESULTS)/quick.json; status=$$?; \
+	if [ $$status -le 1 ]; then $(PYTHON) -m bench.report $(RESULTS)/quick.json \
+		--out $(RESULTS)/quick.md --img $(RESULTS)/img || exit $$?; fi; \
+	exit $$status
+
+report:
+	$(PYTHON) -m bench.report $(RESULTS)/latest.json

@@ -1,0 +1,238 @@
+"""Python jobs' output without a file per job.
+
+Creating and removing `<id>.log` for every job cost a worker 8-240 us a job (a
+directory entry, its inode and the journal, more when other processes are writing to
+the same file system): more than everything else the worker does for a no-op job.
+Most jobs print nothing, so a worker writes each in-process Python job's output to
+one file of its own, its spool, and only a job that printed something gets a log:
+
+    <db>.logs/.running/<pid>.out   the spool: the running job's stdout and stderr
+    <db>.logs/.running/<pid>.job   "<job id> <attempt>" while a job runs, else blank
+
+When the job ends, a spool with output becomes the job's log by a hard link (the
+same inode, so a process the job left behind that still writes lands in the job's
+log, not the next job's) and the worker starts a new spool; a later attempt's
+output is appended to the log instead. An empty spool is simply reused.
+
+`read_output` gives `jobrunner logs` the log and then the running attempt's spool,
+as one stream. A worker that dies mid-job leaves its spool behind: the supervisor
+`salvage`s it into the job's log when it reaps the worker, and a daemon starting
+up salvages what workers of a dead daemon left (`salvage_orphans`).
+
+Commands and jobs with limits run in processes of their own, which cost far more
+than a file, and still write their `<id>.log` directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+RUNNING = ".running"
+MARK_BYTES = 40
+BLANK = b" " * MARK_BYTES
+COPY_CHUNK = 1 << 20
+
+
+def running_dir(log_dir: str) -> str:
+    return os.path.join(log_dir, RUNNING)
+
+
+def attempt_header(attempt: int) -> bytes:
+    return f"--- attempt {attempt} ---\n".encode()
+
+
+class LogSpool:
+    """The worker's end: `begin` before a job, `end` after it."""
+
+    def __init__(self, log_dir: str, log_max_bytes: int) -> None:
+        self.log_dir = log_dir
+        self.cap = log_max_bytes
+        folder = running_dir(log_dir)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        pid = os.getpid()
+        salvage(log_dir, pid, log_max_bytes)  # a dead process's leftovers under our pid
+        self.out_path = os.path.join(folder, f"{pid}.out")
+        self.mark_path = os.path.join(folder, f"{pid}.job")
+        self.mark = os.open(self.mark_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        os.pwrite(self.mark, BLANK, 0)
+        self.out = self._new_out()
+
+    def _new_out(self) -> int:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
+        return os.open(self.out_path, flags, 0o600)
+
+    def begin(self, job_id: int, attempt: int) -> int:
+        """Mark the job as running here; returns the fd its output goes to."""
+        os.pwrite(self.mark, f"{job_id} {attempt}".encode().ljust(MARK_BYTES), 0)
+        if attempt > 1:
+            os.write(self.out, attempt_header(attempt))
+        return self.out
+
+    def end(self, job_id: int, left_children: bool) -> None:
+        """Publish the job's output, if any, and make the spool ready for the next job.
+
+        `left_children`: the job left processes running, which may still hold the
+        spool open; it is then replaced even when empty, so they cannot write into
+        the next job's output."""
+        size = os.fstat(self.out).st_size
+        linked = size > 0 and publish(self.log_dir, job_id, self.out_path, size, self.cap)
+        if linked or left_children:
+            os.unlink(self.out_path)  # a linked inode lives on as the job's log
+            os.close(self.out)
+            self.out = self._new_out()
+        elif size:
+            os.ftruncate(self.out, 0)
+        os.pwrite(self.mark, BLANK, 0)  # after the log holds it all: see read_output
+
+    def close(self) -> None:
+        """A worker leaving cleanly removes its spool (it holds nothing by then)."""
+        for fd, path in ((self.out, self.out_path), (self.mark, self.mark_path)):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def publish(log_dir: str, job_id: int, spool_path: str, size: int, cap: int) -> bool:
+    """Make `size` bytes of spool the job's log, or append them to it. True when the
+    spool's inode itself became the log (by a hard link) and the spool must be replaced."""
+    log_path = os.path.join(log_dir, f"{job_id}.log")
+    try:
+        os.link(spool_path, log_path)
+        linked = True
+    except FileExistsError:  # an earlier attempt's output is there: append to it
+        linked = False
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        with open(spool_path, "rb") as src, open(os.open(log_path, flags), "wb") as dst:
+            while chunk := src.read(min(COPY_CHUNK, size)):
+                dst.write(chunk)
+                size -= len(chunk)
+                if size <= 0:
+                    break
+    total = os.stat(log_path).st_size
+    if total > cap:
+        keep_tail(log_path, total, cap)
+    return linked
+
+
+def keep_tail(path: str, size: int, keep: int) -> None:
+    """Cap a log at `keep` bytes, keeping its end (where the error is)."""
+    with open(path, "rb") as f:
+        f.seek(size - keep)
+        tail = f.read()
+    marker = f"[jobrunner: {size - keep} earlier bytes of output dropped]\n".encode()
+    with open(path, "wb") as f:
+        f.write(marker + tail)
+
+
+def _running_job(mark_path: str) -> bytes | None:
+    try:
+        with open(mark_path, "rb") as f:
+            return f.read(MARK_BYTES)
+    except FileNotFoundError:
+        return None
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def salvage(log_dir: str, pid: int, cap: int) -> int | None:
+    """Move what worker `pid` (dead) spooled into its job's log and remove its spool.
+    Returns the job's id, if it was running one."""
+    folder = running_dir(log_dir)
+    out_path = os.path.join(folder, f"{pid}.out")
+    mark_path = os.path.join(folder, f"{pid}.job")
+    mark = _running_job(mark_path)
+    job_id: int | None = None
+    if mark and mark.strip():
+        with contextlib.suppress(ValueError):
+            job_id = int(mark.split()[0])
+    if job_id is not None:
+        with contextlib.suppress(FileNotFoundError):
+            size = os.stat(out_path).st_size
+            if size:
+                publish(log_dir, job_id, out_path, size, cap)
+    for path in (out_path, mark_path):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    return job_id
+
+
+def salvage_orphans(log_dir: str, cap: int) -> list[int]:
+    """Salvage the spools of workers that are gone (their daemon was killed)."""
+    try:
+        names = os.listdir(running_dir(log_dir))
+    except FileNotFoundError:
+        return []
+    salvaged = []
+    for pid in {int(n.split(".")[0]) for n in names if n.split(".")[0].isdigit()}:
+        if not _gone(pid):
+            continue  # a worker of a running daemon
+        job_id = salvage(log_dir, pid, cap)
+        if job_id is not None:
+            salvaged.append(job_id)
+    return salvaged
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only its zombie (a killed daemon's worker nobody reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    return state in (b"Z", b"X")
+
+
+def read_output(log_dir: str, job_id: int, offset: int) -> bytes:
+    """The job's output from `offset` on: its log, then a running attempt's spool,
+    read as one stream (an attempt's spool is appended to the log when it ends).
+
+    The spool is read only while the log's size and the worker's mark stay the same
+    around the read: the worker publishes before it clears its mark, so a read that
+    raced with the end of the attempt is dropped and found in the log next time."""
+    log_path = os.path.join(log_dir, f"{job_id}.log")
+    before = _size(log_path)
+    if offset < before:
+        try:
+            with open(log_path, "rb") as f:
+                f.seek(offset)
+                return f.read()
+        except FileNotFoundError:  # pruned meanwhile
+            return b""
+    folder = running_dir(log_dir)
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return b""
+    wanted = f"{job_id} ".encode()
+    for name in names:
+        if not name.endswith(".job"):
+            continue
+        mark_path = os.path.join(folder, name)
+        mark = _running_job(mark_path)
+        if not mark or not mark.startswith(wanted):
+            continue
+        try:
+            with open(mark_path[: -len(".job")] + ".out", "rb") as f:
+                f.seek(offset - before)
+                chunk = f.read()
+        except FileNotFoundError:
+            return b""
+        if _running_job(mark_path) != mark or _size(log_path) != before:
+            return b""
+        return chunk
+    return b""

@@ -1,0 +1,158 @@
+"""The worker's log spool, on real files: silent jobs leave nothing, a job's output
+becomes its log, a reader sees one stream across the end of an attempt, and a dead
+worker's spool is salvaged into its job's log."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from jobrunner.worker.spool import (
+    LogSpool,
+    read_output,
+    running_dir,
+    salvage,
+    salvage_orphans,
+)
+
+CAP = 1 << 20
+
+
+@pytest.fixture
+def log_dir(tmp_path: Path) -> str:
+    path = tmp_path / "jobs.db.logs"
+    path.mkdir()
+    return str(path)
+
+
+def log_of(log_dir: str, job_id: int) -> bytes | None:
+    path = Path(log_dir, f"{job_id}.log")
+    return path.read_bytes() if path.exists() else None
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_a_silent_job_leaves_no_log_and_the_spool_is_reused(log_dir: str) -> None:
+    spool = LogSpool(log_dir, CAP)
+    fd = spool.begin(7, 1)
+    inode = os.fstat(fd).st_ino
+    spool.end(7, left_children=False)
+    assert log_of(log_dir, 7) is None
+    assert os.listdir(log_dir) == [".running"]
+    assert os.fstat(spool.begin(8, 1)).st_ino == inode  # no file was created for job 8
+
+
+def test_output_becomes_the_jobs_log_and_late_writes_follow_it(log_dir: str) -> None:
+    spool = LogSpool(log_dir, CAP)
+    fd = spool.begin(7, 1)
+    os.write(fd, b"hello\n")
+    left_behind = os.dup(fd)  # as a process the job started would hold it
+    spool.end(7, left_children=True)
+    try:
+        os.write(left_behind, b"late\n")
+    finally:
+        os.close(left_behind)
+    fd = spool.begin(8, 1)
+    os.write(fd, b"job eight\n")
+    spool.end(8, left_children=False)
+    assert log_of(log_dir, 7) == b"hello\nlate\n"  # the late line is job 7's, not job 8's
+    assert log_of(log_dir, 8) == b"job eight\n"
+
+
+def test_a_leftover_child_gets_a_fresh_spool_even_without_output(log_dir: str) -> None:
+    spool = LogSpool(log_dir, CAP)
+    fd = spool.begin(7, 1)
+    left_behind = os.dup(fd)
+    spool.end(7, left_children=True)
+    next_fd = spool.begin(8, 1)
+    assert os.fstat(next_fd).st_ino != os.fstat(left_behind).st_ino
+    os.write(left_behind, b"stray\n")
+    os.close(left_behind)
+    spool.end(8, left_children=False)
+    assert log_of(log_dir, 8) is None
+
+
+def test_a_later_attempt_is_appended_under_a_header(log_dir: str) -> None:
+    spool = LogSpool(log_dir, CAP)
+    os.write(spool.begin(7, 1), b"first try\n")
+    spool.end(7, left_children=False)
+    os.write(spool.begin(7, 2), b"second try\n")
+    spool.end(7, left_children=False)
+    spool.begin(7, 3)  # prints nothing: the header still says it ran
+    spool.end(7, left_children=False)
+    assert log_of(log_dir, 7) == (b"first try\n--- attempt 2 ---\nsecond try\n--- attempt 3 ---\n")
+
+
+def test_a_reader_sees_one_stream_across_the_end_of_each_attempt(log_dir: str) -> None:
+    spool = LogSpool(log_dir, CAP)
+    seen = b""
+
+    def poll() -> None:
+        nonlocal seen
+        seen += read_output(log_dir, 7, len(seen))
+
+    fd = spool.begin(7, 1)
+    os.write(fd, b"one\n")
+    poll()
+    assert seen == b"one\n"  # read from the running attempt's spool
+    os.write(fd, b"two\n")
+    spool.end(7, left_children=False)
+    poll()
+    fd = spool.begin(7, 2)
+    os.write(fd, b"three\n")
+    poll()
+    spool.begin(9, 1)  # another job's output is never mixed in
+    assert read_output(log_dir, 7, len(seen)) == b""
+    spool.end(9, left_children=False)
+    assert seen == b"one\ntwo\n--- attempt 2 ---\nthree\n"
+
+
+def test_a_log_over_the_cap_keeps_its_end(log_dir: str) -> None:
+    spool = LogSpool(log_dir, 100)
+    os.write(spool.begin(7, 1), b"x" * 500 + b"the error\n")
+    spool.end(7, left_children=False)
+    log = log_of(log_dir, 7)
+    assert log is not None
+    assert log.startswith(b"[jobrunner: 410 earlier bytes of output dropped]\n")
+    assert log.endswith(b"x" * 90 + b"the error\n")
+
+
+def test_a_dead_workers_spool_is_salvaged_into_its_jobs_log(log_dir: str) -> None:
+    pid = dead_pid()
+    folder = Path(running_dir(log_dir))
+    folder.mkdir()
+    (folder / f"{pid}.out").write_bytes(b"printed before it died\n")
+    (folder / f"{pid}.job").write_bytes(b"42 1".ljust(40))
+    alive = os.getpid()
+    (folder / f"{alive}.out").write_bytes(b"still running\n")
+    (folder / f"{alive}.job").write_bytes(b"43 1".ljust(40))
+
+    assert salvage_orphans(log_dir, CAP) == [42]
+    assert log_of(log_dir, 42) == b"printed before it died\n"
+    assert sorted(os.listdir(folder)) == [f"{alive}.job", f"{alive}.out"]  # a live one stays
+    assert log_of(log_dir, 43) is None
+
+
+def test_salvage_of_an_idle_worker_writes_no_log(log_dir: str) -> None:
+    pid = dead_pid()
+    folder = Path(running_dir(log_dir))
+    folder.mkdir()
+    (folder / f"{pid}.out").write_bytes(b"")
+    (folder / f"{pid}.job").write_bytes(b" " * 40)
+    assert salvage(log_dir, pid, CAP) is None
+    assert os.listdir(folder) == []
+    assert os.listdir(log_dir) == [".running"]
+
+
+def test_closing_a_spool_removes_its_files(log_dir: str) -> None:
+    spool = LogSpool(log_dir, CAP)
+    spool.close()
+    assert os.listdir(running_dir(log_dir)) == []
