@@ -8,17 +8,12 @@ if TYPE_CHECKING:
     from jobrunner.store.base import Store
 
 
-def open_store(
-    location: str, *, create: bool = True, synchronous: str = "FULL", daemon: bool = False
-) -> Store:
-    """Open the store at `location`: a file path (SQLite); later a postgresql:// URL.
-
-    `daemon`: the connection is a daemon's, which does the housekeeping (for SQLite,
-    the WAL checkpoints) that other connections leave to it."""
+def open_store(location: str, *, create: bool = True, synchronous: str = "FULL") -> Store:
+    """Open the store at `location`: a file path (SQLite); later a postgresql:// URL."""
     if location.startswith(("postgresql://", "postgres://")):
         from jobrunner.errors import UsageError
 
         raise UsageError(f"{location}: the PostgreSQL backend is not available yet")
     from jobrunner.store.sqlite import SQLiteStore
 
-    return SQLiteStore(location, create=create, synchronous=synchronous, daemon=daemon)
+    return SQLiteStore(location, create=create, synchronous=synchronous)

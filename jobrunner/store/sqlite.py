@@ -29,7 +29,6 @@ from jobrunner.models import (
     JobInsert,
     ScheduleState,
 )
-from jobrunner.store.busy import BusyWait
 from jobrunner.store.forkguard import ForkedConnectionError as ForkedConnectionError  # re-export
 from jobrunner.store.forkguard import open_stores
 from jobrunner.store.sqlite_sql import (
@@ -46,9 +45,6 @@ from jobrunner.store.sqlite_sql import (
     job_from_row,
 )
 
-DAEMON_AUTOCHECKPOINT = 1000  # pages (4 MiB): SQLite's default
-CLIENT_AUTOCHECKPOINT = 4000  # 16 MiB, reached only while no daemon runs
-
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
     from typing import Any
@@ -57,9 +53,7 @@ if TYPE_CHECKING:
 class SQLiteStore:
     """One connection; not shared across fork (workers never open the database)."""
 
-    def __init__(
-        self, path: str, *, create: bool = True, synchronous: str = "FULL", daemon: bool = False
-    ) -> None:
+    def __init__(self, path: str, *, create: bool = True, synchronous: str = "FULL") -> None:
         self.path = path
         check_foreign_file(path)
         exists = os.path.exists(path)
@@ -79,17 +73,12 @@ class SQLiteStore:
         try:
             self.db: Any = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
             open_stores.add(self)
-            self.db.set_busy_handler(BusyWait(BUSY_TIMEOUT_MS))  # see store/busy.py
+            self.db.setbusytimeout(BUSY_TIMEOUT_MS)
             self._check_ours()
             self.db.execute("PRAGMA journal_mode = WAL")
             if synchronous.upper() not in ("FULL", "NORMAL"):
                 raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
             self.db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-            # Whichever connection commits past the threshold copies the WAL back into the
-            # database (two fsyncs). Submitters leave that to a running daemon, whose
-            # threshold is lower, so a submit does not pay for the daemon's writes.
-            pages = DAEMON_AUTOCHECKPOINT if daemon else CLIENT_AUTOCHECKPOINT
-            self.db.execute(f"PRAGMA wal_autocheckpoint = {pages}")
             self._migrate()
         except apsw.NotADBError:
             self._close_quietly()
@@ -490,7 +479,7 @@ class SQLiteStore:
 
         A reader (or writer) in the way makes it copy what it can and report `busy`;
         the busy timeout is off meanwhile, so the daemon never stalls on it."""
-        self.db.set_busy_handler(None)
+        self.db.setbusytimeout(0)
         try:
             busy = self.db.execute(Q["wal_checkpoint"]).fetchall()[0][0]
         except apsw.BusyError:
@@ -498,7 +487,7 @@ class SQLiteStore:
         except apsw.Error as exc:
             raise StoreUnavailable(f"{self.path}: checkpoint failed: {exc}") from None
         finally:
-            self.db.set_busy_handler(BusyWait(BUSY_TIMEOUT_MS))
+            self.db.setbusytimeout(BUSY_TIMEOUT_MS)
         return Checkpoint(bool(busy), self.db_wal_bytes())
 
     def db_wal_bytes(self) -> int:

@@ -18,7 +18,6 @@ from jobrunner.lifecycle import Outcome, State
 from jobrunner.models import AttemptEnd, JobInsert
 from jobrunner.store import open_store
 from jobrunner.store.base import ClaimRequest
-from jobrunner.store.busy import BusyWait
 from jobrunner.store.sqlite import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -26,7 +25,6 @@ from jobrunner.store.sqlite import (
     Q,
     SQLiteStore,
 )
-from jobrunner.store.sqlite_sql import BUSY_TIMEOUT_MS
 
 NOW = 1_800_000_000.0
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "jobrunner" / "store" / "migrations"
@@ -72,8 +70,7 @@ def test_database_file_is_private(path: Path) -> None:
 def test_wal_and_synchronous_full_by_default(store: SQLiteStore) -> None:
     assert pragma(store, "journal_mode") == "wal"
     assert pragma(store, "synchronous") == 2  # FULL: an acknowledged submit survives power loss
-    # the lock wait is store/busy.py's handler (short naps), with a timeout of seconds
-    assert BUSY_TIMEOUT_MS >= 5000
+    assert pragma(store, "busy_timeout") >= 5000  # seconds, not milliseconds
 
 
 def test_synchronous_normal_is_an_opt_in(path: Path) -> None:
@@ -216,7 +213,7 @@ def test_a_database_locked_too_long_is_store_unavailable_and_writes_nothing(
     blocker = apsw.Connection(str(path))
     blocker.execute("BEGIN IMMEDIATE")
     try:
-        store.db.set_busy_handler(BusyWait(50))  # the real timeout is seconds; keep it quick
+        store.db.setbusytimeout(50)  # the real timeout is seconds; keep the test quick
         with pytest.raises(StoreUnavailable):
             store.job_insert_many([JobInsert(task="a.b:c")], NOW)
         assert not store.db.in_transaction
@@ -226,28 +223,6 @@ def test_a_database_locked_too_long_is_store_unavailable_and_writes_nothing(
     assert store.job_list() == []
     store.job_insert_many([JobInsert(task="a.b:c")], NOW)  # and works once free
     assert len(store.job_list()) == 1
-
-
-def test_the_lock_wait_naps_briefly_first_and_gives_up_at_its_timeout() -> None:
-    """A write lock is held for well under a millisecond, so the first naps must be far
-    shorter than SQLite's own (1, 2, 5, 10 ms ...), and the wait still ends on time."""
-    now = [100.0]
-    naps: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        naps.append(seconds)
-        now[0] += seconds
-
-    wait = BusyWait(50, clock=lambda: now[0], sleep=sleep)
-    calls = 0
-    while wait(calls):
-        calls += 1
-        assert calls < 1000
-    assert naps[:4] == [0.000_05, 0.000_1, 0.000_2, 0.000_4]
-    assert max(naps) == 0.002
-    assert 0.05 <= now[0] - 100.0 < 0.053  # gave up once 50 ms had passed, not much later
-    # a new wait starts its own clock
-    assert wait(0)
 
 
 def test_a_failed_batch_writes_nothing(store: SQLiteStore) -> None:
