@@ -29,7 +29,7 @@ from jobrunner.daemon.events import install as install_log_handler
 from jobrunner.daemon.services import Services
 from jobrunner.durations import format_duration
 from jobrunner.errors import StoreUnavailable
-from jobrunner.lifecycle import Outcome, State
+from jobrunner.lifecycle import Outcome
 from jobrunner.models import AttemptEnd, ClaimRequest, DaemonInfo, Job
 from jobrunner.paths import log_dir_for
 from jobrunner.store import open_store
@@ -59,14 +59,6 @@ log = logging.getLogger("jobrunner.daemon")
 DISPATCH_WINDOW = 0.02
 MAX_DEPTH = 64
 EXIT_OK = 0
-# the event a job's attempt ending is logged as, by where the job goes next
-END_EVENTS = {
-    State.SUCCEEDED: "finish",
-    State.RETRYING: "retry",
-    State.DEAD: "dead",
-    State.CANCELLED: "cancel",
-    State.QUEUED: "interrupted",
-}
 EXIT_FORCED = 130
 
 
@@ -238,7 +230,12 @@ class Supervisor:
         mono = self.clock.monotonic()
         deadlines = [self.services.deadline(mono, self.stopping)]
         if not self.stopping:
-            deadlines.append(self.next_poll)
+            # With every worker full, wait for a finish, not for the poll interval
+            # (which a claim that filled the workers leaves in the past: a spin).
+            if self._free_slots()[1] > 0:
+                if self.check_db:
+                    return 0
+                deadlines.append(self.next_poll)
         else:
             deadlines.append(self.stop_deadline)
         for w in self.workers.values():
@@ -340,7 +337,6 @@ class Supervisor:
         if self.ends:
             ends, self.ends = self.ends, []
             applied = self.store.job_end_many(self.id, ends)
-            emit = self.events.emit
             for end, ok in zip(ends, applied, strict=True):
                 if not ok:
                     log.warning(
@@ -353,18 +349,7 @@ class Supervisor:
                 if end.run_at is not None:  # a retry: poll again when it falls due
                     due_in = end.run_at - self.clock.now()
                     self.next_poll = min(self.next_poll, self.clock.monotonic() + max(0.0, due_in))
-                took = None if end.started_at is None else end.finished_at - end.started_at
-                emit(
-                    END_EVENTS.get(end.next_state, "finish"),
-                    "info" if end.outcome is Outcome.SUCCEEDED else "warning",
-                    ts=end.finished_at,
-                    job=end.job_id,
-                    attempt=end.attempt,
-                    outcome=end.outcome.value,
-                    duration=None if took is None else round(took, 6),
-                    retry_in=None if end.run_at is None else round(end.run_at - end.finished_at, 3),
-                    error=None if end.error is None else end.error.splitlines()[0][:200],
-                )
+                self.events.attempt_ended(end)
         if self.progress:
             updates, self.progress = list(self.progress.values()), {}
             self.store.job_progress_many(self.id, updates)
@@ -491,10 +476,14 @@ class Supervisor:
     def _depth(self) -> int:
         return max(1, min(MAX_DEPTH, int(DISPATCH_WINDOW / max(self.avg_duration, 1e-6))))
 
-    def _fill(self, mono: float) -> None:
+    def _free_slots(self) -> tuple[int, int, list[WorkerHandle]]:
+        """(jobs per worker, free places for jobs, the workers that can take them)."""
         depth = self._depth()
         live = [w for w in self.workers.values() if w.kill is None and not w.eof]
-        free = sum(max(0, depth - len(w.inflight)) for w in live)
+        return depth, sum(max(0, depth - len(w.inflight)) for w in live), live
+
+    def _fill(self, mono: float) -> None:
+        depth, free, live = self._free_slots()
         if free <= 0:
             return
         want = free - len(self.ready)

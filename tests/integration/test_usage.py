@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.helpers import PYTHON, Daemon, cli, env_for
+from tests.helpers import PYTHON, Daemon, cli, env_for, wait_for
 from tests.integration.conftest import job, read_through_newline, submit, write_module
 
 
@@ -143,3 +145,27 @@ def test_python_api_end_to_end(
 
     me = api.whoami.submit()
     assert me.result(timeout=30) == {"id": me.id, "attempt": 1, "task": f"{api.__name__}:whoami"}
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_a_daemon_waiting_on_busy_workers_uses_no_cpu(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    """With every worker busy and jobs waiting, the supervisor sleeps until a job ends;
+    it once spun on the poll interval the claim had left in the past."""
+    daemon = Daemon(workdir, db, "--workers", "1")
+    daemons.append(daemon)
+    first = submit(workdir, db, "jtasks:slow", "--args", '["s1", 3]')
+    for n in range(3):  # a backlog behind the busy worker
+        submit(workdir, db, "jtasks:slow", "--args", f'["w{n}", 0]')
+    wait_for(lambda: job(workdir, db, first)["state"] == "running", timeout=20, what="running")
+    before = _cpu_seconds(daemon.pid)
+    time.sleep(1.5)  # measuring over a span of time, not waiting for a condition
+    used = _cpu_seconds(daemon.pid) - before
+    assert job(workdir, db, first)["state"] == "running"
+    assert used < 0.15, f"the supervisor used {used:.2f}s of CPU in 1.5s while waiting"
