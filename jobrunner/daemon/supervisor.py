@@ -24,12 +24,13 @@ from jobrunner import wake
 from jobrunner.clock import SYSTEM
 from jobrunner.config import Config
 from jobrunner.daemon import outcomes
+from jobrunner.daemon.backoff import StoreBackoff
 from jobrunner.daemon.events import EventLog
 from jobrunner.daemon.events import install as install_log_handler
 from jobrunner.daemon.services import Services
 from jobrunner.durations import format_duration
 from jobrunner.errors import StoreUnavailable
-from jobrunner.lifecycle import Outcome, State
+from jobrunner.lifecycle import Outcome
 from jobrunner.models import AttemptEnd, ClaimRequest, DaemonInfo, Job
 from jobrunner.paths import log_dir_for
 from jobrunner.store import open_store
@@ -58,14 +59,6 @@ log = logging.getLogger("jobrunner.daemon")
 DISPATCH_WINDOW = 0.02
 MAX_DEPTH = 64
 EXIT_OK = 0
-# the event a job's attempt ending is logged as, by where the job goes next
-END_EVENTS = {
-    State.SUCCEEDED: "finish",
-    State.RETRYING: "retry",
-    State.DEAD: "dead",
-    State.CANCELLED: "cancel",
-    State.QUEUED: "interrupted",
-}
 EXIT_FORCED = 130
 
 
@@ -104,6 +97,7 @@ class Supervisor:
         self.progress: dict[int, tuple[int, int, float, str | None, float]] = {}
         self.oom = OomWatch()
         self.next_poll = clock.monotonic()
+        self.backoff = StoreBackoff()  # while the database cannot be written
         now = clock.now()
         info = DaemonInfo(
             self.id, socket.gethostname(), os.getpid(), now, now, now, opts.workers, opts.queues
@@ -170,6 +164,12 @@ class Supervisor:
                 self.events.flush()
                 if self.stopping and not self._busy():
                     break
+                if self.stopping and self.backoff.give_up(
+                    self.clock.monotonic() >= self.stop_deadline,
+                    any(w.inflight for w in self.workers.values()),
+                    len(self.ends) + len(self.release) + len(self.ready),
+                ):
+                    break
         finally:
             self._shutdown()
             self.events.flush()
@@ -181,7 +181,10 @@ class Supervisor:
         )
 
     def _shutdown(self) -> None:
-        self._flush()
+        try:
+            self._flush()
+        except StoreUnavailable as exc:
+            log.error("could not record the last results before stopping: %s", exc)
         for w in list(self.workers.values()):
             os.close(w.to_fd)  # EOF: exit when idle
         for w in list(self.workers.values()):
@@ -225,18 +228,26 @@ class Supervisor:
         self._handle_signals()
         mono = self.clock.monotonic()
         self._enforce(mono)
-        self._housekeeping(mono)  # before the claim: jobs it fires or rescues go out now
-        if not self.stopping:
-            self._fill(mono)
-        self._flush()
+        if self.backoff.waiting(mono):
+            return
+        try:  # a failed write is rolled back whole; _flush keeps what it had to record
+            self._housekeeping(mono)  # before the claim: jobs it fires or rescues go out now
+            if not self.stopping:
+                self._fill(mono)
+            self._flush()
+        except StoreUnavailable as exc:
+            self.backoff.failed(exc, self.clock.monotonic(), len(self.ends))
+        else:
+            self.backoff.succeeded(self.clock.monotonic())
 
     def _poll_timeout(self) -> float | None:
-        if self.ends or self.release:
-            return 0
         mono = self.clock.monotonic()
-        deadlines = [self.services.deadline(mono, self.stopping)]
+        store_work = [self.services.deadline(mono, self.stopping)]  # all need the database
+        if self.ends or self.release:
+            store_work.append(mono)
+        deadlines = [max(min(store_work), self.backoff.retry_at)]  # not while backing off
         if not self.stopping:
-            deadlines.append(self.next_poll)
+            deadlines.append(max(self.next_poll, self.backoff.retry_at))
         else:
             deadlines.append(self.stop_deadline)
         for w in self.workers.values():
@@ -335,10 +346,11 @@ class Supervisor:
         )
 
     def _flush(self) -> None:
+        # Each list is cleared only once its write committed, so none is lost to a failure.
         if self.ends:
-            ends, self.ends = self.ends, []
+            ends = self.ends
             applied = self.store.job_end_many(self.id, ends)
-            emit = self.events.emit
+            self.ends = []
             for end, ok in zip(ends, applied, strict=True):
                 if not ok:
                     log.warning(
@@ -351,24 +363,13 @@ class Supervisor:
                 if end.run_at is not None:  # a retry: poll again when it falls due
                     due_in = end.run_at - self.clock.now()
                     self.next_poll = min(self.next_poll, self.clock.monotonic() + max(0.0, due_in))
-                took = None if end.started_at is None else end.finished_at - end.started_at
-                emit(
-                    END_EVENTS.get(end.next_state, "finish"),
-                    "info" if end.outcome is Outcome.SUCCEEDED else "warning",
-                    ts=end.finished_at,
-                    job=end.job_id,
-                    attempt=end.attempt,
-                    outcome=end.outcome.value,
-                    duration=None if took is None else round(took, 6),
-                    retry_in=None if end.run_at is None else round(end.run_at - end.finished_at, 3),
-                    error=None if end.error is None else end.error.splitlines()[0][:200],
-                )
+                outcomes.log_end(self.events, end)
         if self.progress:
-            updates, self.progress = list(self.progress.values()), {}
-            self.store.job_progress_many(self.id, updates)
+            self.store.job_progress_many(self.id, list(self.progress.values()))
+            self.progress = {}
         if self.release:
-            release, self.release = self.release, []
-            self.store.job_release_many(self.id, release)
+            self.store.job_release_many(self.id, self.release)
+            self.release = []
 
     # -- workers dying --------------------------------------------------------------------
 

@@ -14,7 +14,13 @@ from contextlib import contextmanager
 import apsw
 
 from jobrunner import lifecycle
-from jobrunner.errors import JobNotFound, NotADatabase, StoreUnavailable, UsageError
+from jobrunner.errors import (
+    JobNotFound,
+    NotADatabase,
+    StoreUnavailable,
+    StoreWriteFailed,
+    UsageError,
+)
 from jobrunner.jsonutil import dumps as _dumps
 from jobrunner.lifecycle import Outcome, State
 from jobrunner.models import (
@@ -74,12 +80,15 @@ class SQLiteStore:
             self.db: Any = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
             open_stores.add(self)
             self.db.setbusytimeout(BUSY_TIMEOUT_MS)
-            self._check_ours()
+            current = self._check_ours()
             self.db.execute("PRAGMA journal_mode = WAL")
             if synchronous.upper() not in ("FULL", "NORMAL"):
                 raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
             self.db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-            self._migrate()
+            if not current:
+                # Only a new or older database is written to here: opening one that is
+                # up to date must not write, or `status` would fail on a full disk.
+                self._migrate()
         except apsw.NotADBError:
             self._close_quietly()
             raise NotADatabase(f"{path}: not a jobrunner database; left untouched") from None
@@ -99,7 +108,8 @@ class SQLiteStore:
 
     # -- setup --------------------------------------------------------------------------
 
-    def _check_ours(self) -> None:
+    def _check_ours(self) -> bool:
+        """Refuse a file that is not ours; True when ours and up to date."""
         app_id = self.db.execute("PRAGMA application_id").fetchall()[0][0]
         version = self.db.execute("PRAGMA user_version").fetchall()[0][0]
         if app_id == APPLICATION_ID:
@@ -108,12 +118,13 @@ class SQLiteStore:
                     f"{self.path}: database schema version {version} is newer than this "
                     f"jobrunner understands ({SCHEMA_VERSION}); upgrade jobrunner"
                 )
-            return
+            return version == SCHEMA_VERSION
         tables = self.db.execute("SELECT count(*) FROM sqlite_schema").fetchall()[0][0]
         if app_id != 0 or tables:
             raise NotADatabase(
                 f"{self.path}: an SQLite database of another application; left untouched"
             )
+        return False
 
     def _migrate(self) -> None:
         with self._tx():
@@ -127,7 +138,12 @@ class SQLiteStore:
     @contextmanager
     def _tx(self) -> Iterator[Any]:
         """One write transaction: BEGIN IMMEDIATE takes the write lock up front, so a
-        busy database waits in the busy handler instead of failing mid-transaction."""
+        busy database waits in the busy handler instead of failing mid-transaction.
+
+        A full disk or an I/O error (in a statement, when the page cache spills, or at
+        COMMIT) rolls the whole transaction back and is raised as StoreWriteFailed: a
+        clear, retryable error instead of a raw apsw one, so the CLI exits 3 with one
+        line and the daemon backs off and retries instead of dying."""
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except apsw.BusyError:
@@ -135,19 +151,46 @@ class SQLiteStore:
                 f"{self.path}: database is locked by another process for more than "
                 f"{BUSY_TIMEOUT_MS // 1000}s; try again"
             ) from None
+        except (apsw.IOError, apsw.FullError) as exc:
+            raise self._write_failed(exc) from None
         try:
             yield self.db
+        except (apsw.IOError, apsw.FullError) as exc:
+            self._rollback_quietly()
+            raise self._write_failed(exc) from None
         except BaseException:
-            if self.db.in_transaction:  # the transaction may already be gone
-                self.db.execute("ROLLBACK")
+            self._rollback_quietly()
             raise
         else:
             try:
                 self.db.execute("COMMIT")
+            except (apsw.IOError, apsw.FullError) as exc:
+                self._rollback_quietly()
+                raise self._write_failed(exc) from None
             except apsw.Error:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
+                self._rollback_quietly()
                 raise
+
+    def _rollback_quietly(self) -> None:
+        # SQLite may already have rolled back on its own (it does after most I/O
+        # errors); a ROLLBACK that fails as well must not hide the first error.
+        if self.db.in_transaction:
+            with contextlib.suppress(apsw.Error):
+                self.db.execute("ROLLBACK")
+
+    def _write_failed(self, exc: apsw.Error) -> StoreWriteFailed:
+        """What failed, on which file, and that it is worth retrying."""
+        code = getattr(exc, "extendedresult", None)
+        name = apsw.mapping_extended_result_codes.get(code) if code else None
+        if isinstance(exc, apsw.FullError):
+            what, fix = "disk full", "there is free space"
+        else:
+            what, fix = "I/O error", "the disk is healthy"
+        detail = f"{name or type(exc).__name__}: {exc}".replace("\n", " ")
+        return StoreWriteFailed(
+            f"{self.path}: cannot write the database ({what}; {detail}); the change was "
+            f"rolled back, nothing was written; retryable: try again once {fix}"
+        )
 
     def close(self) -> None:
         open_stores.discard(self)
