@@ -17,7 +17,7 @@ import pytest
 
 from jobrunner.store.sqlite_sql import BUSY_TIMEOUT_MS
 from tests.helpers import PYTHON, Daemon, cli, wait_for
-from tests.integration.conftest import counts, jobs_in, ledger, submit, wait_counts, write_config
+from tests.integration.conftest import jobs_in, ledger, submit, wait_counts, write_config
 
 EXIT_STORE = 3  # README: "3 the database stayed locked or failed"
 
