@@ -17,7 +17,7 @@ import pytest
 
 from jobrunner.store.sqlite_sql import BUSY_TIMEOUT_MS
 from tests.helpers import PYTHON, Daemon, cli, wait_for
-from tests.integration.conftest import jobs_in, ledger, submit, wait_counts, write_config
+from tests.integration.conftest import counts, jobs_in, ledger, submit, wait_counts, write_config
 
 EXIT_STORE = 3  # README: "3 the database stayed locked or failed"
 
@@ -75,6 +75,8 @@ def run_through_a_held_lock(
     with lock_held(db, hold):
         start = time.monotonic()
         procs = [start_submit(workdir, db, f"s{i}") for i in range(3)]
+        # reads go on under the lock, and nothing can be recorded meanwhile
+        assert counts(workdir, db)["running"] == 2
         results = []
         for p in procs:
             out, err = p.communicate(timeout=hold + BUSY_TIMEOUT_MS / 1000 + 30)
