@@ -13,7 +13,13 @@ import os
 import socket
 from dataclasses import dataclass
 
-from jobrunner.config import CHECKPOINT_EVERY, WAL_WARN_BYTES, Config, load_config
+from jobrunner.config import (
+    CHECKPOINT_EVERY,
+    WAL_CHECK_EVERY,
+    WAL_WARN_BYTES,
+    Config,
+    load_config,
+)
 from jobrunner.daemon.scheduler import Scheduler
 from jobrunner.durations import format_duration
 from jobrunner.errors import StoreUnavailable
@@ -64,6 +70,7 @@ class Services:
         self.reload_requested = False
         self.next_prune = mono  # at start too: a daemon may not live a whole period
         self.next_checkpoint = mono + CHECKPOINT_EVERY
+        self.next_wal_check = mono + WAL_CHECK_EVERY
         self.wal_warn_bytes = WAL_WARN_BYTES
         self.wal_warned = False
 
@@ -96,7 +103,7 @@ class Services:
         if self.config.schedules and not stopping:
             deadlines.append(mono + self.next_schedule - self.clock.now())
         if not stopping:
-            deadlines += [self.next_prune, self.next_checkpoint]
+            deadlines += [self.next_prune, self.next_checkpoint, self.next_wal_check]
         return min(deadlines)
 
     def run_due(self, mono: float, stopping: bool) -> Due:
@@ -139,9 +146,12 @@ class Services:
                 due.claim = True
         if not stopping and mono >= self.next_prune:
             self.next_prune = mono + self._prune()
-        if not stopping and mono >= self.next_checkpoint:
-            self.next_checkpoint = mono + CHECKPOINT_EVERY
-            self._checkpoint()
+        if not stopping and mono >= min(self.next_checkpoint, self.next_wal_check):
+            periodic = mono >= self.next_checkpoint
+            if periodic:
+                self.next_checkpoint = mono + CHECKPOINT_EVERY
+            self.next_wal_check = mono + WAL_CHECK_EVERY
+            self._checkpoint(periodic)
         return due
 
     def prune_every(self) -> float:
@@ -176,11 +186,16 @@ class Services:
             )
         return PRUNE_BACKLOG_PAUSE if more else self.prune_every()
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, periodic: bool) -> None:
         """Keep the write-ahead log bounded: after a burst it would otherwise keep its
-        size. Never waits; a long reader can hold it back, which is logged once."""
-        if self.store.db_wal_bytes() == 0:
-            return  # nothing written since the last one
+        size. Every CHECKPOINT_EVERY, and as soon as it is over `wal_max` (an os.stat
+        every WAL_CHECK_EVERY), it is checkpointed and truncated: SQLite's own automatic
+        checkpoints never shrink the file, and one held back by a long reader lets it
+        grow without limit, so it is truncated again within a second of the reader going.
+        Never waits; a long reader can hold it back, which is logged once."""
+        wal = self.store.db_wal_bytes()
+        if wal == 0 or (not periodic and wal <= self.config.daemon.wal_max):
+            return  # nothing written since the last one, or not due yet
         try:
             result = self.store.db_checkpoint()
         except StoreUnavailable as exc:
