@@ -20,6 +20,7 @@ from jobrunner.config import (
     Config,
     load_config,
 )
+from jobrunner.daemon.peers import PeerWatch
 from jobrunner.daemon.scheduler import Scheduler
 from jobrunner.durations import format_duration
 from jobrunner.errors import StoreUnavailable
@@ -63,7 +64,11 @@ class Services:
         mono = clock.monotonic()
         self.heartbeat_every = config.daemon.lease / 3
         self.next_heartbeat = mono + self.heartbeat_every
-        self.next_rescue = mono  # at start, then every lease
+        # Peers are watched every heartbeat period (a read); the rescue transaction runs
+        # when one is found dead, and every lease for jobs of no daemon at all.
+        self.peers = PeerWatch(info.id, socket.gethostname(), config.daemon.lease)
+        self.next_rescue = mono  # at start, then every heartbeat period
+        self.next_sweep = mono
         self.next_schedule = 0.0  # wall time
         self.next_config_check = mono + CONFIG_CHECK_EVERY
         self.config_mtime = _mtime(config.path)
@@ -135,15 +140,8 @@ class Services:
             self._heartbeat()
             due.cancels = True
         if mono >= self.next_rescue:
-            self.next_rescue = mono + self.config.daemon.lease
-            for job in self.store.job_rescue(self.clock.now()):
-                log.warning(
-                    "job %d (%s): rescued from %s, whose lease expired",
-                    job.id,
-                    job.label,
-                    job.owner,
-                )
-                due.claim = True
+            self.next_rescue = mono + self.heartbeat_every
+            due.claim |= self._rescue(mono)
         if not stopping and mono >= self.next_prune:
             self.next_prune = mono + self._prune()
         if not stopping and mono >= min(self.next_checkpoint, self.next_wal_check):
@@ -153,6 +151,20 @@ class Services:
             self.next_wal_check = mono + WAL_CHECK_EVERY
             self._checkpoint(periodic)
         return due
+
+    def _rescue(self, mono: float) -> bool:
+        """Rescue the running jobs of peers presumed dead (judged on this daemon's
+        monotonic clock, see peers.py) and of no daemon; never this daemon's own."""
+        dead = self.peers.dead(self.store.daemon_list(), mono)
+        if not dead and mono < self.next_sweep:
+            return False
+        self.next_sweep = mono + self.config.daemon.lease
+        for peer, why in dead.items():
+            log.warning("daemon %s presumed dead: %s; rescuing its jobs", peer, why)
+        rescued = self.store.job_rescue(self.clock.now(), list(dead), self.info.id)
+        for job in rescued:
+            log.warning("job %d (%s): rescued from %s", job.id, job.label, job.owner)
+        return bool(rescued)
 
     def prune_every(self) -> float:
         """The retention service's period: PRUNE_EVERY, or half the shortest retention."""

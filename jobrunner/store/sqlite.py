@@ -406,14 +406,17 @@ class SQLiteStore:
                 released += db.changes()
         return released
 
-    def job_rescue(self, now: float) -> list[Job]:
-        """Fail the attempts of running jobs whose daemon stopped heartbeating.
+    def job_rescue(self, now: float, dead: Sequence[str], rescuer: str | None) -> list[Job]:
+        """Forget the daemons `dead` (the caller judged them dead, see daemon/peers.py)
+        and fail the attempts of running jobs no registered daemon owns, except the
+        rescuer's own. `now` only stamps what is written: no wall clock is compared
+        with a lease here, so a clock stepped an hour rescues nothing by mistake.
 
         Counts as an attempt (invariant 3), so a job that kills its daemon every time
         ends in the DLQ instead of looping. Returns the jobs as they were rescued."""
         with self._tx() as db:
-            db.execute(Q["daemons_expired_delete"], (now,)).fetchall()
-            orphans = [job_from_row(r) for r in db.execute(Q["running_orphans"], (now,))]
+            db.execute(Q["daemons_dead_delete"], (_dumps(list(dead)), rescuer))
+            orphans = [job_from_row(r) for r in db.execute(Q["running_orphans"], (rescuer,))]
             for job in orphans:
                 who = job.owner or "unknown"
                 error = f"lost: daemon {who} stopped heartbeating while the job ran"
