@@ -194,7 +194,13 @@ class SQLiteStore:
 
     def close(self) -> None:
         open_stores.discard(self)
-        self.db.close()
+        try:
+            self.db.close()
+        except (apsw.IOError, apsw.FullError):
+            # The last connection's close checkpoints the WAL; on a full or failing disk
+            # that fails, which loses nothing (the WAL stays and the next open replays
+            # it), so the close is forced rather than failing a command that succeeded.
+            self.db.close(True)
 
     # -- jobs: submit ---------------------------------------------------------------------
 

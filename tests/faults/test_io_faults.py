@@ -244,3 +244,32 @@ def test_a_real_full_disk_fails_submit_cleanly_and_the_daemon_resumes(
             d.stop()
         assert "Traceback" not in d.log(), d.log()
         assert integrity(db) == "ok"
+
+
+def test_a_daemon_stopped_while_it_cannot_write_exits_and_its_jobs_run_again(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    """SIGTERM while every write fails: after the shutdown grace it exits cleanly rather
+    than retrying forever; the results it could not record are not lost for good, the
+    next daemon rescues those jobs (at once: the pid is gone) and runs them again."""
+    write_config(workdir, workers="2", shutdown_grace='"1s"')
+    ctl = workdir / "faults"
+    set_faults(ctl, "")
+    d = LaunchedDaemon(workdir, db, env=launcher_env(workdir, db, JR_FAULTS=str(ctl)))
+    daemons.append(d)
+    ids = [submit(workdir, db, "jtasks:record", "--args", f'["j{i}", 300]') for i in range(2)]
+    wait_for(lambda: len(ledger(workdir)) == 2, timeout=20, what="both jobs started")
+    set_faults(ctl, "full")
+    wait_for(lambda: "database write failed" in d.log(), timeout=10, what="the failure")
+    assert d.stop(timeout=20) == 0, d.log()
+    assert "record(s) unwritten" in d.log(), d.log()
+    assert "Traceback" not in d.log(), d.log()
+    assert counts(workdir, db)["running"] == 2  # nothing recorded, nothing lost either
+
+    set_faults(ctl, "")
+    daemons.append(Daemon(workdir, db))
+    wait_counts(workdir, db, 30, succeeded=2)
+    for job_id in ids:
+        record = cli(workdir, db, "status", str(job_id), "--json").json()
+        assert [a["outcome"] for a in record["attempt_history"]] == ["lost", "succeeded"]
+    assert integrity(db) == "ok"
