@@ -69,7 +69,10 @@ class Services:
         self.peers = PeerWatch(info.id, socket.gethostname(), config.daemon.lease)
         self.next_rescue = mono  # at start, then every heartbeat period
         self.next_sweep = mono
-        self.next_schedule = 0.0  # wall time
+        self.next_schedule = 0.0  # wall time: the next fire
+        # ... and at least every poll_interval of monotonic time (pauses and resumes),
+        # also when the wall clock was stepped back and the next fire is an hour away
+        self.next_schedule_poll = mono
         self.next_config_check = mono + CONFIG_CHECK_EVERY
         self.config_mtime = _mtime(config.path)
         self.reload_requested = False
@@ -106,7 +109,9 @@ class Services:
         """The monotonic time something here is next due."""
         deadlines = [self.next_heartbeat, self.next_rescue]
         if self.config.schedules and not stopping:
-            deadlines.append(mono + self.next_schedule - self.clock.now())
+            deadlines.append(
+                min(mono + self.next_schedule - self.clock.now(), self.next_schedule_poll)
+            )
         if not stopping:
             deadlines += [self.next_prune, self.next_checkpoint, self.next_wal_check]
         return min(deadlines)
@@ -122,7 +127,7 @@ class Services:
                 due.config = self._reload()
         if self.config.schedules and not stopping:
             now = self.clock.now()
-            if now >= self.next_schedule:
+            if now >= self.next_schedule or mono >= self.next_schedule_poll:
                 try:
                     created, upcoming = self.scheduler.run_once(now)
                 except StoreUnavailable:
@@ -133,8 +138,8 @@ class Services:
                     )
                     created, upcoming = [], None
                 due.claim |= bool(created)
-                limit = now + self.config.daemon.poll_interval  # see pauses and resumes
-                self.next_schedule = min(upcoming, limit) if upcoming is not None else limit
+                self.next_schedule_poll = mono + self.config.daemon.poll_interval
+                self.next_schedule = upcoming if upcoming is not None else float("inf")
         if mono >= self.next_heartbeat:
             self.next_heartbeat = mono + self.heartbeat_every
             self._heartbeat()
@@ -250,6 +255,7 @@ class Services:
         self.config = new
         self.scheduler.config = new
         self.next_schedule = 0.0
+        self.next_schedule_poll = 0.0
         log.info("config reloaded from %s: %d schedule(s)", path, len(new.schedules))
         return new
 

@@ -53,14 +53,14 @@ class Node:
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> Iterator[Callable[[str, str], Node]]:
+def node(tmp_path: Path) -> Iterator[Callable[..., Node]]:
     opened: list[Store] = []
 
-    def make(name: str, host: str) -> Node:
+    def make(name: str, host: str, **schedules: ScheduleConfig) -> Node:
         store = open_store(str(tmp_path / "jobs.db"))
         opened.append(store)
         clock = FakeClock(START)
-        config = Config(daemon=DaemonConfig(lease=LEASE))
+        config = Config(daemon=DaemonConfig(lease=LEASE), schedules=schedules)
         daemon_id = f"{host}:1:{name}"
         info = DaemonInfo(daemon_id, host, 1, START, START, START + LEASE, 1, None)
         services = Services(config, store, clock, info, str(tmp_path / "logs"))
@@ -80,7 +80,7 @@ def claim(n: Node) -> int:
 
 
 def test_stepped_wall_clocks_rescue_no_live_job_and_a_silent_peer_still_goes(
-    node: Callable[[str, str], Node],
+    node: Callable[..., Node],
 ) -> None:
     # other hosts than this one, so only heartbeats can tell them alive (no pid check)
     a, b = node("a", "host-a"), node("b", "host-b")
@@ -122,7 +122,7 @@ def test_stepped_wall_clocks_rescue_no_live_job_and_a_silent_peer_still_goes(
 
 
 def test_a_daemon_never_rescues_its_own_jobs_whatever_its_clock_says(
-    node: Callable[[str, str], Node],
+    node: Callable[..., Node],
 ) -> None:
     a = node("a", "host-a")
     job_id = claim(a)
@@ -195,6 +195,29 @@ def test_a_clock_stepped_back_never_fires_a_slot_twice(
     assert got == sorted(set(got))
     assert got[:3] == [START + 60, START + 120, START + 180]
     assert got[-1] <= clock.now()
+
+
+def test_the_daemon_keeps_scheduling_after_its_clock_steps_back(
+    node: Callable[..., Node],
+) -> None:
+    """Stepped back an hour, the slots already fired are not due again for an hour; but
+    the scheduler still runs every poll interval of monotonic time, so a schedule resumed
+    meanwhile (its timetable restarts from the stepped-back now) fires on time."""
+    sc = ScheduleConfig(name="tick", task="app:tick", every=60.0, overlap="allow")
+    a = node("a", "host-a", tick=sc)
+    a.tick()
+    a.clock.advance(61)
+    a.tick()
+    assert fires(a.store) == [START + 60]
+    a.clock.step(-HOUR)
+    a.store.schedule_set_paused("tick", True, a.clock.now())
+    a.store.schedule_set_paused("tick", False, a.clock.now())  # `schedules resume`
+    resumed = a.clock.now()
+    for _ in range(70):
+        a.clock.advance(1)
+        a.tick()
+    due = (resumed // 60 + 1) * 60
+    assert fires(a.store) == [due, START + 60], "no fire after the resume for an hour"
 
 
 @pytest.mark.parametrize(
