@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 import apsw
 
@@ -18,7 +18,6 @@ from jobrunner.errors import (
     JobNotFound,
     NotADatabase,
     StoreUnavailable,
-    StoreWriteFailed,
     UsageError,
 )
 from jobrunner.jsonutil import dumps as _dumps
@@ -50,6 +49,7 @@ from jobrunner.store.sqlite_sql import (
     insert_many_sql,
     job_from_row,
 )
+from jobrunner.store.sqlite_tx import WRITE_ERRORS, write_transaction
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
@@ -135,68 +135,14 @@ class SQLiteStore:
                     self.db.execute(f"PRAGMA user_version = {number}")
             self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:
-        """One write transaction: BEGIN IMMEDIATE takes the write lock up front, so a
-        busy database waits in the busy handler instead of failing mid-transaction.
-
-        A full disk or an I/O error (in a statement, when the page cache spills, or at
-        COMMIT) rolls the whole transaction back and is raised as StoreWriteFailed: a
-        clear, retryable error instead of a raw apsw one, so the CLI exits 3 with one
-        line and the daemon backs off and retries instead of dying."""
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except apsw.BusyError:
-            raise StoreUnavailable(
-                f"{self.path}: database is locked by another process for more than "
-                f"{BUSY_TIMEOUT_MS // 1000}s; try again"
-            ) from None
-        except (apsw.IOError, apsw.FullError) as exc:
-            raise self._write_failed(exc) from None
-        try:
-            yield self.db
-        except (apsw.IOError, apsw.FullError) as exc:
-            self._rollback_quietly()
-            raise self._write_failed(exc) from None
-        except BaseException:
-            self._rollback_quietly()
-            raise
-        else:
-            try:
-                self.db.execute("COMMIT")
-            except (apsw.IOError, apsw.FullError) as exc:
-                self._rollback_quietly()
-                raise self._write_failed(exc) from None
-            except apsw.Error:
-                self._rollback_quietly()
-                raise
-
-    def _rollback_quietly(self) -> None:
-        # SQLite may already have rolled back on its own (it does after most I/O
-        # errors); a ROLLBACK that fails as well must not hide the first error.
-        if self.db.in_transaction:
-            with contextlib.suppress(apsw.Error):
-                self.db.execute("ROLLBACK")
-
-    def _write_failed(self, exc: apsw.Error) -> StoreWriteFailed:
-        """What failed, on which file, and that it is worth retrying."""
-        code = getattr(exc, "extendedresult", None)
-        name = apsw.mapping_extended_result_codes.get(code) if code else None
-        if isinstance(exc, apsw.FullError):
-            what, fix = "disk full", "there is free space"
-        else:
-            what, fix = "I/O error", "the disk is healthy"
-        detail = f"{name or type(exc).__name__}: {exc}".replace("\n", " ")
-        return StoreWriteFailed(
-            f"{self.path}: cannot write the database ({what}; {detail}); the change was "
-            f"rolled back, nothing was written; retryable: try again once {fix}"
-        )
+    def _tx(self) -> AbstractContextManager[Any]:
+        return write_transaction(self.db, self.path)
 
     def close(self) -> None:
         open_stores.discard(self)
         try:
             self.db.close()
-        except (apsw.IOError, apsw.FullError):
+        except WRITE_ERRORS:
             # The last connection's close checkpoints the WAL; on a full or failing disk
             # that fails, which loses nothing (the WAL stays and the next open replays
             # it), so the close is forced rather than failing a command that succeeded.
