@@ -48,6 +48,11 @@ class FakeClock:
         self._now += seconds
         self._mono += seconds
 
+    def step(self, seconds: float) -> None:
+        """Step the wall clock alone, forward or back, as NTP or an operator does; the
+        monotonic clock does not move."""
+        self._now += seconds
+
 
 SYSTEM = SystemClock()
 

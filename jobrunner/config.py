@@ -24,6 +24,9 @@ DEFAULT_RETAIN_SUCCEEDED = 7 * 86400.0  # [retention] succeeded
 DEFAULT_RETAIN_DEAD = 30 * 86400.0  # [retention] dead: dead and cancelled jobs
 MIN_RETENTION = 1.0
 CHECKPOINT_EVERY = 30.0  # the daemon checkpoints and truncates the WAL this often
+# ... and sooner, checked every WAL_CHECK_EVERY, once it is larger than [daemon] wal_max
+DEFAULT_WAL_MAX = 16 << 20
+WAL_CHECK_EVERY = 1.0
 # `status` warns when the write-ahead log is larger: checkpoints may be held back
 WAL_WARN_BYTES = 64 << 20
 TASK_NAME = re.compile(r"^[A-Za-z_][\w-]*$")
@@ -51,6 +54,7 @@ class DaemonConfig(Record):
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     poll_interval: float = DEFAULT_POLL_INTERVAL
     kill_grace: float = KILL_GRACE
+    wal_max: int = DEFAULT_WAL_MAX  # a larger write-ahead log is truncated within ~1s
     # The daemon's own writes (claims, results, heartbeats) commit without an fsync: if
     # power fails before a later fsync, a claim or a result is lost and the job runs again,
     # which at-least-once allows. Submits and other acknowledged user actions keep the
@@ -256,6 +260,7 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
             "poll_interval",
             "kill_grace",
             "synchronous",
+            "wal_max",
         },
     )
     cfg.daemon = DaemonConfig(
@@ -266,6 +271,11 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
         poll_interval=r.duration("daemon", daemon, "poll_interval", DEFAULT_POLL_INTERVAL),
         kill_grace=r.duration("daemon", daemon, "kill_grace", KILL_GRACE),
     )
+    if "wal_max" in daemon:
+        try:
+            cfg.daemon.wal_max = parse_size(daemon["wal_max"], where="value")
+        except Exception as exc:  # noqa: BLE001 - re-raised with file:line
+            raise r.fail("daemon", "wal_max", str(exc).removeprefix("value: ")) from None
     daemon_sync = r.string("daemon", daemon, "synchronous", "NORMAL")
     if daemon_sync.upper() not in ("FULL", "NORMAL"):
         raise r.fail("daemon", "synchronous", f"must be FULL or NORMAL, got {daemon_sync!r}")

@@ -36,3 +36,8 @@ class StoreUnavailable(JobrunnerError):
     """The database could not be written (locked for too long, disk full or I/O error)."""
 
     exit_code = 3
+
+
+class StoreWriteFailed(StoreUnavailable):
+    """The database could not be written (disk full or an I/O error); the change was
+    rolled back, so nothing was written. Retryable once the cause is fixed."""

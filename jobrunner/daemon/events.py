@@ -15,13 +15,10 @@ import time
 
 from jobrunner import clock
 from jobrunner.jsonutil import dumps
-from jobrunner.lifecycle import Outcome, State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, TextIO
-
-    from jobrunner.models import AttemptEnd
 
 FORMATS = ("text", "json")
 
@@ -41,16 +38,6 @@ def _stamp(ts: float) -> str:
 _needs_quotes = re.compile(r'[\s"=]|^$').search
 
 
-# the event a job's attempt ending is logged as, by where the job goes next
-END_EVENTS = {
-    State.SUCCEEDED: "finish",
-    State.RETRYING: "retry",
-    State.DEAD: "dead",
-    State.CANCELLED: "cancel",
-    State.QUEUED: "interrupted",
-}
-
-
 class EventLog:
     def __init__(self, stream: TextIO, fmt: str = "text") -> None:
         if fmt not in FORMATS:
@@ -58,20 +45,6 @@ class EventLog:
         self.fd = stream.fileno()
         self.json = fmt == "json"
         self.lines: list[str] = []
-
-    def attempt_ended(self, end: AttemptEnd) -> None:
-        took = None if end.started_at is None else end.finished_at - end.started_at
-        self.emit(
-            END_EVENTS.get(end.next_state, "finish"),
-            "info" if end.outcome is Outcome.SUCCEEDED else "warning",
-            ts=end.finished_at,
-            job=end.job_id,
-            attempt=end.attempt,
-            outcome=end.outcome.value,
-            duration=None if took is None else round(took, 6),
-            retry_in=None if end.run_at is None else round(end.run_at - end.finished_at, 3),
-            error=None if end.error is None else end.error.splitlines()[0][:200],
-        )
 
     def emit(self, event: str, level: str = "info", ts: float | None = None, **fields: Any) -> None:
         stamp = _stamp(clock.now() if ts is None else ts)

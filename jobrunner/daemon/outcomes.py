@@ -10,6 +10,19 @@ from jobrunner.models import AttemptEnd, Job
 from jobrunner.worker.pool import KillOrder
 from jobrunner.worker.protocol import JobDone
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from jobrunner.daemon.events import EventLog
+
+# the event a job's attempt ending is logged as, by where the job goes next
+END_EVENTS = {
+    State.SUCCEEDED: "finish",
+    State.RETRYING: "retry",
+    State.DEAD: "dead",
+    State.CANCELLED: "cancel",
+    State.QUEUED: "interrupted",
+}
+
 KILL_OUTCOMES = {
     "timeout": (Outcome.TIMEOUT, "timed out after {detail}; {how}"),
     "cancel": (Outcome.CANCELLED, "cancelled while running; {how}"),
@@ -111,3 +124,19 @@ def from_death(
     outcome, message = KILL_OUTCOMES[kill.reason]
     error = message.format(detail=kill.detail, how=how)
     return attempt_end(job, outcome, now, error=error, started=started, usage=usage)
+
+
+def log_end(events: EventLog, end: AttemptEnd) -> None:
+    """The daemon's log line for an attempt's end, once it is recorded."""
+    took = None if end.started_at is None else end.finished_at - end.started_at
+    events.emit(
+        END_EVENTS.get(end.next_state, "finish"),
+        "info" if end.outcome is Outcome.SUCCEEDED else "warning",
+        ts=end.finished_at,
+        job=end.job_id,
+        attempt=end.attempt,
+        outcome=end.outcome.value,
+        duration=None if took is None else round(took, 6),
+        retry_in=None if end.run_at is None else round(end.run_at - end.finished_at, 3),
+        error=None if end.error is None else end.error.splitlines()[0][:200],
+    )

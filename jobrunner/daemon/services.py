@@ -13,7 +13,14 @@ import os
 import socket
 from dataclasses import dataclass
 
-from jobrunner.config import CHECKPOINT_EVERY, WAL_WARN_BYTES, Config, load_config
+from jobrunner.config import (
+    CHECKPOINT_EVERY,
+    WAL_CHECK_EVERY,
+    WAL_WARN_BYTES,
+    Config,
+    load_config,
+)
+from jobrunner.daemon.peers import PeerWatch
 from jobrunner.daemon.scheduler import Scheduler
 from jobrunner.durations import format_duration
 from jobrunner.errors import StoreUnavailable
@@ -57,13 +64,21 @@ class Services:
         mono = clock.monotonic()
         self.heartbeat_every = config.daemon.lease / 3
         self.next_heartbeat = mono + self.heartbeat_every
-        self.next_rescue = mono  # at start, then every lease
-        self.next_schedule = 0.0  # wall time
+        # Peers are watched every heartbeat period (a read); the rescue transaction runs
+        # when one is found dead, and every lease for jobs of no daemon at all.
+        self.peers = PeerWatch(info.id, socket.gethostname(), config.daemon.lease)
+        self.next_rescue = mono  # at start, then every heartbeat period
+        self.next_sweep = mono
+        self.next_schedule = 0.0  # wall time: the next fire
+        # ... and at least every poll_interval of monotonic time (pauses and resumes),
+        # also when the wall clock was stepped back and the next fire is an hour away
+        self.next_schedule_poll = mono
         self.next_config_check = mono + CONFIG_CHECK_EVERY
         self.config_mtime = _mtime(config.path)
         self.reload_requested = False
         self.next_prune = mono  # at start too: a daemon may not live a whole period
         self.next_checkpoint = mono + CHECKPOINT_EVERY
+        self.next_wal_check = mono + WAL_CHECK_EVERY
         self.wal_warn_bytes = WAL_WARN_BYTES
         self.wal_warned = False
 
@@ -94,9 +109,11 @@ class Services:
         """The monotonic time something here is next due."""
         deadlines = [self.next_heartbeat, self.next_rescue]
         if self.config.schedules and not stopping:
-            deadlines.append(mono + self.next_schedule - self.clock.now())
+            deadlines.append(
+                min(mono + self.next_schedule - self.clock.now(), self.next_schedule_poll)
+            )
         if not stopping:
-            deadlines += [self.next_prune, self.next_checkpoint]
+            deadlines += [self.next_prune, self.next_checkpoint, self.next_wal_check]
         return min(deadlines)
 
     def run_due(self, mono: float, stopping: bool) -> Due:
@@ -110,7 +127,7 @@ class Services:
                 due.config = self._reload()
         if self.config.schedules and not stopping:
             now = self.clock.now()
-            if now >= self.next_schedule:
+            if now >= self.next_schedule or mono >= self.next_schedule_poll:
                 try:
                     created, upcoming = self.scheduler.run_once(now)
                 except StoreUnavailable:
@@ -121,28 +138,38 @@ class Services:
                     )
                     created, upcoming = [], None
                 due.claim |= bool(created)
-                limit = now + self.config.daemon.poll_interval  # see pauses and resumes
-                self.next_schedule = min(upcoming, limit) if upcoming is not None else limit
+                self.next_schedule_poll = mono + self.config.daemon.poll_interval
+                self.next_schedule = upcoming if upcoming is not None else float("inf")
         if mono >= self.next_heartbeat:
             self.next_heartbeat = mono + self.heartbeat_every
             self._heartbeat()
             due.cancels = True
         if mono >= self.next_rescue:
-            self.next_rescue = mono + self.config.daemon.lease
-            for job in self.store.job_rescue(self.clock.now()):
-                log.warning(
-                    "job %d (%s): rescued from %s, whose lease expired",
-                    job.id,
-                    job.label,
-                    job.owner,
-                )
-                due.claim = True
+            self.next_rescue = mono + self.heartbeat_every
+            due.claim |= self._rescue(mono)
         if not stopping and mono >= self.next_prune:
             self.next_prune = mono + self._prune()
-        if not stopping and mono >= self.next_checkpoint:
-            self.next_checkpoint = mono + CHECKPOINT_EVERY
-            self._checkpoint()
+        if not stopping and mono >= min(self.next_checkpoint, self.next_wal_check):
+            periodic = mono >= self.next_checkpoint
+            if periodic:
+                self.next_checkpoint = mono + CHECKPOINT_EVERY
+            self.next_wal_check = mono + WAL_CHECK_EVERY
+            self._checkpoint(periodic)
         return due
+
+    def _rescue(self, mono: float) -> bool:
+        """Rescue the running jobs of peers presumed dead (judged on this daemon's
+        monotonic clock, see peers.py) and of no daemon; never this daemon's own."""
+        dead = self.peers.dead(self.store.daemon_list(), mono)
+        if not dead and mono < self.next_sweep:
+            return False
+        self.next_sweep = mono + self.config.daemon.lease
+        for peer, why in dead.items():
+            log.warning("daemon %s presumed dead: %s; rescuing its jobs", peer, why)
+        rescued = self.store.job_rescue(self.clock.now(), list(dead), self.info.id)
+        for job in rescued:
+            log.warning("job %d (%s): rescued from %s", job.id, job.label, job.owner)
+        return bool(rescued)
 
     def prune_every(self) -> float:
         """The retention service's period: PRUNE_EVERY, or half the shortest retention."""
@@ -176,11 +203,16 @@ class Services:
             )
         return PRUNE_BACKLOG_PAUSE if more else self.prune_every()
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, periodic: bool) -> None:
         """Keep the write-ahead log bounded: after a burst it would otherwise keep its
-        size. Never waits; a long reader can hold it back, which is logged once."""
-        if self.store.db_wal_bytes() == 0:
-            return  # nothing written since the last one
+        size. Every CHECKPOINT_EVERY, and as soon as it is over `wal_max` (an os.stat
+        every WAL_CHECK_EVERY), it is checkpointed and truncated: SQLite's own automatic
+        checkpoints never shrink the file, and one held back by a long reader lets it
+        grow without limit, so it is truncated again within a second of the reader going.
+        Never waits; a long reader can hold it back, which is logged once."""
+        wal = self.store.db_wal_bytes()
+        if wal == 0 or (not periodic and wal <= self.config.daemon.wal_max):
+            return  # nothing written since the last one, or not due yet
         try:
             result = self.store.db_checkpoint()
         except StoreUnavailable as exc:
@@ -223,6 +255,7 @@ class Services:
         self.config = new
         self.scheduler.config = new
         self.next_schedule = 0.0
+        self.next_schedule_poll = 0.0
         log.info("config reloaded from %s: %d schedule(s)", path, len(new.schedules))
         return new
 

@@ -24,6 +24,7 @@ from jobrunner import wake
 from jobrunner.clock import SYSTEM
 from jobrunner.config import Config
 from jobrunner.daemon import outcomes
+from jobrunner.daemon.backoff import StoreBackoff
 from jobrunner.daemon.events import EventLog
 from jobrunner.daemon.events import install as install_log_handler
 from jobrunner.daemon.services import Services
@@ -97,6 +98,7 @@ class Supervisor:
         self.progress: dict[int, tuple[int, int, float, str | None, float]] = {}
         self.oom = OomWatch()
         self.next_poll = clock.monotonic()
+        self.backoff = StoreBackoff()  # while the database cannot be written
         now = clock.now()
         info = DaemonInfo(
             self.id, socket.gethostname(), os.getpid(), now, now, now, opts.workers, opts.queues
@@ -164,6 +166,12 @@ class Supervisor:
                 self.events.flush()
                 if self.stopping and not self._busy():
                     break
+                if self.stopping and self.backoff.give_up(
+                    self.clock.monotonic() >= self.stop_deadline,
+                    any(w.inflight for w in self.workers.values()),
+                    len(self.ends) + len(self.release) + len(self.ready),
+                ):
+                    break
         finally:
             self._shutdown()
             self.events.flush()
@@ -175,7 +183,10 @@ class Supervisor:
         )
 
     def _shutdown(self) -> None:
-        self._flush()
+        try:
+            self._flush()
+        except StoreUnavailable as exc:
+            log.error("could not record the last results before stopping: %s", exc)
         for w in list(self.workers.values()):
             os.close(w.to_fd)  # EOF: exit when idle
         for w in list(self.workers.values()):
@@ -219,23 +230,30 @@ class Supervisor:
         self._handle_signals()
         mono = self.clock.monotonic()
         self._enforce(mono)
-        self._housekeeping(mono)  # before the claim: jobs it fires or rescues go out now
-        if not self.stopping:
-            self._fill(mono)
-        self._flush()
+        if self.backoff.waiting(mono):
+            return
+        try:  # a failed write is rolled back whole; _flush keeps what it had to record
+            self._housekeeping(mono)  # before the claim: jobs it fires or rescues go out now
+            if not self.stopping:
+                self._fill(mono)
+            self._flush()
+        except StoreUnavailable as exc:
+            self.backoff.failed(exc, self.clock.monotonic(), len(self.ends))
+        else:
+            self.backoff.succeeded(self.clock.monotonic())
 
     def _poll_timeout(self) -> float | None:
-        if self.ends or self.release:
-            return 0
         mono = self.clock.monotonic()
-        deadlines = [self.services.deadline(mono, self.stopping)]
+        store_work = [self.services.deadline(mono, self.stopping)]  # all need the database
+        if self.ends or self.release:
+            store_work.append(mono)
+        deadlines = [max(min(store_work), self.backoff.retry_at)]  # not while backing off
         if not self.stopping:
             # With every worker full, wait for a finish, not for the poll interval
             # (which a claim that filled the workers leaves in the past: a spin).
             if self._free_slots()[1] > 0:
-                if self.check_db:
-                    return 0
-                deadlines.append(self.next_poll)
+                due = mono if self.check_db else self.next_poll
+                deadlines.append(max(due, self.backoff.retry_at))
         else:
             deadlines.append(self.stop_deadline)
         for w in self.workers.values():
@@ -334,9 +352,11 @@ class Supervisor:
         )
 
     def _flush(self) -> None:
+        # Each list is cleared only once its write committed, so none is lost to a failure.
         if self.ends:
-            ends, self.ends = self.ends, []
+            ends = self.ends
             applied = self.store.job_end_many(self.id, ends)
+            self.ends = []
             for end, ok in zip(ends, applied, strict=True):
                 if not ok:
                     log.warning(
@@ -349,13 +369,13 @@ class Supervisor:
                 if end.run_at is not None:  # a retry: poll again when it falls due
                     due_in = end.run_at - self.clock.now()
                     self.next_poll = min(self.next_poll, self.clock.monotonic() + max(0.0, due_in))
-                self.events.attempt_ended(end)
+                outcomes.log_end(self.events, end)
         if self.progress:
-            updates, self.progress = list(self.progress.values()), {}
-            self.store.job_progress_many(self.id, updates)
+            self.store.job_progress_many(self.id, list(self.progress.values()))
+            self.progress = {}
         if self.release:
-            release, self.release = self.release, []
-            self.store.job_release_many(self.id, release)
+            self.store.job_release_many(self.id, self.release)
+            self.release = []
 
     # -- workers dying --------------------------------------------------------------------
 

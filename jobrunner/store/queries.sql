@@ -73,13 +73,15 @@ SET state = 'queued', attempts = attempts - 1, owner = NULL, started_at = NULL,
 WHERE id = ? AND state = 'running' AND attempts = ? AND owner = ?
 
 -- name: running_orphans
--- Running jobs whose owner is missing or whose owner's lease ran out.
+-- Running jobs of no registered daemon (run daemons_dead_delete first), never those of
+-- the rescuer itself (?1).
 SELECT {job_columns} FROM jobs
-WHERE state = 'running'
-  AND (owner IS NULL OR owner NOT IN (SELECT id FROM daemons WHERE lease_until >= ?))
+WHERE state = 'running' AND owner IS NOT ?1
+  AND (owner IS NULL OR owner NOT IN (SELECT id FROM daemons))
 
--- name: daemons_expired_delete
-DELETE FROM daemons WHERE lease_until < ? RETURNING id
+-- name: daemons_dead_delete
+-- Forget the daemons a rescuer judged dead (a JSON array of ids), never itself (?2).
+DELETE FROM daemons WHERE id IN (SELECT value FROM json_each(?1)) AND id IS NOT ?2
 
 -- name: cancel_waiting
 UPDATE jobs SET state = 'cancelled', finished_at = ?, error = 'cancelled before it started'

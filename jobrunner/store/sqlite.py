@@ -8,13 +8,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 import apsw
 
 from jobrunner import lifecycle
-from jobrunner.errors import JobNotFound, NotADatabase, StoreUnavailable, UsageError
+from jobrunner.errors import (
+    JobNotFound,
+    NotADatabase,
+    StoreUnavailable,
+    UsageError,
+)
 from jobrunner.jsonutil import dumps as _dumps
 from jobrunner.lifecycle import Outcome, State
 from jobrunner.models import (
@@ -44,6 +49,7 @@ from jobrunner.store.sqlite_sql import (
     insert_many_sql,
     job_from_row,
 )
+from jobrunner.store.sqlite_tx import WRITE_ERRORS, write_transaction
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
@@ -74,12 +80,15 @@ class SQLiteStore:
             self.db: Any = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
             open_stores.add(self)
             self.db.setbusytimeout(BUSY_TIMEOUT_MS)
-            self._check_ours()
+            current = self._check_ours()
             self.db.execute("PRAGMA journal_mode = WAL")
             if synchronous.upper() not in ("FULL", "NORMAL"):
                 raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
             self.db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-            self._migrate()
+            if not current:
+                # Only a new or older database is written to here: opening one that is
+                # up to date must not write, or `status` would fail on a full disk.
+                self._migrate()
         except apsw.NotADBError:
             self._close_quietly()
             raise NotADatabase(f"{path}: not a jobrunner database; left untouched") from None
@@ -99,7 +108,8 @@ class SQLiteStore:
 
     # -- setup --------------------------------------------------------------------------
 
-    def _check_ours(self) -> None:
+    def _check_ours(self) -> bool:
+        """Refuse a file that is not ours; True when ours and up to date."""
         app_id = self.db.execute("PRAGMA application_id").fetchall()[0][0]
         version = self.db.execute("PRAGMA user_version").fetchall()[0][0]
         if app_id == APPLICATION_ID:
@@ -108,12 +118,13 @@ class SQLiteStore:
                     f"{self.path}: database schema version {version} is newer than this "
                     f"jobrunner understands ({SCHEMA_VERSION}); upgrade jobrunner"
                 )
-            return
+            return version == SCHEMA_VERSION
         tables = self.db.execute("SELECT count(*) FROM sqlite_schema").fetchall()[0][0]
         if app_id != 0 or tables:
             raise NotADatabase(
                 f"{self.path}: an SQLite database of another application; left untouched"
             )
+        return False
 
     def _migrate(self) -> None:
         with self._tx():
@@ -124,34 +135,18 @@ class SQLiteStore:
                     self.db.execute(f"PRAGMA user_version = {number}")
             self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:
-        """One write transaction: BEGIN IMMEDIATE takes the write lock up front, so a
-        busy database waits in the busy handler instead of failing mid-transaction."""
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except apsw.BusyError:
-            raise StoreUnavailable(
-                f"{self.path}: database is locked by another process for more than "
-                f"{BUSY_TIMEOUT_MS // 1000}s; try again"
-            ) from None
-        try:
-            yield self.db
-        except BaseException:
-            if self.db.in_transaction:  # the transaction may already be gone
-                self.db.execute("ROLLBACK")
-            raise
-        else:
-            try:
-                self.db.execute("COMMIT")
-            except apsw.Error:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise
+    def _tx(self) -> AbstractContextManager[Any]:
+        return write_transaction(self.db, self.path)
 
     def close(self) -> None:
         open_stores.discard(self)
-        self.db.close()
+        try:
+            self.db.close()
+        except WRITE_ERRORS:
+            # The last connection's close checkpoints the WAL; on a full or failing disk
+            # that fails, which loses nothing (the WAL stays and the next open replays
+            # it), so the close is forced rather than failing a command that succeeded.
+            self.db.close(True)
 
     # -- jobs: submit ---------------------------------------------------------------------
 
@@ -363,14 +358,17 @@ class SQLiteStore:
                 released += db.changes()
         return released
 
-    def job_rescue(self, now: float) -> list[Job]:
-        """Fail the attempts of running jobs whose daemon stopped heartbeating.
+    def job_rescue(self, now: float, dead: Sequence[str], rescuer: str | None) -> list[Job]:
+        """Forget the daemons `dead` (the caller judged them dead, see daemon/peers.py)
+        and fail the attempts of running jobs no registered daemon owns, except the
+        rescuer's own. `now` only stamps what is written: no wall clock is compared
+        with a lease here, so a clock stepped an hour rescues nothing by mistake.
 
         Counts as an attempt (invariant 3), so a job that kills its daemon every time
         ends in the DLQ instead of looping. Returns the jobs as they were rescued."""
         with self._tx() as db:
-            db.execute(Q["daemons_expired_delete"], (now,)).fetchall()
-            orphans = [job_from_row(r) for r in db.execute(Q["running_orphans"], (now,))]
+            db.execute(Q["daemons_dead_delete"], (_dumps(list(dead)), rescuer))
+            orphans = [job_from_row(r) for r in db.execute(Q["running_orphans"], (rescuer,))]
             for job in orphans:
                 who = job.owner or "unknown"
                 error = f"lost: daemon {who} stopped heartbeating while the job ran"

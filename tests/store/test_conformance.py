@@ -548,7 +548,7 @@ def test_release_is_fenced_by_owner_and_attempt(store: Store) -> None:
 # -- rescue ------------------------------------------------------------------------------------
 
 
-def test_rescue_fails_the_attempts_of_a_daemon_whose_lease_expired(store: Store) -> None:
+def test_rescue_fails_the_attempts_of_a_daemon_judged_dead(store: Store) -> None:
     dead_daemon, live_daemon = "host-a:1:dead", "host-b:2:live"
     store.daemon_register(daemon(dead_daemon, lease_until=NOW + 30))
     store.daemon_register(daemon(live_daemon, lease_until=NOW + 300))
@@ -557,12 +557,13 @@ def test_rescue_fails_the_attempts_of_a_daemon_whose_lease_expired(store: Store)
     assert {j.id for j in lost} == {retry, last}
     claim_one(store, other, owner=live_daemon)
 
-    # before the lease runs out nothing moves
-    assert store.job_rescue(NOW + 10) == []
+    # until the rescuer judges a daemon dead nothing moves, whatever the time: leases
+    # are not compared with the rescuer's wall clock (see daemon/peers.py)
+    assert store.job_rescue(NOW + 10_000, [], live_daemon) == []
     assert {get(store, i).state for i in (retry, last, other)} == {State.RUNNING}
 
     later = NOW + 31
-    rescued = store.job_rescue(later)
+    rescued = store.job_rescue(later, [dead_daemon], live_daemon)
     assert {j.id for j in rescued} == {retry, last}
 
     retrying = get(store, retry)
@@ -588,7 +589,7 @@ def test_rescue_fails_the_attempts_of_a_daemon_whose_lease_expired(store: Store)
     late = AttemptEnd(retry, 1, Outcome.SUCCEEDED, State.SUCCEEDED, finished_at=later)
     assert store.job_end_many(dead_daemon, [late]) == [False]
     assert store.daemon_heartbeat(dead_daemon, later, later + 30) is False
-    assert store.job_rescue(later + 1) == []
+    assert store.job_rescue(later + 1, [dead_daemon], live_daemon) == []
 
 
 def test_a_job_that_loses_its_daemon_every_time_ends_dead(store: Store) -> None:
@@ -599,7 +600,7 @@ def test_a_job_that_loses_its_daemon_every_time_ends_dead(store: Store) -> None:
         store.daemon_register(daemon(owner, lease_until=now + 30, started_at=now))
         claim_one(store, job_id, owner=owner, now=now)
         now += 31
-        assert [j.id for j in store.job_rescue(now)] == [job_id]
+        assert [j.id for j in store.job_rescue(now, [owner], None)] == [job_id]
     dead = get(store, job_id)
     assert (dead.state, dead.attempts) == (State.DEAD, 2)
     assert [a.outcome for a in store.attempt_list(job_id)] == [Outcome.LOST, Outcome.LOST]
@@ -610,17 +611,31 @@ def test_rescue_takes_jobs_of_a_daemon_that_unregistered(store: Store) -> None:
     (job_id,) = insert(store, job(retries=3))
     claim_one(store, job_id)
     store.daemon_unregister(OWNER)
-    assert [j.id for j in store.job_rescue(NOW + 1)] == [job_id]
+    assert [j.id for j in store.job_rescue(NOW + 1, [], "host-b:2:other")] == [job_id]
     assert get(store, job_id).state is State.RETRYING
 
 
-def test_a_heartbeat_keeps_a_daemons_jobs_from_rescue(store: Store) -> None:
+def test_a_registered_daemons_jobs_are_never_rescued_by_the_clock(store: Store) -> None:
     store.daemon_register(daemon(OWNER, lease_until=NOW + 30))
     (job_id,) = insert(store, job())
     claim_one(store, job_id)
     assert store.daemon_heartbeat(OWNER, NOW + 25, NOW + 55) is True
-    assert store.job_rescue(NOW + 40) == []
+    for now in (NOW + 40, NOW + 3600, NOW - 3600):  # a rescuer's clock, stepped either way
+        assert store.job_rescue(now, [], "host-b:2:other") == []
     assert get(store, job_id).state is State.RUNNING
+
+
+def test_a_daemon_never_rescues_its_own_jobs(store: Store) -> None:
+    """Not even when another daemon judged it dead and deleted its row meanwhile."""
+    store.daemon_register(daemon(OWNER, lease_until=NOW + 30))
+    (job_id,) = insert(store, job(retries=3))
+    claim_one(store, job_id)
+    assert store.job_rescue(NOW + 1, [OWNER], OWNER) == []  # it cannot judge itself dead
+    assert [d.id for d in store.daemon_list()] == [OWNER]
+    store.daemon_unregister(OWNER)  # as if a peer had forgotten it
+    assert store.job_rescue(NOW + 2, [], OWNER) == []
+    assert get(store, job_id).state is State.RUNNING
+    assert [j.id for j in store.job_rescue(NOW + 3, [], "host-b:2:other")] == [job_id]
 
 
 def test_rescue_of_a_job_asked_to_cancel_cancels_it(store: Store) -> None:
@@ -629,7 +644,7 @@ def test_rescue_of_a_job_asked_to_cancel_cancels_it(store: Store) -> None:
     (job_id,) = insert(store, job(retries=5))
     claim_one(store, job_id)
     assert store.job_cancel(job_id, NOW + 5) == CancelResult("requested")
-    assert [j.id for j in store.job_rescue(NOW + 31)] == [job_id]
+    assert [j.id for j in store.job_rescue(NOW + 31, [OWNER], None)] == [job_id]
     got = get(store, job_id)
     assert got.state is State.CANCELLED
     assert got.finished_at == NOW + 31

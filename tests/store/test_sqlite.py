@@ -311,7 +311,7 @@ QUEUE_QUERIES = {
         "USING INTEGER PRIMARY KEY",
     ),
     "release": ((1, 1, "me"), "USING INTEGER PRIMARY KEY"),
-    "running_orphans": ((NOW,), "USING INDEX jobs_running"),
+    "running_orphans": (("me",), "USING INDEX jobs_running"),
     "cancel_requests": (("me",), "USING INDEX jobs_running (owner=?)"),
     "ended_delete": (("succeeded", NOW, 100), "INDEX jobs_ended (state=? AND finished_at<?)"),
     "dead_ids": ((), "INDEX jobs_ended (state=?)"),

@@ -1,0 +1,79 @@
+"""The SQLite store's write transaction, and what its failures become for a user."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import apsw
+
+from jobrunner.errors import StoreUnavailable, StoreWriteFailed
+from jobrunner.store.sqlite_sql import BUSY_TIMEOUT_MS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+# a full disk (SQLITE_FULL) or a failing device (SQLITE_IOERR and its extended codes)
+WRITE_ERRORS = (apsw.IOError, apsw.FullError)
+
+
+@contextmanager
+def write_transaction(db: Any, path: str) -> Iterator[Any]:
+    """One write transaction: BEGIN IMMEDIATE takes the write lock up front, so a busy
+    database waits in the busy handler instead of failing mid-transaction.
+
+    A full disk or an I/O error (in a statement, when the page cache spills, or at
+    COMMIT) rolls the whole transaction back and is raised as StoreWriteFailed: a clear,
+    retryable error instead of a raw apsw one, so the CLI exits 3 with one line and the
+    daemon backs off and retries instead of dying."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except apsw.BusyError:
+        raise StoreUnavailable(
+            f"{path}: database is locked by another process for more than "
+            f"{BUSY_TIMEOUT_MS // 1000}s; try again"
+        ) from None
+    except WRITE_ERRORS as exc:
+        raise write_failed(path, exc) from None
+    try:
+        yield db
+    except WRITE_ERRORS as exc:
+        _rollback_quietly(db)
+        raise write_failed(path, exc) from None
+    except BaseException:
+        _rollback_quietly(db)
+        raise
+    else:
+        try:
+            db.execute("COMMIT")
+        except WRITE_ERRORS as exc:
+            _rollback_quietly(db)
+            raise write_failed(path, exc) from None
+        except apsw.Error:
+            _rollback_quietly(db)
+            raise
+
+
+def _rollback_quietly(db: Any) -> None:
+    # SQLite may already have rolled back on its own (it does after most I/O errors);
+    # a ROLLBACK that fails as well must not hide the first error.
+    if db.in_transaction:
+        with contextlib.suppress(apsw.Error):
+            db.execute("ROLLBACK")
+
+
+def write_failed(path: str, exc: apsw.Error) -> StoreWriteFailed:
+    """What failed, on which file, and that it is worth retrying."""
+    code = getattr(exc, "extendedresult", None)
+    name = apsw.mapping_extended_result_codes.get(code) if code else None
+    if isinstance(exc, apsw.FullError):
+        what, fix = "disk full", "there is free space"
+    else:
+        what, fix = "I/O error", "the disk is healthy"
+    detail = f"{name or type(exc).__name__}: {exc}".replace("\n", " ")
+    return StoreWriteFailed(
+        f"{path}: cannot write the database ({what}; {detail}); the change was rolled "
+        f"back, nothing was written; retryable: try again once {fix}"
+    )
