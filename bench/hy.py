@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from bench.jr import POLL, Settings
+from bench.jr import BATCH, POLL, Settings
 from bench.procs import (
     CLK_TCK,
     BenchError,
@@ -83,7 +83,9 @@ def wait_results(path: str, consumer: Consumer, n: int, timeout: float) -> None:
     while (done := results_count(path)) < n:
         consumer.check_alive()
         if time.perf_counter() >= deadline:
-            raise BenchError(f"huey: {done}/{n} results after {timeout:.0f}s")
+            raise BenchError(
+                f"huey: {done}/{n} results after {timeout:.0f}s\n{consumer.log_tail()}"
+            )
         time.sleep(POLL)
 
 
@@ -121,7 +123,8 @@ def drain(path: str, n: int, s: Settings, task: str = "noop", args: Any = ()) ->
     }
 
 
-def end_to_end(path: str, n: int, s: Settings) -> dict[str, Any]:
+def end_to_end(path: str, n: int, s: Settings, batch: int = 1) -> dict[str, Any]:
+    """As jr.end_to_end; huey's bulk API, `task.map`, still commits once per job."""
     consumer = Consumer(path, s.workers, TUNED)
     try:
         with tasks_of(path) as tasks:
@@ -130,8 +133,12 @@ def end_to_end(path: str, n: int, s: Settings) -> dict[str, Any]:
             time.sleep(1.0)  # its workers are up and polling
             consumer.check_alive()
             t0 = time.perf_counter()
-            for _ in range(n):
-                tasks.noop()
+            if batch == 1:
+                for _ in range(n):
+                    tasks.noop()
+            else:
+                for start in range(0, n, batch):
+                    tasks.noop.map(range(min(batch, n - start)))
             submitted = time.perf_counter() - t0
         wait_results(path, consumer, n, 60 + n / 50)
         elapsed = time.perf_counter() - t0
@@ -144,6 +151,10 @@ def end_to_end(path: str, n: int, s: Settings) -> dict[str, Any]:
         "submit_jobs_per_s": n / submitted,
         "consumer_exit": code,
     }
+
+
+def end_to_end_bulk(path: str, n: int, s: Settings) -> dict[str, Any]:
+    return end_to_end(path, n, s, batch=BATCH)
 
 
 def pickup(path: str, n: int, s: Settings) -> dict[str, Any]:

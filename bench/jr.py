@@ -165,9 +165,10 @@ def drain(path: str, n: int, s: Settings, task: str = NOOP, args: Any = None) ->
     }
 
 
-def end_to_end(path: str, n: int, s: Settings) -> dict[str, Any]:
-    """A running daemon; n single submits, one transaction each, as fast as they go;
-    from the first submit to all succeeded."""
+def end_to_end(path: str, n: int, s: Settings, batch: int = 1) -> dict[str, Any]:
+    """A running daemon; n submits, one transaction each (or `batch` jobs per
+    transaction with submit_many), as fast as they go; from the first submit to all
+    succeeded."""
     write_config(path, s.synchronous)
     client = make_client(path, s)
     daemon = Daemon(path, s.workers)
@@ -177,8 +178,12 @@ def end_to_end(path: str, n: int, s: Settings) -> dict[str, Any]:
             daemon.start()
             daemon.wait_ready()
             t0 = time.perf_counter()
-            for _ in range(n):
-                client.submit(NOOP)
+            if batch == 1:
+                for _ in range(n):
+                    client.submit(NOOP)
+            else:
+                for start in range(0, n, batch):
+                    client.submit_many(NOOP, [[] for _ in range(min(batch, n - start))])
             submitted = time.perf_counter() - t0
             wait_succeeded(client.store, daemon, n, 60 + n / 50)
             elapsed = time.perf_counter() - t0
@@ -192,6 +197,13 @@ def end_to_end(path: str, n: int, s: Settings) -> dict[str, Any]:
         "submit_jobs_per_s": n / submitted,
         "daemon_exit": code,
     }
+
+
+def end_to_end_bulk(path: str, n: int, s: Settings) -> dict[str, Any]:
+    return end_to_end(path, n, s, batch=BATCH)
+
+
+BATCH = 100  # jobs per submit in the bulk end-to-end run
 
 
 def pickup(path: str, n: int, s: Settings) -> dict[str, Any]:

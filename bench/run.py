@@ -36,6 +36,7 @@ Measurement = Callable[[str, Any, jr.Settings], dict[str, Any]]
 FULL = {
     "drain": 20_000,
     "e2e": 5_000,
+    "e2e_bulk": 20_000,
     "pickup": 50,
     "single": 2_000,
     "bulk": 100_000,
@@ -47,6 +48,7 @@ FULL = {
 QUICK = {
     "drain": 5_000,
     "e2e": 2_000,
+    "e2e_bulk": 5_000,
     "pickup": 20,
     "single": 1_000,
     "bulk": 20_000,
@@ -60,6 +62,14 @@ QUICK = {
 COMPARISONS: dict[str, tuple[Measurement, Measurement | None, str, str, str, bool]] = {
     "drain": (jr.drain, hy.drain, "drain", "drain", "jobs_per_s", True),
     "e2e": (jr.end_to_end, hy.end_to_end, "e2e", "e2e", "jobs_per_s", True),
+    "e2e_bulk": (
+        jr.end_to_end_bulk,
+        hy.end_to_end_bulk,
+        "e2e_bulk",
+        "e2e_bulk",
+        "jobs_per_s",
+        True,
+    ),
     "pickup": (jr.pickup, hy.pickup, "pickup", "pickup", "p50_ms", False),
     "submit_single": (jr.submit_single, hy.submit_single, "single", "single", "jobs_per_s", True),
     "submit_bulk": (jr.submit_bulk, hy.submit_bulk, "bulk", "huey_bulk", "jobs_per_s", True),

@@ -28,7 +28,6 @@ from jobrunner.daemon.backoff import StoreBackoff
 from jobrunner.daemon.events import EventLog
 from jobrunner.daemon.events import install as install_log_handler
 from jobrunner.daemon.services import Services
-from jobrunner.durations import format_duration
 from jobrunner.errors import StoreUnavailable
 from jobrunner.lifecycle import Outcome
 from jobrunner.models import AttemptEnd, ClaimRequest, DaemonInfo, Job
@@ -439,24 +438,8 @@ class Supervisor:
     # -- timeouts, cancels ----------------------------------------------------------------
 
     def _enforce(self, mono: float) -> None:
-        grace = self.config.daemon.kill_grace
         for w in self.workers.values():
-            head = w.head
-            if w.kill is not None:
-                if mono >= w.kill.kill_at:
-                    w.signal_group(signal.SIGKILL)
-                continue
-            if head is None:
-                continue
-            if head.timeout and mono - w.head_since >= head.timeout:
-                w.kill = KillOrder("timeout", head.id, mono + grace, format_duration(head.timeout))
-                w.signal_group(signal.SIGTERM)
-                log.warning(
-                    "job %d (%s) timed out after %s: SIGTERM to its process group",
-                    head.id,
-                    head.label,
-                    w.kill.detail,
-                )
+            w.enforce(mono, self.config.daemon.kill_grace)
         if self.stopping and not self.forced and mono >= self.stop_deadline and self._busy():
             log.warning("shutdown grace over: killing running jobs and returning them for retry")
             self._force_stop()

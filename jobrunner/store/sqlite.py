@@ -45,7 +45,9 @@ from jobrunner.store.sqlite_sql import (
     SCHEDULED,
     SCHEMA_VERSION,
     Q,
+    attempt_row,
     check_foreign_file,
+    end_attempt_row,
     insert_many_sql,
     job_from_row,
 )
@@ -297,44 +299,16 @@ class SQLiteStore:
         applied: list[bool] = []
         if not ends:
             return applied
+        history: list[tuple[Any, ...]] = []
         with self._tx() as db:
             for end in ends:
-                final = end.next_state in lifecycle.FINAL
-                result = _dumps(end.result) if end.result is not None else None
-                db.execute(
-                    Q["end_attempt"],
-                    (
-                        end.next_state.value,
-                        end.run_at,
-                        result,
-                        end.error,
-                        end.started_at,
-                        end.finished_at if final else None,
-                        end.job_id,
-                        end.attempt,
-                        owner,
-                    ),
-                )
+                db.execute(Q["end_attempt"], end_attempt_row(end, owner))
                 ok = db.changes() == 1
                 applied.append(ok)
                 if ok:
-                    db.execute(
-                        Q["attempt_insert"],
-                        (
-                            end.job_id,
-                            end.attempt,
-                            end.outcome.value,
-                            end.started_at,
-                            end.finished_at,
-                            end.error,
-                            end.traceback,
-                            owner,
-                            end.cpu_seconds,
-                            end.max_rss_kb,
-                            end.exit_code,
-                            end.signal,
-                        ),
-                    )
+                    history.append(attempt_row(end, owner))
+            if history:
+                db.executemany(Q["attempt_insert"], history)
         return applied
 
     def job_progress_many(

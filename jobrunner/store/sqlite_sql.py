@@ -9,8 +9,9 @@ import re
 from collections.abc import Sequence
 
 from jobrunner.errors import NotADatabase
-from jobrunner.lifecycle import State
-from jobrunner.models import Job
+from jobrunner.jsonutil import dumps
+from jobrunner.lifecycle import FINAL, State
+from jobrunner.models import AttemptEnd, Job
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -113,6 +114,40 @@ def job_from_row(row: Sequence[Any]) -> Job:
         progress=row[25],
         progress_message=row[26],
         progress_at=row[27],
+    )
+
+
+def end_attempt_row(end: AttemptEnd, owner: str) -> tuple[Any, ...]:
+    """The parameters of `end_attempt`: the job's row after the attempt, fenced."""
+    final = end.next_state in FINAL
+    return (
+        end.next_state.value,
+        end.run_at,
+        dumps(end.result) if end.result is not None else None,
+        end.error,
+        end.started_at,
+        end.finished_at if final else None,
+        end.job_id,
+        end.attempt,
+        owner,
+    )
+
+
+def attempt_row(end: AttemptEnd, owner: str) -> tuple[Any, ...]:
+    """The parameters of `attempt_insert`: the attempt's line in the history."""
+    return (
+        end.job_id,
+        end.attempt,
+        end.outcome.value,
+        end.started_at,
+        end.finished_at,
+        end.error,
+        end.traceback,
+        owner,
+        end.cpu_seconds,
+        end.max_rss_kb,
+        end.exit_code,
+        end.signal,
     )
 
 

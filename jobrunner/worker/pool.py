@@ -5,16 +5,21 @@ from __future__ import annotations
 import collections
 import contextlib
 import importlib
+import logging
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobrunner.config import Config
+from jobrunner.durations import format_duration
 from jobrunner.errors import ConfigError
 from jobrunner.models import Job
 from jobrunner.worker.child import worker_main
 from jobrunner.worker.protocol import FrameReader, JobSpec, describe_status, encode
+
+log = logging.getLogger("jobrunner.daemon")
 
 
 @dataclass(slots=True)
@@ -73,6 +78,24 @@ class WorkerHandle:
                 self.eof = True
                 return messages
             messages.extend(self.reader.feed(data))
+
+    def enforce(self, mono: float, grace: float) -> None:
+        """SIGKILL the group once its kill order's grace is over; SIGTERM it when the
+        job at its head has run past its timeout (and give it `grace` to go)."""
+        if self.kill is not None:
+            if mono >= self.kill.kill_at:
+                self.signal_group(signal.SIGKILL)
+            return
+        head = self.head
+        if head is not None and head.timeout and mono - self.head_since >= head.timeout:
+            self.kill = KillOrder("timeout", head.id, mono + grace, format_duration(head.timeout))
+            self.signal_group(signal.SIGTERM)
+            log.warning(
+                "job %d (%s) timed out after %s: SIGTERM to its process group",
+                head.id,
+                head.label,
+                self.kill.detail,
+            )
 
     def signal_group(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -9,16 +9,32 @@ Closing the supervisor's end tells the worker to exit once its current job is do
 
 from __future__ import annotations
 
+import operator
 import os
 import pickle
 import signal
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _HEADER = struct.Struct("!I")
 
 
+def _pickled_as_tuple(cls: type[T]) -> type[T]:
+    """Pickle as (class, field values): half the cost of a slotted dataclass's default
+    reduce, paid by the supervisor for every job it sends and every result it reads."""
+    fields = operator.attrgetter(*cls.__match_args__)  # type: ignore[attr-defined]
+
+    def __reduce__(self: T) -> tuple[type[T], tuple[Any, ...]]:
+        return cls, fields(self)
+
+    cls.__reduce__ = __reduce__  # type: ignore[assignment,method-assign]
+    return cls
+
+
+@_pickled_as_tuple
 @dataclass(slots=True)
 class JobSpec:
     """What a worker needs to run one attempt; no database handle."""
@@ -33,6 +49,7 @@ class JobSpec:
     queue: str
 
 
+@_pickled_as_tuple
 @dataclass(slots=True)
 class JobDone:
     id: int
