@@ -50,6 +50,15 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def _remove_new_sidecars(path: str, existed: set[str]) -> None:
+    """Reading a WAL-mode file creates its -wal and -shm: remove those a refused file did
+    not have before, so a refusal leaves the folder as it was. (Nothing was written to
+    them: closing without a checkpoint leaves an empty -wal.)"""
+    for suffix in {"-wal", "-shm"} - existed:
+        with contextlib.suppress(OSError):
+            os.remove(path + suffix)
+
+
 class SQLiteStore:
     """One connection; not shared across fork (workers never open the database)."""
 
@@ -70,11 +79,26 @@ class SQLiteStore:
             # the -wal/-shm files copy the main file's mode.
             fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
+        elif not create and os.path.getsize(path) == 0:
+            # SQLite would take an empty file for an empty database and make it ours;
+            # a read must not. (A writer may: it holds nothing, and an interrupted
+            # creation above leaves exactly this.)
+            raise NotADatabase(f"{path}: an empty file, not a jobrunner database; left untouched")
+        sidecars = {s for s in ("-wal", "-shm") if os.path.exists(path + s)}
         try:
             self.db: Any = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
             open_stores.add(self)
+            # Until the file is known to be ours, closing must not checkpoint: that would
+            # fold another application's leftover -wal into its database and delete it.
+            self.db.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
             self.db.setbusytimeout(BUSY_TIMEOUT_MS)
-            self._check_ours()
+            try:
+                self._check_ours(create)
+            except (NotADatabase, apsw.CorruptError):
+                self._close_quietly()
+                _remove_new_sidecars(path, sidecars)
+                raise
+            self.db.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0)
             self.db.execute("PRAGMA journal_mode = WAL")
             if synchronous.upper() not in ("FULL", "NORMAL"):
                 raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
@@ -83,6 +107,11 @@ class SQLiteStore:
         except apsw.NotADBError:
             self._close_quietly()
             raise NotADatabase(f"{path}: not a jobrunner database; left untouched") from None
+        except apsw.CorruptError as exc:  # e.g. a truncated copy of a database
+            self._close_quietly()
+            raise NotADatabase(
+                f"{path}: the database file is damaged ({exc}); left untouched"
+            ) from None
         except (apsw.BusyError, apsw.IOError, apsw.FullError, apsw.CantOpenError) as exc:
             self._close_quietly()
             raise StoreUnavailable(f"{path}: cannot open the database: {exc}") from None
@@ -99,7 +128,10 @@ class SQLiteStore:
 
     # -- setup --------------------------------------------------------------------------
 
-    def _check_ours(self) -> None:
+    def _check_ours(self, create: bool) -> None:
+        """Read-only checks, before anything is written: ours, and not from the future.
+        A blank SQLite file (no tables, no application id) becomes ours only when
+        `create`: reads never turn a file into a jobrunner database."""
         app_id = self.db.execute("PRAGMA application_id").fetchall()[0][0]
         version = self.db.execute("PRAGMA user_version").fetchall()[0][0]
         if app_id == APPLICATION_ID:
@@ -113,6 +145,10 @@ class SQLiteStore:
         if app_id != 0 or tables:
             raise NotADatabase(
                 f"{self.path}: an SQLite database of another application; left untouched"
+            )
+        if not create:
+            raise NotADatabase(
+                f"{self.path}: an empty SQLite database, not a jobrunner one; left untouched"
             )
 
     def _migrate(self) -> None:

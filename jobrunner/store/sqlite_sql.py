@@ -105,13 +105,31 @@ def job_from_row(row: Sequence[Any]) -> Job:
 
 
 def check_foreign_file(path: str) -> None:
-    """Refuse, without touching it, a file that is not SQLite at all."""
+    """Refuse, without touching it or opening it with SQLite (which may create -wal and
+    -shm files beside it), a file that its header shows is not a usable jobrunner
+    database: not SQLite, another application's id, or shorter than its pages."""
     try:
         with open(path, "rb") as f:
-            header = f.read(len(SQLITE_HEADER))
+            header = f.read(100)
+            size = os.fstat(f.fileno()).st_size
     except FileNotFoundError:
         return
     except IsADirectoryError:
         raise NotADatabase(f"{path}: is a directory, not a jobrunner database") from None
-    if header and header != SQLITE_HEADER:
+    if not header:
+        return  # empty: the caller decides
+    if not header.startswith(SQLITE_HEADER) or len(header) < 100:
         raise NotADatabase(f"{path}: not a jobrunner database (not an SQLite file); left untouched")
+    app_id = int.from_bytes(header[68:72], "big", signed=True)
+    if app_id not in (0, APPLICATION_ID):
+        raise NotADatabase(f"{path}: an SQLite database of another application; left untouched")
+    # The header's page count is valid when its change counter matches (offsets 24, 92);
+    # SQLite never leaves a file shorter than that, a cut-off copy is.
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if header[24:28] == header[92:96] and size < pages * page_size:
+        raise NotADatabase(
+            f"{path}: the database file is damaged (truncated: {size} bytes of "
+            f"{pages * page_size}); left untouched"
+        )
