@@ -50,7 +50,7 @@ def add_parsers(sub: Any) -> None:
 def _json(text: str, what: str, kind: type, where: str) -> Any:
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also a 5000-digit number
         raise UsageError(f"{where}{what}: malformed JSON: {exc}") from None
     if not isinstance(value, kind):
         expected = "array" if kind is list else "object"
@@ -65,9 +65,14 @@ def parse_at(text: str, where: str = "--at") -> float:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(f"{where}: {text!r} is not an ISO 8601 time") from None
-    if when.tzinfo is None:
-        when = when.astimezone()  # local time, as `at` reads it
-    return when.timestamp()
+    try:
+        if when.tzinfo is None:
+            when = when.astimezone()  # local time, as `at` reads it
+        ts = when.timestamp()
+        when.astimezone(dt.UTC)  # shown in UTC: must stay within years 1..9999 there
+    except (OverflowError, ValueError):
+        raise UsageError(f"{where}: {text!r} is out of range (years 1 to 9999 in UTC)") from None
+    return ts
 
 
 def _options(values: dict[str, Any], where: str) -> dict[str, Any]:
@@ -94,7 +99,8 @@ def _options(values: dict[str, Any], where: str) -> dict[str, Any]:
         out["memory_limit"] = parse_size(values["memory_limit"], where=f"{where}memory-limit")
     for name in ("delay", "backoff", "timeout", "cpu_limit"):
         if values.get(name) is not None:
-            out[name] = parse_duration(values[name], where=f"{where}{name}")
+            flag = name.replace("_", "-") if where == "--" else name  # --cpu-limit
+            out[name] = parse_duration(values[name], where=f"{where}{flag}")
     if values.get("at") is not None:
         if not isinstance(values["at"], str):
             raise UsageError(f"{where}at: expected an ISO 8601 string")
@@ -214,7 +220,7 @@ def _parse_line(client: Any, line: str, number: int, name: str, check: bool) -> 
     where = f"{name}:{number}: "
     try:
         obj = json.loads(line)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also a 5000-digit number
         raise UsageError(f"{where}malformed JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise UsageError(f"{where}expected a JSON object per line")

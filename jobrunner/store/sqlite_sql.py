@@ -116,6 +116,10 @@ def check_foreign_file(path: str) -> None:
         return
     except IsADirectoryError:
         raise NotADatabase(f"{path}: is a directory, not a jobrunner database") from None
+    except ValueError:  # a NUL byte: no file can have this name
+        raise NotADatabase(f"{path!r}: not a usable file name (it holds a NUL byte)") from None
+    except OSError as exc:  # name too long, a file as a folder, no permission
+        raise NotADatabase(f"{path}: cannot read: {exc.strerror}") from None
     if not header:
         return  # empty: the caller decides
     if not header.startswith(SQLITE_HEADER) or len(header) < 100:
