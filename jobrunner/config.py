@@ -218,8 +218,9 @@ def load_config(path: str | None) -> Config:
     try:
         text = raw.decode()
         data = tomllib.loads(text)
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: config is not UTF-8 text") from None
+    except UnicodeDecodeError as exc:
+        bad_line = raw[: exc.start].count(b"\n") + 1  # file:line, as every config error
+        raise ConfigError(f"{path}:{bad_line}: config is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"at line (\d+)", str(exc))
         # tomllib says "at end of document" for an unterminated value: the last line

@@ -62,7 +62,7 @@ def parse_size(text: str | int, where: str = "size") -> int:
     if isinstance(text, bool) or not isinstance(text, str | int):
         raise UsageError(f"{where}: expected a size like 512MB, got {text!r}")
     if isinstance(text, int):
-        value = float(min(text, MAX_SIZE + 1))  # no OverflowError for a huge JSON int
+        value = float(min(text, 2 * MAX_SIZE))  # no OverflowError for a huge JSON int
     else:
         match = _SIZE.match(text)
         unit = match.group(2).lower() if match else ""

@@ -187,10 +187,11 @@ LINE_KEYS = {
 
 
 def _read_file(client: Any, path: str, check: bool) -> list[Any]:
-    """Every line checked before anything is written: one bad line writes nothing."""
+    """Every line checked before anything is written: one bad line writes nothing.
+    A UTF-8 byte-order mark (as some Windows editors write) is skipped."""
     name = "<stdin>" if path == "-" else path
     try:
-        stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+        stream = sys.stdin if path == "-" else open(path, encoding="utf-8-sig")  # noqa: SIM115
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
     jobs = []

@@ -64,6 +64,13 @@ class SQLiteStore:
 
     def __init__(self, path: str, *, create: bool = True, synchronous: str = "FULL") -> None:
         self.path = path
+        if not path.isascii():
+            try:
+                path.encode()
+            except UnicodeEncodeError:  # undecodable bytes in argv: SQLite takes UTF-8 names
+                raise NotADatabase(
+                    f"{path!r}: the file name is not valid UTF-8, which SQLite needs"
+                ) from None
         check_foreign_file(path)
         exists = os.path.exists(path)
         if not exists:
