@@ -31,6 +31,7 @@ from jobrunner.models import (
 )
 from jobrunner.store.forkguard import ForkedConnectionError as ForkedConnectionError  # re-export
 from jobrunner.store.forkguard import open_stores
+from jobrunner.store.sqlite_files import open_or_create_file, remove_new_sidecars
 from jobrunner.store.sqlite_sql import (
     APPLICATION_ID,
     BUSY_TIMEOUT_MS,
@@ -40,7 +41,6 @@ from jobrunner.store.sqlite_sql import (
     SCHEDULED,
     SCHEMA_VERSION,
     Q,
-    check_foreign_file,
     insert_many_sql,
     job_from_row,
 )
@@ -50,47 +50,21 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def _remove_new_sidecars(path: str, existed: set[str]) -> None:
-    """Reading a WAL-mode file creates its -wal and -shm: remove those a refused file did
-    not have before, so a refusal leaves the folder as it was. (Nothing was written to
-    them: closing without a checkpoint leaves an empty -wal.)"""
-    for suffix in {"-wal", "-shm"} - existed:
-        with contextlib.suppress(OSError):
-            os.remove(path + suffix)
-
-
 class SQLiteStore:
     """One connection; not shared across fork (workers never open the database)."""
 
-    def __init__(self, path: str, *, create: bool = True, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, path: str, *, create: bool = True, synchronous: str = "FULL", _new: bool = False
+    ) -> None:
+        """Open the jobrunner database at `path`; with `create`, make one when none is
+        there. (`_new`: `path` is the blank file create_database builds a database in.)"""
         self.path = path
-        if not path.isascii():
-            try:
-                path.encode()
-            except UnicodeEncodeError:  # undecodable bytes in argv: SQLite takes UTF-8 names
-                raise NotADatabase(
-                    f"{path!r}: the file name is not valid UTF-8, which SQLite needs"
-                ) from None
-        check_foreign_file(path)
-        exists = os.path.exists(path)
-        if not exists:
-            if not create:
-                raise NotADatabase(
-                    f"{path}: no jobrunner database here (submit a job or start the daemon "
-                    "to create one, or pass --db)"
-                )
-            parent = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(parent):
-                raise NotADatabase(f"{path}: directory {parent} does not exist")
-            # Create it 0600 ourselves: SQLite would honour the umask (often 0644), and
-            # the -wal/-shm files copy the main file's mode.
-            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
-        elif not create and os.path.getsize(path) == 0:
-            # SQLite would take an empty file for an empty database and make it ours;
-            # a read must not. (A writer may: it holds nothing, and an interrupted
-            # creation above leaves exactly this.)
-            raise NotADatabase(f"{path}: an empty file, not a jobrunner database; left untouched")
+        if not _new:
+            open_or_create_file(
+                path,
+                create,
+                lambda tmp: SQLiteStore(tmp, synchronous=synchronous, _new=True).close(),
+            )
         sidecars = {s for s in ("-wal", "-shm") if os.path.exists(path + s)}
         try:
             self.db: Any = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
@@ -100,10 +74,10 @@ class SQLiteStore:
             self.db.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
             self.db.setbusytimeout(BUSY_TIMEOUT_MS)
             try:
-                self._check_ours(create)
+                self._check_ours(_new)
             except (NotADatabase, apsw.CorruptError):
                 self._close_quietly()
-                _remove_new_sidecars(path, sidecars)
+                remove_new_sidecars(path, sidecars)
                 raise
             self.db.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0)
             self.db.execute("PRAGMA journal_mode = WAL")
@@ -135,10 +109,10 @@ class SQLiteStore:
 
     # -- setup --------------------------------------------------------------------------
 
-    def _check_ours(self, create: bool) -> None:
+    def _check_ours(self, new: bool) -> None:
         """Read-only checks, before anything is written: ours, and not from the future.
-        A blank SQLite file (no tables, no application id) becomes ours only when
-        `create`: reads never turn a file into a jobrunner database."""
+        A blank SQLite file (no tables, no application id) becomes ours only when `new`,
+        the file create_database made: no other file is turned into a jobrunner database."""
         app_id = self.db.execute("PRAGMA application_id").fetchall()[0][0]
         version = self.db.execute("PRAGMA user_version").fetchall()[0][0]
         if app_id == APPLICATION_ID:
@@ -153,7 +127,7 @@ class SQLiteStore:
             raise NotADatabase(
                 f"{self.path}: an SQLite database of another application; left untouched"
             )
-        if not create:
+        if not new:
             raise NotADatabase(
                 f"{self.path}: an empty SQLite database, not a jobrunner one; left untouched"
             )

@@ -8,7 +8,6 @@ import os
 import re
 from collections.abc import Sequence
 
-from jobrunner.errors import NotADatabase
 from jobrunner.lifecycle import State
 from jobrunner.models import Job
 
@@ -18,7 +17,6 @@ if TYPE_CHECKING:
 
 APPLICATION_ID = 0x4A6F6252  # "JobR": marks a file as a jobrunner database
 BUSY_TIMEOUT_MS = 10_000
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 JOB_COLUMNS = (
     "id, state, task, command, args, kwargs, queue, priority, attempts, max_attempts, "
@@ -102,38 +100,3 @@ def job_from_row(row: Sequence[Any]) -> Job:
         progress_message=row[26],
         progress_at=row[27],
     )
-
-
-def check_foreign_file(path: str) -> None:
-    """Refuse, without touching it or opening it with SQLite (which may create -wal and
-    -shm files beside it), a file that its header shows is not a usable jobrunner
-    database: not SQLite, another application's id, or shorter than its pages."""
-    try:
-        with open(path, "rb") as f:
-            header = f.read(100)
-            size = os.fstat(f.fileno()).st_size
-    except FileNotFoundError:
-        return
-    except IsADirectoryError:
-        raise NotADatabase(f"{path}: is a directory, not a jobrunner database") from None
-    except ValueError:  # a NUL byte: no file can have this name
-        raise NotADatabase(f"{path!r}: not a usable file name (it holds a NUL byte)") from None
-    except OSError as exc:  # name too long, a file as a folder, no permission
-        raise NotADatabase(f"{path}: cannot read: {exc.strerror}") from None
-    if not header:
-        return  # empty: the caller decides
-    if not header.startswith(SQLITE_HEADER) or len(header) < 100:
-        raise NotADatabase(f"{path}: not a jobrunner database (not an SQLite file); left untouched")
-    app_id = int.from_bytes(header[68:72], "big", signed=True)
-    if app_id not in (0, APPLICATION_ID):
-        raise NotADatabase(f"{path}: an SQLite database of another application; left untouched")
-    # The header's page count is valid when its change counter matches (offsets 24, 92);
-    # SQLite never leaves a file shorter than that, a cut-off copy is.
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    if header[24:28] == header[92:96] and size < pages * page_size:
-        raise NotADatabase(
-            f"{path}: the database file is damaged (truncated: {size} bytes of "
-            f"{pages * page_size}); left untouched"
-        )

@@ -185,30 +185,42 @@ def test_other_apps_wal_data_is_still_there_after_the_refusal(foreign_dir: Path)
     con.close()
 
 
-def test_a_blank_file_is_refused_by_readers_and_initialised_by_writers(
-    workdir: Path, db: Path
+def empty_file(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def blank_sqlite(path: Path) -> None:
+    """A valid SQLite file with nothing in it: no tables, no application id."""
+    apsw.Connection(str(path)).execute("PRAGMA page_size = 4096; VACUUM").close()
+
+
+@pytest.mark.parametrize("make", [empty_file, blank_sqlite], ids=["empty-file", "blank-sqlite"])
+@pytest.mark.parametrize(
+    "argv",
+    [["status"], ["list"], ["dlq", "list"], ["submit", "--no-check", "jtasks:record"], ["daemon"]],
+    ids=lambda a: "-".join(a[:2]),
+)
+def test_an_empty_file_is_refused_by_readers_and_writers(
+    workdir: Path, db: Path, foreign_dir: Path, make: Callable[[Path], None], argv: list[str]
 ) -> None:
-    """An empty file holds nothing: a read refuses it and leaves it empty (reads never
-    create a database); a submit may make it a database, as it would a missing file
-    (an interrupted first submit leaves exactly such a file)."""
-    db.write_bytes(b"")
-    before = snapshot(workdir)
-    for argv in (["status"], ["list"], ["status", "1"], ["dlq", "list"]):
-        res = cli(workdir, db, *argv)
-        one_line_error(res.code, res.out, res.err, str(db), "empty file")
-        assert snapshot(workdir) == before
-    with pytest.raises(NotADatabase, match="empty"):
-        open_store(str(db), create=False)
-    assert snapshot(workdir) == before
+    """SQLite takes an empty file for an empty database. jobrunner never leaves one (it
+    builds a new database under another name and links it into place), so an empty
+    file is someone else's: refused, and still empty afterwards."""
+    path = foreign_dir / "foreign.db"
+    make(path)
+    before = snapshot(foreign_dir)
+    res = cli(workdir, db, "--db", str(path), *argv, timeout=30)
+    one_line_error(res.code, res.out, res.err, "foreign.db", "empty")
+    assert_untouched(foreign_dir, before, "empty")
 
-    # a blank SQLite file (no tables, no application id) is the same case
-    blank = workdir / "blank.db"
-    apsw.Connection(str(blank)).execute("PRAGMA page_size = 4096; VACUUM").close()
-    blank_before = blank.read_bytes()
-    res = cli(workdir, db, "--db", str(blank), "status")
-    one_line_error(res.code, res.out, res.err, "blank.db", "empty SQLite database")
-    assert blank.read_bytes() == blank_before
 
+def test_a_new_database_appears_whole_and_private(workdir: Path, db: Path, tasks: Path) -> None:
+    """No empty or half-made file is ever at the database's path: the first submit builds
+    it under a temporary name (mode 0600) and links it into place, leaving nothing else."""
     res = cli(workdir, db, "submit", "--no-check", "jtasks:record")
     assert res.code == 0, res.err
-    assert cli(workdir, db, "status", res.out.strip()).code == 0
+    assert db.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in workdir.iterdir() if ".new" in p.name] == []
+    with open(db, "rb") as f:
+        header = f.read(100)
+    assert int.from_bytes(header[68:72], "big") == APPLICATION_ID  # complete in the file itself
