@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Callable
 
 from jobrunner.errors import NotADatabase
@@ -20,13 +21,16 @@ def check_foreign_file(path: str) -> None:
     -shm files beside it), a file that its header shows is not a usable jobrunner
     database: not SQLite, another application's id, or shorter than its pages."""
     try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise NotADatabase(f"{path}: is a directory, not a jobrunner database")
+        if not stat.S_ISREG(mode):  # reading a FIFO would block forever
+            raise NotADatabase(f"{path}: not a regular file, not a jobrunner database")
         with open(path, "rb") as f:
             header = f.read(100)
             size = os.fstat(f.fileno()).st_size
     except FileNotFoundError:
         return
-    except IsADirectoryError:
-        raise NotADatabase(f"{path}: is a directory, not a jobrunner database") from None
     except ValueError:  # a NUL byte: no file can have this name
         raise NotADatabase(f"{path!r}: not a usable file name (it holds a NUL byte)") from None
     except OSError as exc:  # name too long, a file as a folder, no permission

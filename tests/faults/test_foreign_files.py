@@ -224,3 +224,17 @@ def test_a_new_database_appears_whole_and_private(workdir: Path, db: Path, tasks
     with open(db, "rb") as f:
         header = f.read(100)
     assert int.from_bytes(header[68:72], "big") == APPLICATION_ID  # complete in the file itself
+
+
+@pytest.mark.parametrize(
+    "argv", [["status"], ["submit", "--no-check", "jtasks:record"], ["daemon"]]
+)
+def test_a_fifo_is_refused_at_once_not_read(
+    workdir: Path, db: Path, foreign_dir: Path, argv: list[str]
+) -> None:
+    """Reading the header of a FIFO nobody writes to would block forever."""
+    fifo = foreign_dir / "foreign.db"
+    os.mkfifo(fifo)
+    res = cli(workdir, db, "--db", str(fifo), *argv, timeout=20)
+    one_line_error(res.code, res.out, res.err, "foreign.db", "not a regular file")
+    assert [p.name for p in foreign_dir.iterdir()] == ["foreign.db"]

@@ -251,6 +251,7 @@ BAD_IDS = [
     "1.0",
     "\ud800",
     "\x00",
+    "1\n2",  # a newline must not split the one-line error
 ]
 ID_COMMANDS = [["status"], ["cancel"], ["logs"], ["wait"], ["dlq", "retry"], ["dlq", "show"]]
 
@@ -315,3 +316,14 @@ def test_random_argv_bytes_in_args(workdir: Path, db: Path, tasks: Path, raw: by
     assert_ok_or_clean_error(run)
     if run.code != 0:
         assert db_content(db) == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["status", "1", "x\ny"], ["list", "--state", "a\nb"], ["schedules", "pause", "a", "b\r\n"]],
+    ids=["unrecognized", "bad-choice", "carriage-return"],
+)
+def test_control_characters_in_rejected_arguments_stay_on_one_line(
+    here: Path, db: Path, one_job: int, argv: list[str]
+) -> None:
+    assert_clean_error(run_in_process(argv))
