@@ -23,6 +23,7 @@ from tests.integration.conftest import (
     group_members,
     job,
     ledger,
+    overview,
     read_file_when_present,
     submit,
     submit_file,
@@ -58,7 +59,8 @@ def test_poison_pill_cycles_to_dead_while_the_queue_keeps_flowing(
         [{"task": "jtasks:record", "args": [f"o{i}", 5]} for i in range(N_ORDINARY)],
     )
     wait_counts(workdir, db, timeout=60, succeeded=N_ORDINARY, dead=1)
-    assert d.proc.poll() is None, d.log()  # the same daemon process throughout
+    assert d.proc.poll() is None, d.log()  # the same daemon process throughout,
+    assert [x["pid"] for x in overview(workdir, db)["daemons"]] == [d.pid]  # never replaced
 
     record = job(workdir, db, poison)
     assert record["state"] == "dead"
