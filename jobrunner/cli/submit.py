@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -190,14 +191,21 @@ def _read_file(client: Any, path: str, check: bool) -> list[Any]:
     """Every line checked before anything is written: one bad line writes nothing.
     A UTF-8 byte-order mark (as some Windows editors write) is skipped."""
     name = "<stdin>" if path == "-" else path
+    stdin = path == "-"
     try:
-        stream = sys.stdin if path == "-" else open(path, encoding="utf-8-sig")  # noqa: SIM115
+        if stdin:
+            # sys.stdin decodes as the locale says, and in the C locale lets bad bytes
+            # through as surrogates ("malformed JSON" instead of "not UTF-8"): decode here.
+            buffer = getattr(sys.stdin, "buffer", None)
+            stream = sys.stdin if buffer is None else io.TextIOWrapper(buffer, "utf-8-sig")
+        else:
+            stream = open(path, encoding="utf-8-sig")  # noqa: SIM115
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
     jobs = []
     from jobrunner.cli.bar import progress_bar
 
-    size = None if stream is sys.stdin else os.fstat(stream.fileno()).st_size
+    size = None if stdin else os.fstat(stream.fileno()).st_size
     try:
         with progress_bar("reading", size) as advance:
             read = 0
@@ -211,8 +219,10 @@ def _read_file(client: Any, path: str, check: bool) -> list[Any]:
     except UnicodeDecodeError:
         raise UsageError(f"{name}: not UTF-8 text") from None
     finally:
-        if stream is not sys.stdin:
+        if not stdin:
             stream.close()
+        elif isinstance(stream, io.TextIOWrapper) and stream is not sys.stdin:
+            stream.detach()  # leave sys.stdin's buffer open
     return jobs
 
 

@@ -45,11 +45,18 @@ def run_in_process(argv: list[str], stdin: str = "") -> Run:
     return Run(code, out.getvalue(), err.getvalue())
 
 
-def run_subprocess(workdir: Path, db: Path, argv: list[bytes], stdin: bytes = b"") -> Run:
+def run_subprocess(
+    workdir: Path, db: Path, argv: list[bytes], stdin: bytes = b"", locale: str | None = None
+) -> Run:
+    env = env_for(workdir, db)
+    if locale is not None:
+        env.update(LC_ALL=locale, LANG=locale)
+        env.pop("PYTHONUTF8", None)
+        env.pop("PYTHONIOENCODING", None)
     proc = subprocess.run(
         [PYTHON.encode(), b"-m", b"jobrunner", *argv],
         cwd=workdir,
-        env=env_for(workdir, db),
+        env=env,
         input=stdin,
         capture_output=True,
         timeout=60,

@@ -327,3 +327,24 @@ def test_control_characters_in_rejected_arguments_stay_on_one_line(
     here: Path, db: Path, one_job: int, argv: list[str]
 ) -> None:
     assert_clean_error(run_in_process(argv))
+
+
+def test_submit_file_from_stdin_decodes_utf8_itself(workdir: Path, db: Path, tasks: Path) -> None:
+    """stdin is decoded as UTF-8 whatever the locale: a bad byte is 'not UTF-8 text', not
+    'malformed JSON' (the C locale passes it through as a surrogate); a BOM is skipped."""
+    for env_locale in ("C.UTF-8", "C"):
+        run = run_subprocess(
+            workdir,
+            db,
+            [b"submit", b"--file", b"-"],
+            stdin=GOOD_LINE + b'{"task": "\xff"}\n',
+            locale=env_locale,
+        )
+        assert_clean_error(run)
+        assert "not UTF-8" in run.err, run.err
+        assert db_files(db) == []
+    run = run_subprocess(
+        workdir, db, [b"submit", b"--file", b"-"], stdin=b"\xef\xbb\xbf" + GOOD_LINE
+    )
+    assert run.code == 0, run.err
+    assert run.out.strip().isdigit()
