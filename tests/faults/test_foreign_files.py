@@ -4,9 +4,11 @@ tests/cli/test_databases.py runs every command against random bytes and another
 application's SQLite file, tests/store/test_sqlite.py the store against those and a newer
 schema. Here: the daemon against all of them (exit 2, one line, the file byte-identical
 with the same mtime, no -wal/-shm left beside it), and the odder files against a reader
-and a writer: an empty file, a truncated copy of a real database, another application's
-WAL-mode database with its -wal and -shm still beside it, and garbage sidecars beside a
-file that is not SQLite.
+(`status`) and a writer (`submit`): a truncated copy of a real database, another
+application's WAL-mode database with its -wal and -shm still beside it, garbage sidecars
+beside a file that is not SQLite, a foreign application id, a newer schema; an empty file
+and a blank SQLite file against readers, writers and the daemon; and a FIFO, which must
+be refused without being read (that would block).
 """
 
 from __future__ import annotations
@@ -160,7 +162,13 @@ def test_daemon_refuses_a_foreign_file_and_leaves_it_untouched(
 
 @pytest.mark.parametrize(
     "kind",
-    ["truncated", "other-app-wal-leftovers", "not-sqlite-with-sidecars", "other-app-with-id"],
+    [
+        "truncated",
+        "other-app-wal-leftovers",
+        "not-sqlite-with-sidecars",
+        "other-app-with-id",
+        "newer-schema",
+    ],
 )
 @pytest.mark.parametrize("argv", [["status"], ["submit", "--no-check", "jtasks:record"]])
 def test_reader_and_writer_refuse_the_odder_files(
