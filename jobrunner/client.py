@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from jobrunner import clock, wake
 from jobrunner.config import Config, config_path, database_path, load_config
+from jobrunner.durations import MAX_DURATION, MAX_SIZE
 from jobrunner.errors import JobNotFound, JobrunnerError, UsageError
 from jobrunner.jsonutil import dumps
 from jobrunner.lifecycle import FINAL, State
@@ -276,8 +277,6 @@ def _check_bounds(
     at: float | None,
     memory_limit: int | None,
 ) -> None:
-    from jobrunner.durations import MAX_DURATION, MAX_SIZE
-
     for name, value in (("priority", priority), ("retries", retries)):
         if value is not None and not -MAX_INT_OPTION <= value <= MAX_INT_OPTION:
             raise UsageError(f"{name} must be within +-{MAX_INT_OPTION}, got {value}")
