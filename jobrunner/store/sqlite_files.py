@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 from collections.abc import Callable
 
@@ -103,7 +102,7 @@ def create_database(path: str, build: Callable[[str], None]) -> None:
     creation cut short (kill -9, disk full) leaves no empty or half-made file at `path`,
     so every file found there that is not a jobrunner database can be refused. Two
     processes creating it at once: the first link wins, the other opens that one."""
-    tmp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.new"
+    tmp = f"{path}.{os.getpid()}-{os.urandom(4).hex()}.new"  # not `secrets`: it imports random
     # 0600 ourselves: SQLite would honour the umask (often 0644), and the -wal/-shm
     # files copy the main file's mode.
     os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
