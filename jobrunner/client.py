@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from jobrunner import clock, wake
 from jobrunner.config import Config, config_path, database_path, load_config
+from jobrunner.durations import MAX_DURATION, MAX_SIZE
 from jobrunner.errors import JobNotFound, JobrunnerError, UsageError
 from jobrunner.jsonutil import dumps
 from jobrunner.lifecycle import FINAL, State
@@ -112,6 +113,15 @@ class Client:
         ):
             if value is not None and value < 0:
                 raise UsageError(f"{name} must be >= 0, got {value}")
+        _check_bounds(priority, retries, (delay, backoff, timeout, cpu_limit), at, memory_limit)
+        for name, text in (("queue", queue), ("key", key)):
+            if text is not None:
+                _check_text(name, text)
+        for part in command or ():
+            if isinstance(part, str):
+                _check_text("command", part)
+                if "\0" in part:
+                    raise UsageError(f"command: {part!r} holds a NUL byte, which no argv can")
         args_list = list(args)
         _check_json("args", args_list)
         kwargs = dict(kwargs or {})
@@ -200,9 +210,23 @@ class Client:
 
 def _check_json(name: str, value: Any) -> None:
     try:
-        dumps(value)
+        _check_text(name, dumps(value))
     except (TypeError, ValueError, RecursionError) as exc:
         raise UsageError(f"{name}: not JSON-serializable: {exc}") from None
+
+
+def _check_text(name: str, text: str) -> None:
+    """Text is stored as UTF-8: a lone surrogate (what Python makes of invalid UTF-8 in
+    argv, or a JSON escape like \\ud800) cannot be, and would fail mid-insert."""
+    if text.isascii():  # the common case, and cheap
+        return
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        raise UsageError(
+            f"{name}: not valid Unicode text: lone surrogate {bad!r} (invalid UTF-8 in the input?)"
+        ) from None
 
 
 class JobHandle:
@@ -237,3 +261,29 @@ def task_reference(fn: Callable[..., Any]) -> str:
             f"{qualname}: defined in __main__, which a daemon cannot import; move it into a module"
         )
     return f"{module}:{qualname}"
+
+
+# SQLite stores 64-bit integers; these bounds keep far from that and from datetime's
+# year 9999, so an absurd value is a usage error here, not an OverflowError later.
+MAX_INT_OPTION = 2**31 - 1
+MAX_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z
+MIN_TIMESTAMP = -62135596800.0  # 0001-01-01T00:00:00Z
+
+
+def _check_bounds(
+    priority: int | None,
+    retries: int | None,
+    durations: tuple[float | None, ...],
+    at: float | None,
+    memory_limit: int | None,
+) -> None:
+    for name, value in (("priority", priority), ("retries", retries)):
+        if value is not None and not -MAX_INT_OPTION <= value <= MAX_INT_OPTION:
+            raise UsageError(f"{name} must be within +-{MAX_INT_OPTION}, got {value}")
+    for duration in durations:
+        if duration is not None and not duration <= MAX_DURATION:  # NaN fails too
+            raise UsageError(f"durations must be at most 100 years, got {duration}")
+    if at is not None and not MIN_TIMESTAMP <= at <= MAX_TIMESTAMP:
+        raise UsageError(f"at must be a time between the years 1 and 9999, got {at}")
+    if memory_limit is not None and not 0 < memory_limit <= MAX_SIZE:
+        raise UsageError(f"memory_limit must be 1 byte to 1EiB, got {memory_limit}")

@@ -189,13 +189,23 @@ class _Reader:
         value = data[key]
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.fail(table, key, f"expected a list of non-empty strings, got {value!r}")
+        for item in value:
+            self._no_nul(table, key, item)
         return list(value)
 
     def string(self, table: str, data: dict[str, Any], key: str, default: Any) -> Any:
         value = data.get(key, default)
         if value is not default and not isinstance(value, str):
             raise self.fail(table, key, f"expected a string, got {value!r}")
+        if isinstance(value, str):
+            self._no_nul(table, key, value)
         return value
+
+    def _no_nul(self, table: str, key: str, value: str) -> None:
+        # Paths, argv and module names end at a NUL byte in the OS: refuse it here, with
+        # file:line, rather than as a ValueError when the file is opened or the job runs.
+        if "\0" in value:
+            raise self.fail(table, key, f"{value!r} holds a NUL byte")
 
 
 def load_config(path: str | None) -> Config:
@@ -212,8 +222,9 @@ def load_config(path: str | None) -> Config:
     try:
         text = raw.decode()
         data = tomllib.loads(text)
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: config is not UTF-8 text") from None
+    except UnicodeDecodeError as exc:
+        bad_line = raw[: exc.start].count(b"\n") + 1  # file:line, as every config error
+        raise ConfigError(f"{path}:{bad_line}: config is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"at line (\d+)", str(exc))
         # tomllib says "at end of document" for an unterminated value: the last line
@@ -371,6 +382,9 @@ def _parse_task(r: _Reader, name: str, task: Any) -> TaskConfig:
     env = task.get("env", {})
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         raise r.fail(table, "env", "expected a table of strings")
+    for var, value in env.items():
+        if not var or "=" in var or "\0" in var + value:  # what execve refuses
+            raise r.fail(table, "env", f"{var!r} = {value!r} cannot be an environment variable")
     priority = task.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise r.fail(table, "priority", f"expected a whole number, got {priority!r}")

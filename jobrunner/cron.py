@@ -48,7 +48,8 @@ class CronSpec:
         except CroniterBadDateError:
             raise ValueError(f"cron {expr!r}: names no date that exists; it never fires") from None
         except (ValueError, KeyError) as exc:
-            raise ValueError(f"cron {expr!r}: {exc}") from None
+            # croniter quotes the expression raw: a newline in it must not split the error
+            raise ValueError(f"cron {expr!r}: {' '.join(str(exc).split())}") from None
         self.expr = expr
         self.tz = ZoneInfo(tz)
         self.has_seconds = len(fields) == 6
@@ -64,9 +65,12 @@ class CronSpec:
         if until <= since:
             return []
         # Wall times run up to the lookback behind or ahead of real time across a
-        # transition, so scan a little wider and filter on real instants.
-        end = _wall(until, self.tz) + _LOOKBACK
-        it = croniter(self.expr, _wall(since, self.tz) - _LOOKBACK)
+        # transition, so scan a little wider and filter on real instants. Away from any
+        # transition wall time is real time plus a fixed offset: scan just the window
+        # (a per-second cron would otherwise step through 6 hours of seconds each tick).
+        margin = _LOOKBACK if _near_transition(since, until, self.tz) else dt.timedelta(0)
+        end = _wall(until, self.tz) + margin
+        it = croniter(self.expr, _wall(since, self.tz) - margin)
         found: set[float] = set()
         while True:
             wall = it.get_next(dt.datetime)
@@ -105,6 +109,22 @@ def interval_fires(every: float, since: float, until: float) -> Iterator[float]:
     while k * every <= until:
         yield k * every
         k += 1
+
+
+def _near_transition(since: float, until: float, tz: ZoneInfo) -> bool:
+    """Whether the UTC offset changes within the lookback of either end of the window.
+    (A change further inside it moves wall times by less than their distance from the
+    ends, so the window's own wall times still cover them.)"""
+    span = _LOOKBACK.total_seconds()
+    for edge in (since, until):
+        offsets = {_offset(edge + d, tz) for d in (-span, 0.0, span)}
+        if len(offsets) > 1:
+            return True
+    return False
+
+
+def _offset(ts: float, tz: ZoneInfo) -> dt.timedelta | None:
+    return dt.datetime.fromtimestamp(ts, tz).utcoffset()
 
 
 def _wall(ts: float, tz: ZoneInfo) -> dt.datetime:

@@ -7,13 +7,20 @@ import re
 
 from jobrunner.errors import UsageError
 
+# Beyond these a value is a typo, and a hazard: times past year 9999 cannot be shown,
+# and rlimits and SQLite integers overflow.
+MAX_DURATION = 36500 * 86400.0  # 100 years
+MAX_SIZE = 1 << 60  # 1 EiB
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
 
 
 def parse_duration(text: str | int | float, where: str = "duration") -> float:
     """Seconds in `text`; raises UsageError naming `where` on anything else."""
-    if isinstance(text, bool):
+    # not a string or a number (a JSON line's list or null, a TOML table): a usage error,
+    # not a TypeError from the regex
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
         raise UsageError(f"{where}: expected a duration like 30s, 5m, 2h, got {text!r}")
     if isinstance(text, int | float):
         try:
@@ -29,6 +36,8 @@ def parse_duration(text: str | int | float, where: str = "duration") -> float:
         value = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     if not math.isfinite(value) or value < 0:
         raise UsageError(f"{where}: {text!r} must be a finite, non-negative duration")
+    if value > MAX_DURATION:
+        raise UsageError(f"{where}: {text!r} is too long (at most 36500d)")
     return value
 
 
@@ -50,17 +59,19 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 def parse_size(text: str | int, where: str = "size") -> int:
     """Bytes in `text`: `512MB`, `2GiB`, `800k`, or a bare number of bytes."""
-    if isinstance(text, bool):
+    if isinstance(text, bool) or not isinstance(text, str | int):
         raise UsageError(f"{where}: expected a size like 512MB, got {text!r}")
     if isinstance(text, int):
-        value = float(text)
+        value = float(min(text, 2 * MAX_SIZE))  # no OverflowError for a huge JSON int
     else:
         match = _SIZE.match(text)
         unit = match.group(2).lower() if match else ""
         if not match or unit not in _SIZE_UNITS:
             raise UsageError(f"{where}: {text!r} is not a size (use e.g. 512MB, 2GiB, 800kB)")
         value = float(match.group(1)) * _SIZE_UNITS[unit]
-    if not math.isfinite(value) or value < 4096:
+    if not math.isfinite(value) or value > MAX_SIZE:
+        raise UsageError(f"{where}: {text!r} is too large (at most 1EiB)")
+    if value < 4096:
         raise UsageError(f"{where}: {text!r} is too small (at least 4kB)")
     return int(value)
 

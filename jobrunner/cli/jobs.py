@@ -16,13 +16,21 @@ EXIT_TIMEOUT = 124
 FOLLOW_POLL = 0.1
 
 
+MAX_JOB_ID = 2**63 - 1  # SQLite's largest rowid
+
+
 def job_id(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a job id (a whole number)") from None
+    # ASCII digits only: int() would also take '١٢' (Arabic-Indic digits), ' 12', '1_2'
+    # and '+12', so a mistyped id could name another job.
+    if not (text.isascii() and text.isdigit()):
+        if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
+            raise argparse.ArgumentTypeError(f"{text!r} is not a job id (a positive number)")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a job id (a whole number)")
+    value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a job id (a positive number)")
+    if value > MAX_JOB_ID:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a job id (too large)")
     return value
 
 

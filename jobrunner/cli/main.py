@@ -57,8 +57,16 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.stderr.write(f"{self.prog}: error: {one_line(message)} (see --help)\n")
         raise SystemExit(EXIT_USAGE)
+
+
+def one_line(message: str) -> str:
+    """Control characters escaped: an argument holding a newline (argparse quotes the
+    arguments it rejects) must not split the one-line error."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 class Context:
@@ -139,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(ctx, args) or 0)
     except JobrunnerError as exc:
-        sys.stderr.write(f"jobrunner: error: {exc}\n")
+        sys.stderr.write(f"jobrunner: error: {one_line(str(exc))}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -50,7 +51,7 @@ def add_parsers(sub: Any) -> None:
 def _json(text: str, what: str, kind: type, where: str) -> Any:
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also a 5000-digit number
         raise UsageError(f"{where}{what}: malformed JSON: {exc}") from None
     if not isinstance(value, kind):
         expected = "array" if kind is list else "object"
@@ -65,9 +66,14 @@ def parse_at(text: str, where: str = "--at") -> float:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(f"{where}: {text!r} is not an ISO 8601 time") from None
-    if when.tzinfo is None:
-        when = when.astimezone()  # local time, as `at` reads it
-    return when.timestamp()
+    try:
+        if when.tzinfo is None:
+            when = when.astimezone()  # local time, as `at` reads it
+        ts = when.timestamp()
+        when.astimezone(dt.UTC)  # shown in UTC: must stay within years 1..9999 there
+    except (OverflowError, ValueError):
+        raise UsageError(f"{where}: {text!r} is out of range (years 1 to 9999 in UTC)") from None
+    return ts
 
 
 def _options(values: dict[str, Any], where: str) -> dict[str, Any]:
@@ -94,7 +100,8 @@ def _options(values: dict[str, Any], where: str) -> dict[str, Any]:
         out["memory_limit"] = parse_size(values["memory_limit"], where=f"{where}memory-limit")
     for name in ("delay", "backoff", "timeout", "cpu_limit"):
         if values.get(name) is not None:
-            out[name] = parse_duration(values[name], where=f"{where}{name}")
+            flag = name.replace("_", "-") if where == "--" else name  # --cpu-limit
+            out[name] = parse_duration(values[name], where=f"{where}{flag}")
     if values.get("at") is not None:
         if not isinstance(values["at"], str):
             raise UsageError(f"{where}at: expected an ISO 8601 string")
@@ -181,16 +188,24 @@ LINE_KEYS = {
 
 
 def _read_file(client: Any, path: str, check: bool) -> list[Any]:
-    """Every line checked before anything is written: one bad line writes nothing."""
+    """Every line checked before anything is written: one bad line writes nothing.
+    A UTF-8 byte-order mark (as some Windows editors write) is skipped."""
     name = "<stdin>" if path == "-" else path
+    stdin = path == "-"
     try:
-        stream = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+        if stdin:
+            # sys.stdin decodes as the locale says, and in the C locale lets bad bytes
+            # through as surrogates ("malformed JSON" instead of "not UTF-8"): decode here.
+            buffer = getattr(sys.stdin, "buffer", None)
+            stream = sys.stdin if buffer is None else io.TextIOWrapper(buffer, "utf-8-sig")
+        else:
+            stream = open(path, encoding="utf-8-sig")  # noqa: SIM115
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
     jobs = []
     from jobrunner.cli.bar import progress_bar
 
-    size = None if stream is sys.stdin else os.fstat(stream.fileno()).st_size
+    size = None if stdin else os.fstat(stream.fileno()).st_size
     try:
         with progress_bar("reading", size) as advance:
             read = 0
@@ -204,8 +219,10 @@ def _read_file(client: Any, path: str, check: bool) -> list[Any]:
     except UnicodeDecodeError:
         raise UsageError(f"{name}: not UTF-8 text") from None
     finally:
-        if stream is not sys.stdin:
+        if not stdin:
             stream.close()
+        elif isinstance(stream, io.TextIOWrapper) and stream is not sys.stdin:
+            stream.detach()  # leave sys.stdin's buffer open
     return jobs
 
 
@@ -214,7 +231,7 @@ def _parse_line(client: Any, line: str, number: int, name: str, check: bool) -> 
     where = f"{name}:{number}: "
     try:
         obj = json.loads(line)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also a 5000-digit number
         raise UsageError(f"{where}malformed JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise UsageError(f"{where}expected a JSON object per line")

@@ -36,6 +36,7 @@ from jobrunner.models import (
 )
 from jobrunner.store.forkguard import ForkedConnectionError as ForkedConnectionError  # re-export
 from jobrunner.store.forkguard import open_stores
+from jobrunner.store.sqlite_files import open_or_create_file, remove_new_sidecars
 from jobrunner.store.sqlite_sql import (
     APPLICATION_ID,
     BUSY_TIMEOUT_MS,
@@ -46,7 +47,6 @@ from jobrunner.store.sqlite_sql import (
     SCHEMA_VERSION,
     Q,
     attempt_row,
-    check_foreign_file,
     end_attempt_row,
     insert_many_sql,
     job_from_row,
@@ -61,28 +61,33 @@ if TYPE_CHECKING:
 class SQLiteStore:
     """One connection; not shared across fork (workers never open the database)."""
 
-    def __init__(self, path: str, *, create: bool = True, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, path: str, *, create: bool = True, synchronous: str = "FULL", _new: bool = False
+    ) -> None:
+        """Open the jobrunner database at `path`; with `create`, make one when none is
+        there. (`_new`: `path` is the blank file create_database builds a database in.)"""
         self.path = path
-        check_foreign_file(path)
-        exists = os.path.exists(path)
-        if not exists:
-            if not create:
-                raise NotADatabase(
-                    f"{path}: no jobrunner database here (submit a job or start the daemon "
-                    "to create one, or pass --db)"
-                )
-            parent = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(parent):
-                raise NotADatabase(f"{path}: directory {parent} does not exist")
-            # Create it 0600 ourselves: SQLite would honour the umask (often 0644), and
-            # the -wal/-shm files copy the main file's mode.
-            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
+        if not _new:
+            open_or_create_file(
+                path,
+                create,
+                lambda tmp: SQLiteStore(tmp, synchronous=synchronous, _new=True).close(),
+            )
+        sidecars = {s for s in ("-wal", "-shm") if os.path.exists(path + s)}
         try:
             self.db: Any = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
             open_stores.add(self)
+            # Until the file is known to be ours, closing must not checkpoint: that would
+            # fold another application's leftover -wal into its database and delete it.
+            self.db.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
             self.db.setbusytimeout(BUSY_TIMEOUT_MS)
-            current = self._check_ours()
+            try:
+                current = self._check_ours(_new)
+            except (NotADatabase, apsw.CorruptError):
+                self._close_quietly()
+                remove_new_sidecars(path, sidecars)
+                raise
+            self.db.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0)
             self.db.execute("PRAGMA journal_mode = WAL")
             if synchronous.upper() not in ("FULL", "NORMAL"):
                 raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
@@ -94,6 +99,11 @@ class SQLiteStore:
         except apsw.NotADBError:
             self._close_quietly()
             raise NotADatabase(f"{path}: not a jobrunner database; left untouched") from None
+        except apsw.CorruptError as exc:  # e.g. a truncated copy of a database
+            self._close_quietly()
+            raise NotADatabase(
+                f"{path}: the database file is damaged ({exc}); left untouched"
+            ) from None
         except (apsw.BusyError, apsw.IOError, apsw.FullError, apsw.CantOpenError) as exc:
             self._close_quietly()
             raise StoreUnavailable(f"{path}: cannot open the database: {exc}") from None
@@ -110,8 +120,11 @@ class SQLiteStore:
 
     # -- setup --------------------------------------------------------------------------
 
-    def _check_ours(self) -> bool:
-        """Refuse a file that is not ours; True when ours and up to date."""
+    def _check_ours(self, new: bool) -> bool:
+        """Read-only checks, before anything is written: ours, and not from the future;
+        True when ours and up to date. A blank SQLite file (no tables, no application
+        id) becomes ours only when `new`, the file create_database made: no other file
+        is turned into a jobrunner database."""
         app_id = self.db.execute("PRAGMA application_id").fetchall()[0][0]
         version = self.db.execute("PRAGMA user_version").fetchall()[0][0]
         if app_id == APPLICATION_ID:
@@ -125,6 +138,10 @@ class SQLiteStore:
         if app_id != 0 or tables:
             raise NotADatabase(
                 f"{self.path}: an SQLite database of another application; left untouched"
+            )
+        if not new:
+            raise NotADatabase(
+                f"{self.path}: an empty SQLite database, not a jobrunner one; left untouched"
             )
         return False
 

@@ -8,7 +8,6 @@ import os
 import re
 from collections.abc import Sequence
 
-from jobrunner.errors import NotADatabase
 from jobrunner.jsonutil import dumps
 from jobrunner.lifecycle import FINAL, State
 from jobrunner.models import AttemptEnd, Job
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
 
 APPLICATION_ID = 0x4A6F6252  # "JobR": marks a file as a jobrunner database
 BUSY_TIMEOUT_MS = 10_000
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 JOB_COLUMNS = (
     "id, state, task, command, args, kwargs, queue, priority, attempts, max_attempts, "
@@ -149,16 +147,3 @@ def attempt_row(end: AttemptEnd, owner: str) -> tuple[Any, ...]:
         end.exit_code,
         end.signal,
     )
-
-
-def check_foreign_file(path: str) -> None:
-    """Refuse, without touching it, a file that is not SQLite at all."""
-    try:
-        with open(path, "rb") as f:
-            header = f.read(len(SQLITE_HEADER))
-    except FileNotFoundError:
-        return
-    except IsADirectoryError:
-        raise NotADatabase(f"{path}: is a directory, not a jobrunner database") from None
-    if header and header != SQLITE_HEADER:
-        raise NotADatabase(f"{path}: not a jobrunner database (not an SQLite file); left untouched")

@@ -294,7 +294,7 @@ def test_a_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
 def test_a_binary_config_file_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "bin.toml"
     path.write_bytes(b"\xff\xfe\x00junk")
-    assert config_error(str(path)).startswith(f"{path}: ")
+    assert config_error(str(path)).startswith(f"{path}:1: ")  # file:line, line of the bad byte
 
 
 # -- where the config and the database are ------------------------------------------------

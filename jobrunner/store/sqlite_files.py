@@ -1,0 +1,121 @@
+"""The database file itself: refusing files that are not ours without touching them, and
+creating a new database so that no half-made file is ever seen at its path."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Callable
+
+from jobrunner.errors import NotADatabase
+from jobrunner.store.sqlite_sql import APPLICATION_ID
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+SIDECARS = ("-wal", "-shm")
+
+
+def check_foreign_file(path: str) -> None:
+    """Refuse, without touching it or opening it with SQLite (which may create -wal and
+    -shm files beside it), a file that its header shows is not a usable jobrunner
+    database: not SQLite, another application's id, or shorter than its pages."""
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise NotADatabase(f"{path}: is a directory, not a jobrunner database")
+        if not stat.S_ISREG(mode):  # reading a FIFO would block forever
+            raise NotADatabase(f"{path}: not a regular file, not a jobrunner database")
+        with open(path, "rb") as f:
+            header = f.read(100)
+            size = os.fstat(f.fileno()).st_size
+    except FileNotFoundError:
+        return
+    except ValueError:  # a NUL byte: no file can have this name
+        raise NotADatabase(f"{path!r}: not a usable file name (it holds a NUL byte)") from None
+    except OSError as exc:  # name too long, a file as a folder, no permission
+        raise NotADatabase(f"{path}: cannot read: {exc.strerror}") from None
+    if not header:
+        return  # empty: the caller decides
+    if not header.startswith(SQLITE_HEADER) or len(header) < 100:
+        raise NotADatabase(f"{path}: not a jobrunner database (not an SQLite file); left untouched")
+    app_id = int.from_bytes(header[68:72], "big", signed=True)
+    if app_id not in (0, APPLICATION_ID):
+        raise NotADatabase(f"{path}: an SQLite database of another application; left untouched")
+    # The header's page count is valid when its change counter matches (offsets 24, 92);
+    # SQLite never leaves a file shorter than that, a cut-off copy is.
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if header[24:28] == header[92:96] and size < pages * page_size:
+        raise NotADatabase(
+            f"{path}: the database file is damaged (truncated: {size} bytes of "
+            f"{pages * page_size}); left untouched"
+        )
+
+
+def open_or_create_file(path: str, create: bool, build: Callable[[str], None]) -> None:
+    """Check, before SQLite opens it, that `path` can be a jobrunner database; with
+    `create`, make one with `build` when nothing is there."""
+    if not path.isascii():
+        try:
+            path.encode()
+        except UnicodeEncodeError:  # undecodable bytes in argv: SQLite takes UTF-8 names
+            raise NotADatabase(
+                f"{path!r}: the file name is not valid UTF-8, which SQLite needs"
+            ) from None
+    check_foreign_file(path)
+    if os.path.exists(path):
+        if os.path.getsize(path) == 0:
+            # SQLite would take an empty file for an empty database and make it ours. We
+            # never leave one (create_database), so it is someone else's: refuse it.
+            raise NotADatabase(
+                f"{path}: an empty file, not a jobrunner database; left untouched "
+                "(remove it to start a new database there)"
+            )
+        return
+    if not create:
+        raise NotADatabase(
+            f"{path}: no jobrunner database here (submit a job or start the daemon "
+            "to create one, or pass --db)"
+        )
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise NotADatabase(f"{path}: directory {parent} does not exist")
+    try:
+        create_database(path, build)
+    except PermissionError as exc:
+        raise NotADatabase(f"{path}: cannot create the database: {exc.strerror}") from None
+
+
+def remove_new_sidecars(path: str, existed: set[str]) -> None:
+    """Reading a WAL-mode file creates its -wal and -shm: remove those a refused file did
+    not have before, so a refusal leaves the folder as it was. (Nothing was written to
+    them: closing without a checkpoint leaves an empty -wal.)"""
+    for suffix in set(SIDECARS) - existed:
+        with contextlib.suppress(OSError):
+            os.remove(path + suffix)
+
+
+def create_database(path: str, build: Callable[[str], None]) -> None:
+    """Make a new database at `path` atomically: `build` makes it complete (schema and
+    application id) under a temporary name, which is then hard-linked into place. A
+    creation cut short (kill -9, disk full) leaves no empty or half-made file at `path`,
+    so every file found there that is not a jobrunner database can be refused. Two
+    processes creating it at once: the first link wins, the other opens that one."""
+    tmp = f"{path}.{os.getpid()}-{os.urandom(4).hex()}.new"  # not `secrets`: it imports random
+    # 0600 ourselves: SQLite would honour the umask (often 0644), and the -wal/-shm
+    # files copy the main file's mode.
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    try:
+        build(tmp)  # closed again: checkpointed, its -wal folded in and removed
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it first
+        except OSError:  # a file system without hard links: a narrower race instead
+            if not os.path.exists(path):
+                os.rename(tmp, path)
+    finally:
+        for suffix in ("", *SIDECARS):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp + suffix)
