@@ -351,7 +351,7 @@ class Supervisor:
         )
 
     def _flush(self) -> None:
-        # Each list is cleared only once its write committed, so none is lost to a failure.
+        # A list is cleared only once its write committed: a failed write loses nothing.
         if self.ends:
             ends = self.ends
             applied = self.store.job_end_many(self.id, ends)
@@ -428,8 +428,8 @@ class Supervisor:
                 self.release.append((job.id, job.attempts))
             else:
                 self.ready.appendleft(job)
-        # Stragglers in its group (a job's child processes) must not outlive it: the job
-        # is retried elsewhere. After a kill order, at its SIGKILL time; after a crash, now.
+        # A job's leftover processes must not outlive it (it is retried elsewhere): SIGKILL
+        # the group at the kill order's time, or now after a crash.
         kill_at = w.kill.kill_at if w.kill is not None else self.clock.monotonic()
         self.pending_group_kills.append((kill_at, w.pid))
         if not self.stopping:

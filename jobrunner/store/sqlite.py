@@ -18,7 +18,6 @@ from jobrunner.errors import (
     JobNotFound,
     NotADatabase,
     StoreUnavailable,
-    UsageError,
 )
 from jobrunner.jsonutil import dumps as _dumps
 from jobrunner.lifecycle import Outcome, State
@@ -36,7 +35,11 @@ from jobrunner.models import (
 )
 from jobrunner.store.forkguard import ForkedConnectionError as ForkedConnectionError  # re-export
 from jobrunner.store.forkguard import open_stores
-from jobrunner.store.sqlite_files import open_or_create_file, remove_new_sidecars
+from jobrunner.store.sqlite_files import (
+    create_backup_file,
+    open_or_create_file,
+    remove_new_sidecars,
+)
 from jobrunner.store.sqlite_sql import (
     APPLICATION_ID,
     BUSY_TIMEOUT_MS,
@@ -442,15 +445,8 @@ class SQLiteStore:
         """Write a consistent copy of the database to `path`, a new file; returns its size.
 
         Online: VACUUM INTO reads one snapshot, so the daemon and submitters carry on.
-        The file is created here first, exclusively and private like the database (a
-        job's arguments may be secrets), so an existing path is never overwritten."""
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        except FileExistsError:
-            raise UsageError(f"{path}: already exists; a backup never overwrites a file") from None
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot create the backup: {exc.strerror}") from None
-        os.close(fd)
+        The file is made first, private (args may be secrets) and never over a file."""
+        create_backup_file(path)
         try:
             self.db.execute(Q["vacuum_into"], (path,))
             with open(path, "rb+") as f:

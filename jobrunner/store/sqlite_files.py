@@ -8,7 +8,7 @@ import os
 import stat
 from collections.abc import Callable
 
-from jobrunner.errors import NotADatabase
+from jobrunner.errors import NotADatabase, UsageError
 from jobrunner.store.sqlite_sql import APPLICATION_ID
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -119,3 +119,14 @@ def create_database(path: str, build: Callable[[str], None]) -> None:
         for suffix in ("", *SIDECARS):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp + suffix)
+
+
+def create_backup_file(path: str) -> None:
+    """Create `path` for a backup: exclusively (never over a file) and private."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        raise UsageError(f"{path}: already exists; a backup never overwrites a file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot create the backup: {exc.strerror}") from None
+    os.close(fd)

@@ -59,7 +59,17 @@ def test_a_timed_out_job_keeps_what_it_printed(
 ) -> None:
     write_module(workdir, "logjobs", LOG_JOBS)
     daemons.append(Daemon(workdir, db, "--workers", "1"))
-    job_id = submit(workdir, db, "logjobs:shout_then_hang", "--args", '["t"]', "--timeout", "1s")
+    job_id = submit(
+        workdir,
+        db,
+        "logjobs:shout_then_hang",
+        "--args",
+        '["t"]',
+        "--timeout",
+        "1s",
+        "--retries",
+        "0",
+    )
     cli(workdir, db, "wait", str(job_id), "--timeout", "30s")
     assert job(workdir, db, job_id)["state"] == "dead"
     assert "t: about to hang" in logs(workdir, db, job_id)
