@@ -3,7 +3,7 @@
 One loop, no threads: poll() on the wake socket, the signal pipe and the workers'
 result pipes; claim in batches up to the free worker slots; record finishes in
 groups; heartbeat, rescue, enforce timeouts and cancels. `run()` is the daemon as a
-library function (pueue); the CLI only parses arguments and calls it.
+library function; the CLI only parses arguments and calls it.
 """
 
 from __future__ import annotations
