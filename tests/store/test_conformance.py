@@ -306,6 +306,33 @@ def test_claimed_jobs_are_running_with_an_attempt_and_owner(store: Store) -> Non
         assert seen.cancel_requested is False
 
 
+def test_a_claimed_job_is_exactly_what_the_store_then_holds(store: Store) -> None:
+    """The claim returns each job as it leaves it, field for field, including a retry
+    whose first attempt reported progress (cleared for the new attempt)."""
+    (job_id,) = insert(store, job(args=[1, "a"], kwargs={"k": [2]}, run_at=NOW - 5))
+    (first,) = claim(store, now=NOW)
+    store.job_progress_many(OWNER, [(job_id, 1, 0.5, "half", NOW + 1)])
+    store.job_end_many(
+        OWNER,
+        [
+            AttemptEnd(
+                job_id,
+                1,
+                Outcome.FAILED,
+                State.RETRYING,
+                run_at=NOW + 2,
+                error="boom",
+                started_at=NOW,
+                finished_at=NOW + 1,
+            )
+        ],
+    )
+    (second,) = claim(store, now=NOW + 3)
+    assert second == get(store, job_id)
+    assert (second.attempts, second.progress, second.error) == (2, None, "boom")
+    assert first.progress is None
+
+
 def test_claims_never_return_the_same_job(store: Store) -> None:
     ids = insert(store, *[job() for _ in range(5)])
     first = claim(store, owner=OWNER, limit=3)
