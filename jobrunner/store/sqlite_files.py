@@ -42,15 +42,30 @@ def check_foreign_file(path: str) -> None:
     if app_id not in (0, APPLICATION_ID):
         raise NotADatabase(f"{path}: an SQLite database of another application; left untouched")
     # The header's page count is valid when its change counter matches (offsets 24, 92);
-    # SQLite never leaves a file shorter than that, a cut-off copy is.
+    # at rest SQLite never leaves a file shorter than that, a cut-off copy is. But while
+    # a checkpoint copies the WAL in, page 1 (the header) can be written before the
+    # file has grown: only a file with no WAL in use is judged, and on its size taken
+    # after the WAL was seen empty (a checkpoint empties the WAL once the file is whole).
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
-    if header[24:28] == header[92:96] and size < pages * page_size:
+    if (
+        header[24:28] == header[92:96]
+        and size < pages * page_size
+        and _size(path + "-wal") == 0
+        and _size(path) < pages * page_size
+    ):
         raise NotADatabase(
             f"{path}: the database file is damaged (truncated: {size} bytes of "
             f"{pages * page_size}); left untouched"
         )
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
 
 
 def open_or_create_file(path: str, create: bool, build: Callable[[str], None]) -> None:

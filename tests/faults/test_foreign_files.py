@@ -14,6 +14,8 @@ be refused without being read (that would block).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import pytest
 from jobrunner.client import Client
 from jobrunner.errors import NotADatabase
 from jobrunner.store import open_store
+from jobrunner.store.sqlite_files import check_foreign_file
 from jobrunner.store.sqlite_sql import APPLICATION_ID, SCHEMA_VERSION
 from tests.helpers import cli
 
@@ -246,3 +249,50 @@ def test_a_fifo_is_refused_at_once_not_read(
     res = cli(workdir, db, "--db", str(fifo), *argv, timeout=20)
     one_line_error(res.code, res.out, res.err, "foreign.db", "not a regular file")
     assert [p.name for p in foreign_dir.iterdir()] == ["foreign.db"]
+
+
+WRITER = """
+import sys, time
+from jobrunner.models import JobInsert
+from jobrunner.store import open_store
+store = open_store(sys.argv[1])
+stop = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < stop:
+    store.job_insert_many([JobInsert(task="a.b:c", args=["x" * 200]) for _ in range(50)], 0.0)
+store.close()
+"""
+
+
+def test_a_database_being_checkpointed_is_never_taken_for_a_truncated_one(
+    tmp_path: Path,
+) -> None:
+    """While a checkpoint copies the WAL in, the file's header can already count pages
+    the file does not have yet; an open at that moment once refused a live database
+    as damaged (seen in CI: a concurrent submitter failed with exit 2)."""
+    path = tmp_path / "jobs.db"
+    open_store(str(path)).close()
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), "2.5"], env=env_for_repo())
+        for _ in range(2)
+    ]
+    refused: list[str] = []
+    opens = 0
+    try:
+        while any(w.poll() is None for w in writers) and len(refused) < 3:
+            try:
+                check_foreign_file(str(path))
+            except NotADatabase as exc:
+                refused.append(str(exc))
+            opens += 1
+    finally:
+        for w in writers:
+            w.wait(timeout=30)
+    assert [w.returncode for w in writers] == [0, 0]
+    assert opens > 1000 and path.stat().st_size > 4 << 20  # checkpoints did happen
+    assert refused == []
+
+
+def env_for_repo() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    return env
