@@ -11,6 +11,7 @@ from jobrunner.record import Record, field
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
+    from collections.abc import Set
     from typing import Any
 
 DEFAULT_DB = "jobrunner.db"
@@ -157,7 +158,7 @@ class _Reader:
         where = f"{table}.{key}" if table and key else (key or table or "config")
         return ConfigError(f"{self.path}:{self.line_of(table, key)}: {where}: {message}")
 
-    def unknown_keys(self, table: str, data: dict[str, Any], allowed: set[str]) -> None:
+    def unknown_keys(self, table: str, data: dict[str, Any], allowed: Set[str]) -> None:
         for key in data:
             if key not in allowed:
                 import difflib
@@ -347,6 +348,25 @@ def _parse_retention(r: _Reader, data: dict[str, Any]) -> RetentionConfig:
     return retention
 
 
+# The keys a [tasks.NAME] table may hold.
+TASK_KEYS = frozenset(
+    {
+        "function",
+        "command",
+        "queue",
+        "priority",
+        "retries",
+        "backoff",
+        "timeout",
+        "cwd",
+        "env",
+        "memory_limit",
+        "cpu_limit",
+        "nice",
+    }
+)
+
+
 def _parse_task(r: _Reader, name: str, task: Any) -> TaskConfig:
     table = f"tasks.{name}"
     if not isinstance(task, dict):
@@ -356,20 +376,7 @@ def _parse_task(r: _Reader, name: str, task: Any) -> TaskConfig:
     r.unknown_keys(
         table,
         task,
-        {
-            "function",
-            "command",
-            "queue",
-            "priority",
-            "retries",
-            "backoff",
-            "timeout",
-            "cwd",
-            "env",
-            "memory_limit",
-            "cpu_limit",
-            "nice",
-        },
+        TASK_KEYS,
     )
     function = r.string(table, task, "function", None)
     command = r.string_list(table, task, "command")

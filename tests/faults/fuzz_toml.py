@@ -10,6 +10,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from jobrunner import config
 from jobrunner.config import SCHEDULE_KEYS
 
 TOP_KEYS = ["database", "synchronous", "imports", "log_max_bytes"]
@@ -22,20 +23,7 @@ DAEMON_KEYS = [
     "kill_grace",
     "synchronous",
 ]
-TASK_KEYS = [
-    "function",
-    "command",
-    "queue",
-    "priority",
-    "retries",
-    "backoff",
-    "timeout",
-    "cwd",
-    "env",
-    "memory_limit",
-    "cpu_limit",
-    "nice",
-]
+TASK_KEYS = sorted(config.TASK_KEYS)
 RETENTION_KEYS = ["succeeded", "dead"]
 TYPO_KEYS = ["wrokers", "lease ", "Workers", "cron2", "ünïcode", "a.b", ""]
 
