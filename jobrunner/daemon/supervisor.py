@@ -327,6 +327,7 @@ class Supervisor:
                 w.head_since = mono
                 w.head_wall = message.finished_at
                 self.running_by_queue[job.queue] -= 1
+                self.check_db |= job.queue in self.config.queue_concurrency  # under a cap
                 duration = max(message.finished_at - message.started_at, 1e-6)
                 self.avg_duration = 0.8 * self.avg_duration + 0.2 * duration
                 end = outcomes.from_done(job, message, self.clock.now())
@@ -521,8 +522,11 @@ class Supervisor:
         """How long to sleep before polling the database without a wake-up."""
         wait = self.config.daemon.poll_interval
         due = self.store.job_next_due()
-        if due is not None:
-            wait = min(wait, max(0.0, due - self.clock.now()))
+        # One already due that the claim left is not ours to take now (another queue,
+        # or its queue at its cap, whose next finish sets check_db): waiting for it
+        # would be a busy loop.
+        if due is not None and due > self.clock.now():
+            wait = min(wait, due - self.clock.now())
         return wait
 
     def _dispatch(self, live: list[WorkerHandle], depth: int) -> None:

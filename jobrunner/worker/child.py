@@ -36,6 +36,7 @@ from jobrunner.worker.spool import LogSpool, keep_tail
 from jobrunner.worker.usage import PROGRESS_EVERY, Limits, PeakRss, ProgressLines, cpu_seconds
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 RESULT_MAX_BYTES = 1 << 20
 
 _libc: Any = None
@@ -43,6 +44,13 @@ try:
     _libc = ctypes.CDLL(None, use_errno=True)
 except OSError:  # pragma: no cover - not Linux
     _libc = None
+
+
+def adopt_orphans() -> None:
+    """Become the parent of the job's processes whose own parent exits (a subreaper,
+    Linux), so a job's leftover processes are seen (and reaped) by this worker."""
+    if _libc is not None and hasattr(_libc, "prctl"):
+        _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def die_with_parent() -> None:
@@ -139,10 +147,11 @@ class Worker:
                 done = self._run_python_measured(spec, log_fd, started)
         finally:
             current = None
-            if in_process:
-                self.spool.end(spec.id, _left_children())
-            else:
+            _reap_leftovers()
+            if not in_process:
                 self._close_log(spec, log_fd)
+            elif problem := self.spool.end(spec.id, spec.attempt, _left_children()):
+                os.write(2, f"jobrunner worker {os.getpid()}: job {spec.id}: {problem}\n".encode())
         return done
 
     # -- progress -------------------------------------------------------------------------
@@ -410,6 +419,14 @@ def _restore(saved: tuple[int, int]) -> None:
     os.close(saved[1])
 
 
+def _reap_leftovers() -> None:
+    """Reap the job's processes that have exited (with adopt_orphans, the worker is
+    their parent); those still running are what _left_children sees."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
 def _left_children() -> bool:
     """Whether the job left processes of its own running (they may hold its output)."""
     try:
@@ -449,6 +466,7 @@ def worker_main(rfd: int, wfd: int, log_dir: str, log_max_bytes: int, parent: in
     try:
         os.setpgid(0, 0)
         die_with_parent()
+        adopt_orphans()
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):

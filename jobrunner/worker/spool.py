@@ -26,11 +26,16 @@ than a file, and still write their `<id>.log` directly.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+
+log = logging.getLogger("jobrunner.daemon")
 
 RUNNING = ".running"
 MARK_BYTES = 40
 BLANK = b" " * MARK_BYTES
+PUBLISHED = "P"  # third word of a mark: the output is in the log already
+HOST = os.uname().nodename.replace(os.sep, "_")
 COPY_CHUNK = 1 << 20
 
 
@@ -40,6 +45,11 @@ def running_dir(log_dir: str) -> str:
 
 def attempt_header(attempt: int) -> bytes:
     return f"--- attempt {attempt} ---\n".encode()
+
+
+def spool_name(pid: int) -> str:
+    """`<host>-<pid>`: daemons on several hosts (or pid namespaces) may share a folder."""
+    return f"{HOST}-{pid}"
 
 
 class LogSpool:
@@ -52,8 +62,8 @@ class LogSpool:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         pid = os.getpid()
         salvage(log_dir, pid, log_max_bytes)  # a dead process's leftovers under our pid
-        self.out_path = os.path.join(folder, f"{pid}.out")
-        self.mark_path = os.path.join(folder, f"{pid}.job")
+        self.out_path = os.path.join(folder, f"{spool_name(pid)}.out")
+        self.mark_path = os.path.join(folder, f"{spool_name(pid)}.job")
         self.mark = os.open(self.mark_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         os.pwrite(self.mark, BLANK, 0)
         self.out = self._new_out()
@@ -62,28 +72,46 @@ class LogSpool:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
         return os.open(self.out_path, flags, 0o600)
 
+    def _mark(self, text: str) -> None:
+        os.pwrite(self.mark, text.encode().ljust(MARK_BYTES), 0)
+
     def begin(self, job_id: int, attempt: int) -> int:
         """Mark the job as running here; returns the fd its output goes to."""
-        os.pwrite(self.mark, f"{job_id} {attempt}".encode().ljust(MARK_BYTES), 0)
+        self._mark(f"{job_id} {attempt}")
         if attempt > 1:
             os.write(self.out, attempt_header(attempt))
         return self.out
 
-    def end(self, job_id: int, left_children: bool) -> None:
+    def end(self, job_id: int, attempt: int, left_children: bool) -> str | None:
         """Publish the job's output, if any, and make the spool ready for the next job.
+        Returns why its output could not be kept, if it could not (the job's result
+        stands either way).
 
         `left_children`: the job left processes running, which may still hold the
-        spool open; it is then replaced even when empty, so they cannot write into
-        the next job's output."""
-        size = os.fstat(self.out).st_size
-        linked = size > 0 and publish(self.log_dir, job_id, self.out_path, size, self.cap)
-        if linked or left_children:
-            os.unlink(self.out_path)  # a linked inode lives on as the job's log
-            os.close(self.out)
+        spool open. The spool then becomes the job's log even when empty, and a new
+        one is started, so what they write lands in this job's log, not the next's."""
+        try:
+            size = os.fstat(self.out).st_size
+            linked = False
+            if size or left_children:
+                linked = publish(self.log_dir, job_id, self.out_path, size, self.cap)
+                self._mark(f"{job_id} {attempt} {PUBLISHED}")  # salvage must not redo it
+            if linked or left_children:
+                os.unlink(self.out_path)  # a linked inode lives on as the job's log
+                os.close(self.out)
+                self.out = self._new_out()
+            elif size:
+                os.ftruncate(self.out, 0)
+            self._mark("")  # after the log holds it all: see read_output
+            return None
+        except OSError as exc:  # a full disk, say: start over with a fresh spool
+            with contextlib.suppress(OSError):
+                os.close(self.out)
+            with contextlib.suppress(OSError):
+                os.unlink(self.out_path)
             self.out = self._new_out()
-        elif size:
-            os.ftruncate(self.out, 0)
-        os.pwrite(self.mark, BLANK, 0)  # after the log holds it all: see read_output
+            self._mark("")
+            return f"its output could not be kept: {exc}"
 
     def close(self) -> None:
         """A worker leaving cleanly removes its spool (it holds nothing by then)."""
@@ -95,25 +123,37 @@ class LogSpool:
 
 
 def publish(log_dir: str, job_id: int, spool_path: str, size: int, cap: int) -> bool:
-    """Make `size` bytes of spool the job's log, or append them to it. True when the
-    spool's inode itself became the log (by a hard link) and the spool must be replaced."""
+    """Make the spool the job's log (a hard link), or append its `size` bytes to the
+    log an earlier attempt left. True when the spool's inode is the log now."""
     log_path = os.path.join(log_dir, f"{job_id}.log")
     try:
         os.link(spool_path, log_path)
         linked = True
-    except FileExistsError:  # an earlier attempt's output is there: append to it
+    except FileExistsError:
+        if os.path.samefile(spool_path, log_path):
+            return True  # already published (a worker that died within end())
         linked = False
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
-        with open(spool_path, "rb") as src, open(os.open(log_path, flags), "wb") as dst:
-            while chunk := src.read(min(COPY_CHUNK, size)):
-                dst.write(chunk)
-                size -= len(chunk)
-                if size <= 0:
-                    break
+        if size:
+            _append_tail(spool_path, log_path, size, cap)
     total = os.stat(log_path).st_size
     if total > cap:
         keep_tail(log_path, total, cap)
     return linked
+
+
+def _append_tail(spool_path: str, log_path: str, size: int, cap: int) -> None:
+    """Append the spool's first `size` bytes to the log; past the cap, only the end of
+    them (keep_tail would drop the rest anyway, and this may run in the supervisor)."""
+    skip = max(0, size - cap)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+    with open(spool_path, "rb") as src, open(os.open(log_path, flags), "wb") as dst:
+        if skip:
+            dst.write(f"[jobrunner: {skip} earlier bytes of output dropped]\n".encode())
+            src.seek(skip)
+        left = size - skip
+        while left > 0 and (chunk := src.read(min(COPY_CHUNK, left))):
+            dst.write(chunk)
+            left -= len(chunk)
 
 
 def keep_tail(path: str, size: int, keep: int) -> None:
@@ -134,6 +174,14 @@ def _running_job(mark_path: str) -> bytes | None:
         return None
 
 
+def _parse_mark(mark: bytes | None) -> tuple[int | None, bool]:
+    """(the job id in a mark, whether its output is in the log already)."""
+    words = (mark or b"").split()
+    if not words or not words[0].isdigit():
+        return None, False
+    return int(words[0]), len(words) > 2 and words[2] == PUBLISHED.encode()
+
+
 def _size(path: str) -> int:
     try:
         return os.stat(path).st_size
@@ -145,32 +193,37 @@ def salvage(log_dir: str, pid: int, cap: int) -> int | None:
     """Move what worker `pid` (dead) spooled into its job's log and remove its spool.
     Returns the job's id, if it was running one."""
     folder = running_dir(log_dir)
-    out_path = os.path.join(folder, f"{pid}.out")
-    mark_path = os.path.join(folder, f"{pid}.job")
-    mark = _running_job(mark_path)
-    job_id: int | None = None
-    if mark and mark.strip():
-        with contextlib.suppress(ValueError):
-            job_id = int(mark.split()[0])
-    if job_id is not None:
-        with contextlib.suppress(FileNotFoundError):
-            size = os.stat(out_path).st_size
+    out_path = os.path.join(folder, f"{spool_name(pid)}.out")
+    mark_path = os.path.join(folder, f"{spool_name(pid)}.job")
+    job_id, published = _parse_mark(_running_job(mark_path))
+    if job_id is not None and not published:
+        try:
+            size = _size(out_path)
             if size:
                 publish(log_dir, job_id, out_path, size, cap)
+        except OSError as exc:  # a full disk must not take the daemon down with it
+            log.warning("job %d: the output of its dead worker was lost: %s", job_id, exc)
     for path in (out_path, mark_path):
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(path)
     return job_id
 
 
 def salvage_orphans(log_dir: str, cap: int) -> list[int]:
-    """Salvage the spools of workers that are gone (their daemon was killed)."""
+    """Salvage the spools of this host's workers that are gone (their daemon was
+    killed); another host's are its own daemons' to salvage."""
     try:
         names = os.listdir(running_dir(log_dir))
-    except FileNotFoundError:
+    except OSError:
         return []
     salvaged = []
-    for pid in {int(n.split(".")[0]) for n in names if n.split(".")[0].isdigit()}:
+    pids: set[int] = set()
+    for name in names:
+        host, _, rest = name.rpartition("-")
+        number = rest.split(".")[0]
+        if host == HOST and number.isdigit():
+            pids.add(int(number))
+    for pid in sorted(pids):
         if not _gone(pid):
             continue  # a worker of a running daemon
         job_id = salvage(log_dir, pid, cap)
@@ -218,14 +271,13 @@ def read_output(log_dir: str, job_id: int, offset: int) -> bytes:
         names = os.listdir(folder)
     except FileNotFoundError:
         return b""
-    wanted = f"{job_id} ".encode()
     for name in names:
         if not name.endswith(".job"):
             continue
         mark_path = os.path.join(folder, name)
         mark = _running_job(mark_path)
-        if not mark or not mark.startswith(wanted):
-            continue
+        if _parse_mark(mark) != (job_id, False):
+            continue  # another job's, or already in the log
         try:
             with open(mark_path[: -len(".job")] + ".out", "rb") as f:
                 f.seek(offset - before)

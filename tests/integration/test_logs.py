@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import Daemon, cli, wait_for
 from tests.integration.conftest import alive, job, submit, write_module
 
@@ -41,6 +43,12 @@ def leave_a_writer_behind(tag):
     code = f"import time; time.sleep(0.6); print('late from {tag}', flush=True)"
     subprocess.Popen([sys.executable, "-c", code])
     print(f"{tag}: returned", flush=True)
+
+
+def leave_an_orphan_behind(tag):
+    # prints nothing itself; the shell exits at once, its backgrounded subshell is
+    # orphaned and writes later
+    os.system(f"(sleep 0.6; echo 'late from {tag}') &")
 
 
 def quiet(seconds):
@@ -91,18 +99,22 @@ def test_output_of_an_attempt_lost_with_its_daemon_is_kept(
     assert logs(workdir, db, job_id) == ("k: about to hang\n--- attempt 2 ---\nk: second attempt\n")
 
 
+@pytest.mark.parametrize("task", ["leave_a_writer_behind", "leave_an_orphan_behind"])
 def test_a_process_left_behind_writes_into_its_own_jobs_log(
-    workdir: Path, db: Path, daemons: list[Daemon]
+    workdir: Path, db: Path, daemons: list[Daemon], task: str
 ) -> None:
+    """A child the job did not wait for, or an orphan of one (the worker adopts those
+    as a subreaper), may write after the job returned: into that job's log."""
     write_module(workdir, "logjobs", LOG_JOBS)
     daemons.append(Daemon(workdir, db, "--workers", "1"))
-    leaver = submit(workdir, db, "logjobs:leave_a_writer_behind", "--args", '["a"]')
+    leaver = submit(workdir, db, f"logjobs:{task}", "--args", '["a"]')
     assert cli(workdir, db, "wait", str(leaver), "--timeout", "20s").code == 0
     # the same worker runs these while the leftover process is still about to write
     after = [submit(workdir, db, "logjobs:quiet", "--args", "[0.1]") for _ in range(8)]
     for job_id in after:
         assert cli(workdir, db, "wait", str(job_id), "--timeout", "20s").code == 0
     wait_for(lambda: "late from a" in logs(workdir, db, leaver), timeout=20, what="the late line")
-    assert logs(workdir, db, leaver) == "a: returned\nlate from a\n"
+    printed = "a: returned\n" if task == "leave_a_writer_behind" else ""
+    assert logs(workdir, db, leaver) == printed + "late from a\n"
     for job_id in after:
         assert logs(workdir, db, job_id) == ""

@@ -169,3 +169,24 @@ def test_a_daemon_waiting_on_busy_workers_uses_no_cpu(
     used = _cpu_seconds(daemon.pid) - before
     assert job(workdir, db, first)["state"] == "running"
     assert used < 0.15, f"the supervisor used {used:.2f}s of CPU in 1.5s while waiting"
+
+
+def test_a_daemon_with_a_due_job_it_may_not_take_uses_no_cpu(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    """A delayed job fallen due in a queue this daemon does not serve is not a reason
+    to poll: it once made the supervisor claim in a busy loop."""
+    daemon = Daemon(workdir, db, "--workers", "1", "--queues", "a")
+    daemons.append(daemon)
+    other = submit(
+        workdir, db, "jtasks:record", "--args", '["b"]', "--queue", "b", "--delay", "0.3s"
+    )
+    mine = submit(
+        workdir, db, "jtasks:record", "--args", '["a"]', "--queue", "a", "--delay", "0.3s"
+    )
+    assert cli(workdir, db, "wait", str(mine), "--timeout", "20s").code == 0
+    before = _cpu_seconds(daemon.pid)
+    time.sleep(1.5)  # measuring over a span of time, not waiting for a condition
+    used = _cpu_seconds(daemon.pid) - before
+    assert job(workdir, db, other)["state"] == "scheduled"  # due, but not this daemon's
+    assert used < 0.15, f"the supervisor used {used:.2f}s of CPU in 1.5s while idle"
