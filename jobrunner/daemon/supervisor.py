@@ -104,7 +104,7 @@ class Supervisor:
         )
         self.services = Services(config, self.store, clock, info, self.log_dir)
 
-    # -- start and stop -------------------------------------------------------------------
+    # -- start and stop --
 
     def start(self) -> None:
         preload(self.config)
@@ -204,7 +204,7 @@ class Supervisor:
         self.store.close()
         log.info("daemon %s stopped", self.id)
 
-    # -- the loop -------------------------------------------------------------------------
+    # -- the loop --
 
     def _step(self) -> None:
         timeout = self._poll_timeout()
@@ -273,7 +273,7 @@ class Supervisor:
             del self.writers[w.to_fd]
             self.poller.unregister(w.to_fd)
 
-    # -- signals --------------------------------------------------------------------------
+    # -- signals --
 
     def _handle_signals(self) -> None:
         while self.signals:
@@ -315,7 +315,7 @@ class Supervisor:
                 w.kill = KillOrder("shutdown", head.id, mono)  # SIGKILL at once
                 w.signal_group(signal.SIGKILL)
 
-    # -- results --------------------------------------------------------------------------
+    # -- results --
 
     def _on_messages(self, w: WorkerHandle, messages: list[object]) -> None:
         mono = self.clock.monotonic()
@@ -377,7 +377,7 @@ class Supervisor:
             self.store.job_release_many(self.id, self.release)
             self.release = []
 
-    # -- workers dying --------------------------------------------------------------------
+    # -- workers dying --
 
     def _reap(self) -> None:
         by_pid = {w.pid: w for w in self.workers.values()}
@@ -436,7 +436,7 @@ class Supervisor:
         if not self.stopping:
             self.poller.register(self._spawn().from_fd, select.POLLIN)
 
-    # -- timeouts, cancels ----------------------------------------------------------------
+    # -- timeouts, cancels --
 
     def _enforce(self, mono: float) -> None:
         for w in self.workers.values():
@@ -475,7 +475,7 @@ class Supervisor:
                 self.ready.remove(job)
                 self.ends.append(self._cancelled_unstarted(job))
 
-    # -- claiming -------------------------------------------------------------------------
+    # -- claiming --
 
     def _depth(self) -> int:
         return max(1, min(MAX_DEPTH, int(DISPATCH_WINDOW / max(self.avg_duration, 1e-6))))
@@ -551,7 +551,7 @@ class Supervisor:
             w.send(("run", [job_spec(j) for j in jobs]))
             self._watch(w)
 
-    # -- housekeeping ---------------------------------------------------------------------
+    # -- housekeeping --
 
     def _housekeeping(self, mono: float) -> None:
         due = self.services.run_due(mono, self.stopping)
