@@ -105,7 +105,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def stubborn(tag):
     """Ignores SIGTERM; its shell backgrounds a TERM-proof `sleep` and exits at once, so
-    the sleep is reparented away from the job but stays in the job's process group."""
+    the sleep is orphaned (adopted by the worker) but stays in the job's process group."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     pidfile = os.path.join(HERE, tag + ".sleep.pid")
     subprocess.run(
@@ -154,8 +154,9 @@ def test_stubborn_jobs_are_gone_within_timeout_plus_grace_of_their_start(
     watched = {"python task": (py_worker, py_sleep), "command job": (cmd_worker, cmd_sleep)}
     for what, (group, sleep_pid) in watched.items():
         assert sleep_pid in group_members(group), what
-    # the Python task's shell exited: its sleep was reparented away from the job
-    assert _proc_ppid(py_sleep) != py_worker
+    # the Python task's shell exited: its orphaned sleep was adopted by the worker (a
+    # subreaper, so the worker sees its jobs' leftovers) and stays in the job's group
+    assert _proc_ppid(py_sleep) == py_worker
 
     gone_at: dict[str, float] = {}
 
