@@ -26,8 +26,9 @@ from bench.procs import (
     BenchError,
     Service,
     cpu_ticks,
+    end_to_end_figures,
     idle_cpu,
-    percentile,
+    latency_figures,
     status_kib,
 )
 
@@ -89,6 +90,15 @@ def wait_results(path: str, consumer: Consumer, n: int, timeout: float) -> None:
         time.sleep(POLL)
 
 
+def start_polling(consumer: Consumer, tasks: ModuleType) -> None:
+    """Create the database, then start the consumer and give its workers time to be
+    up and polling (huey says nothing when they are)."""
+    tasks.huey.storage.queue_size()
+    consumer.start()
+    time.sleep(1.0)
+    consumer.check_alive()
+
+
 def consumer_cpu(consumer: Consumer) -> float:
     pids = [consumer.pid, *consumer.children()]
     return sum(cpu_ticks(p) or 0 for p in pids) / CLK_TCK
@@ -128,10 +138,7 @@ def end_to_end(path: str, n: int, s: Settings, batch: int = 1) -> dict[str, Any]
     consumer = Consumer(path, s.workers, TUNED)
     try:
         with tasks_of(path) as tasks:
-            tasks.huey.storage.queue_size()  # create the database before the consumer
-            consumer.start()
-            time.sleep(1.0)  # its workers are up and polling
-            consumer.check_alive()
+            start_polling(consumer, tasks)
             t0 = time.perf_counter()
             if batch == 1:
                 for _ in range(n):
@@ -144,13 +151,7 @@ def end_to_end(path: str, n: int, s: Settings, batch: int = 1) -> dict[str, Any]
         elapsed = time.perf_counter() - t0
     finally:
         code = consumer.stop()
-    return {
-        "jobs": n,
-        "seconds": elapsed,
-        "jobs_per_s": n / elapsed,
-        "submit_jobs_per_s": n / submitted,
-        "consumer_exit": code,
-    }
+    return {**end_to_end_figures(n, elapsed, submitted), "consumer_exit": code}
 
 
 def end_to_end_bulk(path: str, n: int, s: Settings) -> dict[str, Any]:
@@ -162,10 +163,7 @@ def pickup(path: str, n: int, s: Settings) -> dict[str, Any]:
     latencies: list[float] = []
     try:
         with tasks_of(path) as tasks:
-            tasks.huey.storage.queue_size()
-            consumer.start()
-            time.sleep(1.0)
-            consumer.check_alive()
+            start_polling(consumer, tasks)
             for _ in range(n):
                 created = time.time()
                 result = tasks.stamp()
@@ -176,15 +174,7 @@ def pickup(path: str, n: int, s: Settings) -> dict[str, Any]:
                 time.sleep(0.02)
     finally:
         code = consumer.stop()
-    return {
-        "jobs": n,
-        "p50_ms": percentile(latencies, 50),
-        "p95_ms": percentile(latencies, 95),
-        "max_ms": max(latencies),
-        "min_ms": min(latencies),
-        "latencies_ms": latencies,
-        "consumer_exit": code,
-    }
+    return {**latency_figures(latencies), "consumer_exit": code}
 
 
 def submit_single(path: str, n: int, s: Settings) -> dict[str, Any]:

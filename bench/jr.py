@@ -21,7 +21,9 @@ from bench.procs import (
     chdir,
     clean_env,
     cpu_ticks,
+    end_to_end_figures,
     idle_cpu,
+    latency_figures,
     percentile,
     proc_stat,
     pss_kib,
@@ -190,13 +192,7 @@ def end_to_end(path: str, n: int, s: Settings, batch: int = 1) -> dict[str, Any]
     finally:
         code = daemon.stop()
         client.close()
-    return {
-        "jobs": n,
-        "seconds": elapsed,
-        "jobs_per_s": n / elapsed,
-        "submit_jobs_per_s": n / submitted,
-        "daemon_exit": code,
-    }
+    return {**end_to_end_figures(n, elapsed, submitted), "daemon_exit": code}
 
 
 def end_to_end_bulk(path: str, n: int, s: Settings) -> dict[str, Any]:
@@ -234,14 +230,9 @@ def pickup(path: str, n: int, s: Settings) -> dict[str, Any]:
         code = daemon.stop()
         client.close()
     return {
-        "jobs": n,
-        "p50_ms": percentile(latencies, 50),
-        "p95_ms": percentile(latencies, 95),
-        "max_ms": max(latencies),
-        "min_ms": min(latencies),
+        **latency_figures(latencies),
         "after_submit_p50_ms": percentile(after_commit, 50),
         "finished_p50_ms": percentile(roundtrips, 50),
-        "latencies_ms": latencies,
         "daemon_exit": code,
     }
 

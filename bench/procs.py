@@ -85,6 +85,28 @@ def spread_of_runs(runs: list[dict[str, Any]]) -> dict[str, list[float]]:
     return out
 
 
+def latency_figures(latencies_ms: list[float]) -> dict[str, Any]:
+    """The pickup figures both runners report, with every latency for the charts."""
+    return {
+        "jobs": len(latencies_ms),
+        "p50_ms": percentile(latencies_ms, 50),
+        "p95_ms": percentile(latencies_ms, 95),
+        "max_ms": max(latencies_ms),
+        "min_ms": min(latencies_ms),
+        "latencies_ms": latencies_ms,
+    }
+
+
+def end_to_end_figures(n: int, elapsed: float, submitted: float) -> dict[str, Any]:
+    """From the first submit to all done, and the submit loop's own rate."""
+    return {
+        "jobs": n,
+        "seconds": elapsed,
+        "jobs_per_s": n / elapsed,
+        "submit_jobs_per_s": n / submitted,
+    }
+
+
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"runs": runs, "median": median_of_runs(runs), "spread": spread_of_runs(runs)}
 

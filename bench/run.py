@@ -281,8 +281,16 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.out, "w") as f:
             f.write(text + "\n")
     sys.stdout.write(text + "\n")
-    failed = "error" in text
-    return 1 if failed else 0
+    return 1 if any_failed(document) else 0
+
+
+def any_failed(value: Any) -> bool:
+    """Whether any run in the document failed (a run that failed is {"error": ...})."""
+    if isinstance(value, dict):
+        return "error" in value or any(any_failed(v) for v in value.values())
+    if isinstance(value, list):
+        return any(any_failed(v) for v in value)
+    return False
 
 
 if __name__ == "__main__":

@@ -235,22 +235,42 @@ def load_config(path: str | None) -> Config:
     return _parse(_Reader(path, text), data, path)
 
 
+# The keys each table of the config file may hold (the fuzzer draws from these too).
+TOP_KEYS = frozenset({"database", "synchronous", "imports", "log_max_bytes"})
+TABLE_KEYS = frozenset({"daemon", "queues", "tasks", "schedules", "retention"})
+DAEMON_KEYS = frozenset(
+    {
+        "workers",
+        "queues",
+        "lease",
+        "shutdown_grace",
+        "poll_interval",
+        "kill_grace",
+        "synchronous",
+        "wal_max",
+    }
+)
+TASK_KEYS = frozenset(
+    {
+        "function",
+        "command",
+        "queue",
+        "priority",
+        "retries",
+        "backoff",
+        "timeout",
+        "cwd",
+        "env",
+        "memory_limit",
+        "cpu_limit",
+        "nice",
+    }
+)
+RETENTION_KEYS = frozenset({"succeeded", "dead"})
+
+
 def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
-    r.unknown_keys(
-        "",
-        data,
-        {
-            "database",
-            "synchronous",
-            "imports",
-            "log_max_bytes",
-            "daemon",
-            "queues",
-            "tasks",
-            "schedules",
-            "retention",
-        },
-    )
+    r.unknown_keys("", data, TOP_KEYS | TABLE_KEYS)
     cfg = Config(path=path)
     cfg.database = r.string("", data, "database", None)
     sync = r.string("", data, "synchronous", "FULL")
@@ -261,20 +281,7 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
     cfg.log_max_bytes = r.integer("", data, "log_max_bytes", cfg.log_max_bytes, 1024)
 
     daemon = _table(r, data, "daemon")
-    r.unknown_keys(
-        "daemon",
-        daemon,
-        {
-            "workers",
-            "queues",
-            "lease",
-            "shutdown_grace",
-            "poll_interval",
-            "kill_grace",
-            "synchronous",
-            "wal_max",
-        },
-    )
+    r.unknown_keys("daemon", daemon, DAEMON_KEYS)
     cfg.daemon = DaemonConfig(
         workers=r.integer("daemon", daemon, "workers", DEFAULT_WORKERS, 1),
         queues=r.string_list("daemon", daemon, "queues"),
@@ -337,7 +344,7 @@ def _table(r: _Reader, data: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _parse_retention(r: _Reader, data: dict[str, Any]) -> RetentionConfig:
-    r.unknown_keys("retention", data, {"succeeded", "dead"})
+    r.unknown_keys("retention", data, RETENTION_KEYS)
     retention = RetentionConfig(
         succeeded=r.duration("retention", data, "succeeded", DEFAULT_RETAIN_SUCCEEDED),
         dead=r.duration("retention", data, "dead", DEFAULT_RETAIN_DEAD),
@@ -348,36 +355,13 @@ def _parse_retention(r: _Reader, data: dict[str, Any]) -> RetentionConfig:
     return retention
 
 
-# The keys a [tasks.NAME] table may hold.
-TASK_KEYS = frozenset(
-    {
-        "function",
-        "command",
-        "queue",
-        "priority",
-        "retries",
-        "backoff",
-        "timeout",
-        "cwd",
-        "env",
-        "memory_limit",
-        "cpu_limit",
-        "nice",
-    }
-)
-
-
 def _parse_task(r: _Reader, name: str, task: Any) -> TaskConfig:
     table = f"tasks.{name}"
     if not isinstance(task, dict):
         raise r.fail("tasks", name, "expected a table like [tasks.NAME]")
     if not TASK_NAME.match(name):
         raise r.fail(table, None, "task names use letters, digits, '_' and '-'")
-    r.unknown_keys(
-        table,
-        task,
-        TASK_KEYS,
-    )
+    r.unknown_keys(table, task, TASK_KEYS)
     function = r.string(table, task, "function", None)
     command = r.string_list(table, task, "command")
     if (function is None) == (command is None):

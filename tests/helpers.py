@@ -81,17 +81,25 @@ def _session_of(pid: int) -> int | None:
 
 
 class Daemon:
-    """A real `jobrunner daemon` subprocess in its own process group."""
+    """A real `jobrunner daemon` subprocess in its own process group.
+
+    `module`: what `python -m` runs, `jobrunner` or a test launcher that takes the
+    same arguments (tests/faults/vfs_faults.py)."""
 
     def __init__(
-        self, workdir: Path, db: Path, *args: str, env: dict[str, str] | None = None
+        self,
+        workdir: Path,
+        db: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        module: str = "jobrunner",
     ) -> None:
         self.workdir = workdir
         self.db = db
         self.log_path = workdir / f"daemon-{time.monotonic_ns()}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "jobrunner", "daemon", *args],
+            [PYTHON, "-m", module, "daemon", *args],
             cwd=workdir,
             env=env or env_for(workdir, db),
             stdout=self._log,

@@ -147,10 +147,10 @@ class Worker:
                 done = self._run_python_measured(spec, log_fd, started)
         finally:
             current = None
-            _reap_leftovers()
+            left_children = _left_children()
             if not in_process:
                 self._close_log(spec, log_fd)
-            elif problem := self.spool.end(spec.id, spec.attempt, _left_children()):
+            elif problem := self.spool.end(spec.id, spec.attempt, left_children):
                 os.write(2, f"jobrunner worker {os.getpid()}: job {spec.id}: {problem}\n".encode())
         return done
 
@@ -419,24 +419,16 @@ def _restore(saved: tuple[int, int]) -> None:
     os.close(saved[1])
 
 
-def _reap_leftovers() -> None:
-    """Reap the job's processes that have exited (with adopt_orphans, the worker is
-    their parent); those still running are what _left_children sees."""
-    with contextlib.suppress(ChildProcessError):
+def _left_children() -> bool:
+    """Reap the job's processes that have exited and say whether any still run (they
+    may hold its output). With adopt_orphans, the worker is their parent; one waitpid
+    answers both in the common case (ChildProcessError: no children at all)."""
+    try:
         while os.waitpid(-1, os.WNOHANG)[0]:
             pass
-
-
-def _left_children() -> bool:
-    """Whether the job left processes of its own running (they may hold its output)."""
-    try:
-        for tid in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{tid}/children", "rb") as f:
-                if f.read(1):
-                    return True
-    except OSError:
-        return True  # cannot tell: assume so, which only costs a fresh spool
-    return False
+    except ChildProcessError:
+        return False
+    return True
 
 
 def _jsonable(value: Any) -> Any:

@@ -13,18 +13,10 @@ from hypothesis import strategies as st
 from jobrunner import config
 from jobrunner.config import SCHEDULE_KEYS
 
-TOP_KEYS = ["database", "synchronous", "imports", "log_max_bytes"]
-DAEMON_KEYS = [
-    "workers",
-    "queues",
-    "lease",
-    "shutdown_grace",
-    "poll_interval",
-    "kill_grace",
-    "synchronous",
-]
+TOP_KEYS = sorted(config.TOP_KEYS)
+DAEMON_KEYS = sorted(config.DAEMON_KEYS)
 TASK_KEYS = sorted(config.TASK_KEYS)
-RETENTION_KEYS = ["succeeded", "dead"]
+RETENTION_KEYS = sorted(config.RETENTION_KEYS)
 TYPO_KEYS = ["wrokers", "lease ", "Workers", "cron2", "ünïcode", "a.b", ""]
 
 # Strings that are almost right: the parsers' edge cases, not just noise.

@@ -35,7 +35,7 @@ from typing import Any
 import apsw
 
 from jobrunner import clock as jclock
-from tests.helpers import PYTHON, Daemon, env_for, wait_for
+from tests.helpers import Daemon, env_for
 
 ALL_OPS = ("write", "sync", "truncate")
 
@@ -151,27 +151,7 @@ class LaunchedDaemon(Daemon):
     """tests.helpers.Daemon, started through this module's launcher."""
 
     def __init__(self, workdir: Path, db: Path, *args: str, env: dict[str, str]) -> None:
-        import subprocess
-
-        self.workdir = workdir
-        self.db = db
-        self.log_path = workdir / f"daemon-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [PYTHON, "-m", "tests.faults.vfs_faults", "daemon", *args],
-            cwd=workdir,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for(
-            lambda: b" ready: " in self.log_path.read_bytes() or self.proc.poll() is not None,
-            timeout=30,
-            what="daemon ready",
-        )
-        if self.proc.poll() is not None:
-            raise AssertionError(f"daemon exited early:\n{self.log()}")
+        super().__init__(workdir, db, *args, env=env, module="tests.faults.vfs_faults")
 
 
 # -- the launched process's side --------------------------------------------------------------
