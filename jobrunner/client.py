@@ -9,7 +9,7 @@ from jobrunner import clock, wake
 from jobrunner.config import Config, config_path, database_path, load_config
 from jobrunner.durations import MAX_DURATION, MAX_SIZE
 from jobrunner.errors import JobNotFound, JobrunnerError, UsageError
-from jobrunner.jsonutil import dumps
+from jobrunner.jsonutil import depth_error, dumps
 from jobrunner.lifecycle import FINAL, State
 from jobrunner.models import Job, JobInsert
 from jobrunner.store import open_store
@@ -170,13 +170,12 @@ class Client:
         if options.get("key") is not None:
             raise UsageError("submit_many takes no key: give each job its own with insert()")
         template = self.prepare(task, (), None, command=command, **options)
+        encoded = []
         for args in calls:
             if not isinstance(args, list | tuple):
                 raise UsageError(f"submit_many: each call is a list of args, got {args!r}")
-        try:
-            ids = self.store.job_insert_calls(template, calls, clock.now())
-        except (TypeError, ValueError, RecursionError) as exc:  # before anything is written
-            raise UsageError(f"args: not JSON-serializable: {exc}") from None
+            encoded.append(_encode_json("args", args))
+        ids = self.store.job_insert_calls(template, encoded, clock.now())
         wake.notify(self.db_path)
         return ids
 
@@ -209,10 +208,21 @@ class Client:
 
 
 def _check_json(name: str, value: Any) -> None:
+    _encode_json(name, value)
+
+
+def _encode_json(name: str, value: Any) -> str:
+    """`value` as the JSON text stored, or a UsageError: not JSON, not valid Unicode, or
+    nested deeper than every reader can take (jsonutil.MAX_DEPTH)."""
     try:
-        _check_text(name, dumps(value))
+        text = dumps(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise UsageError(f"{name}: not JSON-serializable: {exc}") from None
+    _check_text(name, text)
+    problem = depth_error(text)
+    if problem is not None:
+        raise UsageError(f"{name}: {problem}")
+    return text
 
 
 def _check_text(name: str, text: str) -> None:

@@ -506,6 +506,9 @@ def _parse_schedule(r: _Reader, index: int, entry: Any) -> ScheduleConfig:
     kwargs = entry.get("kwargs", {})
     if not isinstance(kwargs, dict):
         raise r.fail(table, "kwargs", "expected a table")
+    for key, value in (("args", args), ("kwargs", kwargs)):
+        if problem := _json_problem(value):
+            raise r.fail(table, key, problem)
     sc.args, sc.kwargs = list(args), dict(kwargs)
     sc.queue = r.string(table, entry, "queue", None)
     if "priority" in entry:
@@ -528,3 +531,14 @@ def _parse_schedule(r: _Reader, index: int, entry: Any) -> ScheduleConfig:
         )
     sc.jitter = r.duration(table, entry, "jitter", 0.0)
     return sc
+
+
+def _json_problem(value: object) -> str | None:
+    """Why a schedule's args or kwargs cannot be a job's (a TOML date is not JSON; see
+    jsonutil for the depth bound), or None."""
+    from jobrunner.jsonutil import depth_error, dumps
+
+    try:
+        return depth_error(dumps(value))
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"not JSON-serializable: {exc}"

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 class State(enum.StrEnum):
     # Waits for run_at. In: submit with --delay/--at. Out: claim once due; cancel.
     SCHEDULED = "scheduled"
-    # Ready to run. In: submit, dlq retry, a daemon releasing jobs it never started.
-    # Out: claim; cancel.
+    # Ready to run. In: submit, dlq retry, a daemon releasing jobs it never started, a
+    # rescue of a dead daemon's claim that provably never started. Out: claim; cancel.
     QUEUED = "queued"
     # Claimed by a daemon whose lease is alive. In: claim. Out: finish, fail,
     # rescue (the owner's lease expired), cancel, release at shutdown.
@@ -62,6 +62,7 @@ class Outcome(enum.StrEnum):
     CANCELLED = "cancelled"  # killed on request
     LOST = "lost"  # its daemon stopped heartbeating; found by the rescuer
     INTERRUPTED = "interrupted"  # killed by a forced daemon shutdown; not counted
+    NOT_STARTED = "not_started"  # claimed, but its daemon died before it started; not counted
     OOM = "oom"  # out of memory: its memory limit, or the kernel's OOM killer
     CPU_LIMIT = "cpu_limit"  # used up its CPU-time limit (SIGXCPU)
 
@@ -106,3 +107,22 @@ def after_failure(
     if retryable and attempts < max_attempts:
         return Decision(State.RETRYING, now + backoff_delay(attempts, backoff, rng))
     return Decision(State.DEAD, None)
+
+
+def after_lost_daemon(
+    attempts: int,
+    max_attempts: int,
+    backoff: float,
+    now: float,
+    *,
+    started: bool,
+    cancel_requested: bool,
+) -> Decision:
+    """Where a running job goes when its daemon is found dead (the rescue): a cancel it
+    never carried out is done now; a claim that provably never started goes back to the
+    queue without using an attempt; an attempt that started counts as failed."""
+    if cancel_requested:
+        return Decision(State.CANCELLED, None)
+    if not started:
+        return Decision(State.QUEUED, None)
+    return after_failure(attempts, max_attempts, backoff, now)

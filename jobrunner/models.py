@@ -76,6 +76,7 @@ class Job(Record):
     progress: float | None = None
     progress_message: str | None = None
     progress_at: float | None = None
+    damage: str | None = None  # stored JSON that cannot be read back (sqlite_sql.job_from_row)
 
     @property
     def label(self) -> str:
@@ -113,6 +114,7 @@ class Job(Record):
             "cancel_requested": self.cancel_requested,
             "progress": self.progress,
             "progress_message": self.progress_message,
+            **({"damage": self.damage} if self.damage else {}),
         }
 
 
@@ -162,7 +164,7 @@ class AttemptEnd(Record):
     outcome: Outcome
     next_state: State
     run_at: float | None = None
-    result: Any = None
+    result_json: str | None = None  # the return value as JSON text, checked by the worker
     error: str | None = None
     traceback: str | None = None
     started_at: float | None = None
@@ -182,6 +184,7 @@ class DaemonInfo(Record):
     lease_until: float
     workers: int
     queues: list[str] | None
+    node: str | None = None  # hostname, boot and pid namespace (jobrunner/node.py)
 
 
 class ClaimRequest(Record):

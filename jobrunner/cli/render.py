@@ -142,6 +142,8 @@ def job_detail(job: Job, attempts: list[Attempt], tracebacks: bool = False) -> N
         rows.append(("progress", progress_text(job)))
     if job.error:
         rows.append(("error", Text(job.error, style="red")))
+    if job.damage:
+        rows.append(("damage", Text(job.damage, style="red")))
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 
 from jobrunner import lifecycle
+from jobrunner.jsonutil import storable
 from jobrunner.lifecycle import Outcome, State
 from jobrunner.models import AttemptEnd, Job
 from jobrunner.worker.pool import KillOrder
@@ -27,6 +28,8 @@ KILL_OUTCOMES = {
     "timeout": (Outcome.TIMEOUT, "timed out after {detail}; {how}"),
     "cancel": (Outcome.CANCELLED, "cancelled while running; {how}"),
     "shutdown": (Outcome.INTERRUPTED, "interrupted by a forced daemon shutdown; {how}"),
+    # never recorded (the claim is no longer ours), but logged
+    "lost": (Outcome.LOST, "killed: its claim was rescued by another daemon; {how}"),
 }
 
 
@@ -37,7 +40,7 @@ def attempt_end(
     *,
     error: str | None = None,
     traceback: str | None = None,
-    result: object = None,
+    result_json: str | None = None,
     started: float | None = None,
     finished: float | None = None,
     retryable: bool = True,
@@ -63,7 +66,7 @@ def attempt_end(
         outcome,
         state,
         run_at,
-        result=result,
+        result_json=result_json,
         error=error,
         traceback=traceback,
         started_at=started,
@@ -89,7 +92,7 @@ def from_done(job: Job, done: JobDone, now: float) -> AttemptEnd:
         now,
         error=done.error,
         traceback=done.traceback,
-        result=done.result,
+        result_json=done.result,
         started=done.started_at,
         finished=done.finished_at,
         retryable=done.retryable,
@@ -124,6 +127,33 @@ def from_death(
     outcome, message = KILL_OUTCOMES[kill.reason]
     error = message.format(detail=kill.detail, how=how)
     return attempt_end(job, outcome, now, error=error, started=started, usage=usage)
+
+
+def unreadable(job: Job, now: float) -> AttemptEnd:
+    """A claimed job whose stored data cannot be read back (Job.damage): it cannot run,
+    and no retry can change that."""
+    return attempt_end(job, Outcome.FAILED, now, error=f"cannot run: {job.damage}", retryable=False)
+
+
+def unrecordable(end: AttemptEnd, exc: BaseException) -> AttemptEnd:
+    """In place of an end the store refused (what the job produced cannot be stored):
+    the attempt failed, for good, saying why. Only plain text is left in it."""
+    error = storable(
+        f"the attempt's outcome ({end.outcome}) could not be recorded: {type(exc).__name__}: {exc}"
+    )[:2000]
+    return AttemptEnd(
+        end.job_id,
+        end.attempt,
+        Outcome.FAILED,
+        State.DEAD,
+        error=error,
+        started_at=end.started_at,
+        finished_at=end.finished_at,
+        cpu_seconds=end.cpu_seconds,
+        max_rss_kb=end.max_rss_kb,
+        exit_code=end.exit_code,
+        signal=end.signal,
+    )
 
 
 def log_end(events: EventLog, end: AttemptEnd) -> None:

@@ -7,8 +7,11 @@ etcd's and consul's failure detectors, a peer is presumed dead when the heartbea
 it writes has not changed for `lease` seconds as measured on this daemon's
 time.monotonic(), which never jumps. Whatever the peer writes only has to change.
 
-A peer on this host whose pid is gone is dead at once; one expired on purpose
-(lease_until 0, see Store.daemon_expire) too. A daemon never judges itself.
+A peer on this node (same machine, boot and pid namespace: jobrunner/node.py) whose pid
+is gone is dead at once; one expired on purpose (lease_until 0, see
+Store.daemon_expire) too. A peer on another node, or one whose node is not known, is
+judged by its heartbeat alone: a pid from another pid namespace means nothing here. A
+daemon never judges itself.
 """
 
 from __future__ import annotations
@@ -29,10 +32,15 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def same_node(peer: DaemonInfo, node: str | None) -> bool:
+    """Whether `peer`'s pid can be looked up from `node`."""
+    return node is not None and peer.node == node
+
+
 class PeerWatch:
-    def __init__(self, me: str, host: str, lease: float) -> None:
+    def __init__(self, me: str, node: str | None, lease: float) -> None:
         self.me = me
-        self.host = host
+        self.node = node
         self.lease = lease
         # peer id -> (its heartbeat value as last read, our monotonic time it last changed)
         self.seen: dict[str, tuple[float, float]] = {}
@@ -47,7 +55,7 @@ class PeerWatch:
             if peer.lease_until <= 0:
                 dead[peer.id] = "its lease was ended"
                 continue
-            if peer.host == self.host and not pid_alive(peer.pid):
+            if same_node(peer, self.node) and not pid_alive(peer.pid):
                 dead[peer.id] = f"its pid {peer.pid} is gone"
                 continue
             value, since = self.seen.get(peer.id, (peer.heartbeat_at, mono))

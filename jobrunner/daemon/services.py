@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from dataclasses import dataclass
 
 from jobrunner.config import (
@@ -20,13 +19,14 @@ from jobrunner.config import (
     Config,
     load_config,
 )
-from jobrunner.daemon.peers import PeerWatch
+from jobrunner.daemon.peers import PeerWatch, same_node
 from jobrunner.daemon.scheduler import Scheduler
 from jobrunner.durations import format_duration
 from jobrunner.errors import StoreUnavailable
 from jobrunner.lifecycle import State
 from jobrunner.models import DaemonInfo
 from jobrunner.retention import prune
+from jobrunner.worker.starts import SharedLease, read_starts, remove_journals
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,6 +40,10 @@ PRUNE_EVERY = 60.0  # the retention service's period; shorter for retentions und
 PRUNE_BATCH = 500  # ended jobs deleted per transaction
 PRUNE_MAX_BATCHES = 4  # per run, so claims never wait long behind a prune
 PRUNE_BACKLOG_PAUSE = 0.25  # while old jobs are left, run again this soon
+# Workers start a claimed job only within this part of the lease after the last
+# heartbeat began: peers wait the whole lease, so the rest is the margin for the race
+# between a worker's check and a peer's rescue (worker/starts.py).
+LEASE_TRUSTED = 2 / 3
 
 
 @dataclass(slots=True)
@@ -49,24 +53,33 @@ class Due:
     claim: bool = False  # jobs may be ready: a schedule fired or a job was rescued
     cancels: bool = False  # look for cancel requests
     config: Config | None = None  # a reloaded config to switch to
+    claims_lost: bool = False  # peers presumed this daemon dead and rescued its claims
 
 
 class Services:
     def __init__(
-        self, config: Config, store: Store, clock: Clock, info: DaemonInfo, log_dir: str
+        self,
+        config: Config,
+        store: Store,
+        clock: Clock,
+        info: DaemonInfo,
+        log_dir: str,
+        lease: SharedLease | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.info = info
         self.log_dir = log_dir  # jobs' output files, deleted with the jobs
+        self.lease = lease  # what the workers see of this daemon's lease
+        self.epoch = 1  # moves on each time this daemon learns its claims were rescued
         self.scheduler = Scheduler(config, store)
         mono = clock.monotonic()
         self.heartbeat_every = config.daemon.lease / 3
         self.next_heartbeat = mono + self.heartbeat_every
         # Peers are watched every heartbeat period (a read); the rescue transaction runs
         # when one is found dead, and every lease for jobs of no daemon at all.
-        self.peers = PeerWatch(info.id, socket.gethostname(), config.daemon.lease)
+        self.peers = PeerWatch(info.id, info.node, config.daemon.lease)
         self.next_rescue = mono  # at start, then every heartbeat period
         self.next_sweep = mono
         self.next_schedule = 0.0  # wall time: the next fire
@@ -83,10 +96,9 @@ class Services:
         self.wal_warned = False
 
     def register(self) -> None:
-        """Expire dead daemons of this host, then register this one."""
-        host = socket.gethostname()
+        """Expire dead daemons of this node, then register this one."""
         for other in self.store.daemon_list():
-            if other.host != host or other.lease_until <= 0:
+            if not same_node(other, self.info.node) or other.lease_until <= 0:
                 continue
             try:
                 os.kill(other.pid, 0)
@@ -97,13 +109,25 @@ class Services:
                 self.store.daemon_expire(other.id)
             except PermissionError:
                 pass  # alive, someone else's
+        mono = self.clock.monotonic()
         self._renew_info()
         self.store.daemon_register(self.info)
+        self._trust_lease_from(mono)
 
     def _renew_info(self) -> None:
         now = self.clock.now()
         self.info.heartbeat_at = now
         self.info.lease_until = now + self.config.daemon.lease
+
+    def _trust_lease_from(self, mono: float) -> None:
+        """A heartbeat that began at `mono` committed: peers cannot presume this daemon
+        dead before `mono + lease` (they time it from when they saw the heartbeat)."""
+        if self.lease is not None:
+            self.lease.publish(mono + self.config.daemon.lease * LEASE_TRUSTED, self.epoch)
+
+    def lease_alive(self, mono: float) -> bool:
+        """Whether this daemon's claims are surely still its own."""
+        return self.lease is None or mono < self.lease.deadline()
 
     def deadline(self, mono: float, stopping: bool) -> float:
         """The monotonic time something here is next due."""
@@ -142,7 +166,7 @@ class Services:
                 self.next_schedule = upcoming if upcoming is not None else float("inf")
         if mono >= self.next_heartbeat:
             self.next_heartbeat = mono + self.heartbeat_every
-            self._heartbeat()
+            due.claims_lost = self._heartbeat(mono)
             due.cancels = True
         if mono >= self.next_rescue:
             self.next_rescue = mono + self.heartbeat_every
@@ -166,9 +190,22 @@ class Services:
         self.next_sweep = mono + self.config.daemon.lease
         for peer, why in dead.items():
             log.warning("daemon %s presumed dead: %s; rescuing its jobs", peer, why)
-        rescued = self.store.job_rescue(self.clock.now(), list(dead), self.info.id)
+        # Which of their claims had started: their workers' start journals (the rest
+        # go back to the queue without using an attempt; worker/starts.py).
+        starts = {peer: read_starts(self.log_dir, peer) for peer in dead}
+        rescued = self.store.job_rescue(self.clock.now(), list(dead), self.info.id, starts)
         for job in rescued:
-            log.warning("job %d (%s): rescued from %s", job.id, job.label, job.owner)
+            if job.state is State.QUEUED:
+                log.warning(
+                    "job %d (%s): returned to the queue from %s, which never started it",
+                    job.id,
+                    job.label,
+                    job.owner,
+                )
+            else:
+                log.warning("job %d (%s): rescued from %s", job.id, job.label, job.owner)
+        for peer in {*dead, *(job.owner for job in rescued if job.owner)}:
+            remove_journals(self.log_dir, peer)
         return bool(rescued)
 
     def prune_every(self) -> float:
@@ -229,14 +266,23 @@ class Services:
                 result.wal_bytes >> 20,
             )
 
-    def _heartbeat(self) -> None:
+    def _heartbeat(self, mono: float) -> bool:
+        """Extend the lease; True when peers had presumed this daemon dead (its claims
+        were rescued: the supervisor must drop them all) and it registered again."""
         now = self.clock.now()
-        if not self.store.daemon_heartbeat(self.info.id, now, now + self.config.daemon.lease):
-            log.error(
-                "daemon %s was presumed dead and its jobs rescued; re-registering", self.info.id
-            )
-            self._renew_info()
-            self.store.daemon_register(self.info)
+        if self.store.daemon_heartbeat(self.info.id, now, now + self.config.daemon.lease):
+            self._trust_lease_from(mono)
+            return False
+        log.error(
+            "daemon %s was presumed dead and its jobs rescued; dropping every claim it "
+            "held and registering again",
+            self.info.id,
+        )
+        self.epoch += 1  # no job sent to a worker before this can start now
+        self._renew_info()
+        self.store.daemon_register(self.info)
+        self._trust_lease_from(mono)
+        return True
 
     def _reload(self) -> Config | None:
         """Reread the config (SIGHUP, or the file changed). A bad config is refused and

@@ -31,6 +31,7 @@ from jobrunner.daemon.services import Services
 from jobrunner.errors import StoreUnavailable
 from jobrunner.lifecycle import Outcome
 from jobrunner.models import AttemptEnd, ClaimRequest, DaemonInfo, Job
+from jobrunner.node import node
 from jobrunner.paths import log_dir_for
 from jobrunner.store import open_store
 from jobrunner.worker import spool
@@ -44,6 +45,12 @@ from jobrunner.worker.pool import (
     spawn_worker,
 )
 from jobrunner.worker.protocol import JobDone
+from jobrunner.worker.starts import (
+    SharedLease,
+    create_journals,
+    remove_journal,
+    remove_journals,
+)
 from jobrunner.worker.usage import OomWatch
 
 TYPE_CHECKING = False
@@ -85,6 +92,10 @@ class Supervisor:
         self.ready: collections.deque[Job] = collections.deque()  # claimed, not dispatched
         self.ends: list[AttemptEnd] = []
         self.release: list[tuple[int, int]] = []
+        # In flight when peers rescued this daemon's claims: whatever the workers report
+        # of these (job, attempt) pairs is no longer this daemon's to record.
+        self.dropped: set[tuple[int, int]] = set()
+        self.dead_journals: list[int] = []  # dead workers', removed once their ends are in
         self.running_by_queue: collections.Counter[str] = collections.Counter()
         self.pending_group_kills: list[tuple[float, int]] = []
         self.avg_duration = 1.0
@@ -94,15 +105,27 @@ class Supervisor:
         self.check_db = True
         self.check_cancels = True
         self.signals: list[int] = []
-        self.progress: dict[int, tuple[int, int, float, str | None, float]] = {}
+        self.progress: dict[tuple[int, int], tuple[int, int, float, str | None, float]] = {}
         self.oom = OomWatch()
         self.next_poll = clock.monotonic()
         self.backoff = StoreBackoff()  # while the database cannot be written
         now = clock.now()
         info = DaemonInfo(
-            self.id, socket.gethostname(), os.getpid(), now, now, now, opts.workers, opts.queues
+            self.id,
+            socket.gethostname(),
+            os.getpid(),
+            now,
+            now,
+            now,
+            opts.workers,
+            opts.queues,
+            node(),
         )
-        self.services = Services(config, self.store, clock, info, self.log_dir)
+        # What the workers know of the lease, and where they journal the jobs they start
+        # (worker/starts.py): both made before the first worker is forked.
+        self.lease = SharedLease()
+        self.journals = create_journals(self.log_dir, self.id)
+        self.services = Services(config, self.store, clock, info, self.log_dir, self.lease)
 
     # -- start and stop --
 
@@ -143,7 +166,13 @@ class Supervisor:
         return fds
 
     def _spawn(self) -> WorkerHandle:
-        w = spawn_worker(self.log_dir, self.config.log_max_bytes, self._fds_not_for_children())
+        w = spawn_worker(
+            self.log_dir,
+            self.config.log_max_bytes,
+            self._fds_not_for_children(),
+            self.lease,
+            self.journals,
+        )
         self.workers[w.from_fd] = w
         self.guard.add(w.pid)
         return w
@@ -186,6 +215,8 @@ class Supervisor:
             self._flush()
         except StoreUnavailable as exc:
             log.error("could not record the last results before stopping: %s", exc)
+        # With every end recorded, no claim is left for a rescuer to judge.
+        settled = not self._busy()
         for w in list(self.workers.values()):
             os.close(w.to_fd)  # EOF: exit when idle
         for w in list(self.workers.values()):
@@ -197,6 +228,8 @@ class Supervisor:
         for _, pgid in self.pending_group_kills:
             self._kill_group(pgid)
         self.guard.close()  # it kills whatever jobs left behind in the workers' groups
+        if settled:
+            remove_journals(self.log_dir, self.id)  # else kept for the rescuer
         with contextlib.suppress(StoreUnavailable):
             self.store.daemon_unregister(self.id)
         self.wake.close()
@@ -303,8 +336,8 @@ class Supervisor:
             job = self.ready.popleft()
             self.release.append((job.id, job.attempts))
         for w in self.workers.values():
-            for job_id in list(w.inflight)[1:]:
-                w.send(("skip", job_id))
+            for key in list(w.inflight)[1:]:
+                w.send(("skip", *key))
 
     def _force_stop(self) -> None:
         self.forced = True
@@ -321,30 +354,46 @@ class Supervisor:
         mono = self.clock.monotonic()
         for message in messages:
             if isinstance(message, JobDone):
-                job = w.inflight.pop(message.id, None)
+                key = (message.id, message.attempt)
+                job = w.inflight.pop(key, None)
                 if job is None:
                     continue
                 w.head_since = mono
                 w.head_wall = message.finished_at
                 self.running_by_queue[job.queue] -= 1
                 self.check_db |= job.queue in self.config.queue_concurrency  # under a cap
+                if key in self.dropped:
+                    self.dropped.discard(key)
+                    log.warning(
+                        "job %d attempt %d: result dropped, its claim was rescued while "
+                        "this daemon was presumed dead",
+                        *key,
+                    )
+                    continue
                 duration = max(message.finished_at - message.started_at, 1e-6)
                 self.avg_duration = 0.8 * self.avg_duration + 0.2 * duration
-                end = outcomes.from_done(job, message, self.clock.now())
-                self.ends.append(end)
-            elif isinstance(message, tuple) and message[0] == "progress":
-                _, job_id, attempt, fraction, text = message
-                if job_id in w.inflight:
-                    self.progress[job_id] = (job_id, attempt, fraction, text, self.clock.now())
-            elif isinstance(message, tuple) and message[0] == "skipped":
-                job = w.inflight.pop(message[1], None)
-                if job is None:
-                    continue
-                self.running_by_queue[job.queue] -= 1
-                if self.stopping:
-                    self.release.append((job.id, job.attempts))
-                else:  # skipped because it was cancelled before it started
-                    self.ends.append(self._cancelled_unstarted(job))
+                self.ends.append(outcomes.from_done(job, message, self.clock.now()))
+                continue
+            assert isinstance(message, tuple)
+            kind: str = message[0]
+            key = (message[1], message[2])
+            if kind == "progress":
+                if key in w.inflight and key not in self.dropped:
+                    fraction, text = message[3], message[4]
+                    self.progress[key] = (*key, fraction, text, self.clock.now())
+                continue
+            job = w.inflight.pop(key, None)
+            if job is None:
+                continue
+            self.running_by_queue[job.queue] -= 1
+            if key in self.dropped:
+                self.dropped.discard(key)
+            elif kind == "stale":  # the worker saw the lease run out: ours if it holds
+                self.ready.appendleft(job)
+            elif self.stopping:  # skipped
+                self.release.append(key)
+            else:  # skipped because it was cancelled before it started
+                self.ends.append(self._cancelled_unstarted(job))
 
     def _cancelled_unstarted(self, job: Job) -> AttemptEnd:
         return outcomes.attempt_end(
@@ -355,7 +404,7 @@ class Supervisor:
         # A list is cleared only once its write committed: a failed write loses nothing.
         if self.ends:
             ends = self.ends
-            applied = self.store.job_end_many(self.id, ends)
+            applied = self._record_ends(ends)
             self.ends = []
             for end, ok in zip(ends, applied, strict=True):
                 if not ok:
@@ -370,12 +419,47 @@ class Supervisor:
                     due_in = end.run_at - self.clock.now()
                     self.next_poll = min(self.next_poll, self.clock.monotonic() + max(0.0, due_in))
                 outcomes.log_end(self.events, end)
+        while self.dead_journals:  # what they covered is recorded now
+            remove_journal(self.journals, self.dead_journals.pop())
         if self.progress:
-            self.store.job_progress_many(self.id, list(self.progress.values()))
+            updates = list(self.progress.values())
+            try:
+                self.store.job_progress_many(self.id, updates)
+            except StoreUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - progress is advice, never fatal
+                log.warning("progress of %d job(s) not recorded: %s", len(updates), exc)
             self.progress = {}
         if self.release:
             self.store.job_release_many(self.id, self.release)
             self.release = []
+
+    def _record_ends(self, ends: list[AttemptEnd]) -> list[bool]:
+        """Record ends in one transaction. One that cannot be stored (whatever the
+        reason: what a job returned is its own) must fail that job, never the daemon
+        or the jobs recorded with it: the batch is then recorded one end at a time."""
+        try:
+            return self.store.job_end_many(self.id, ends)
+        except StoreUnavailable:
+            raise
+        except Exception:  # noqa: BLE001 - found out below, end by end
+            pass
+        applied = []
+        for end in ends:
+            try:
+                applied += self.store.job_end_many(self.id, [end])
+            except StoreUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                log.error(
+                    "job %d attempt %d: its outcome cannot be recorded (%s: %s); failing it",
+                    end.job_id,
+                    end.attempt,
+                    type(exc).__name__,
+                    exc,
+                )
+                applied += self.store.job_end_many(self.id, [outcomes.unrecordable(end, exc)])
+        return applied
 
     # -- workers dying --
 
@@ -405,28 +489,34 @@ class Supervisor:
         del self.workers[w.from_fd]
         how = describe_exit(status)
         spool.salvage(self.log_dir, w.pid, self.config.log_max_bytes)  # what it printed
+        self.dead_journals.append(w.pid)
         head = w.head
         if head is not None:
             self.running_by_queue[head.queue] -= 1
-            w.inflight.pop(head.id)
-            self.ends.append(
-                outcomes.from_death(
-                    head,
-                    w.kill,
-                    how,
-                    w.head_wall,
-                    self.clock.now(),
-                    signal_number=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
-                    max_rss_kb=max_rss_kb,
-                    oom_killed=self.oom.killed(status),
-                )
+            key = (head.id, head.attempts)
+            w.inflight.pop(key)
+            end = outcomes.from_death(
+                head,
+                w.kill,
+                how,
+                w.head_wall,
+                self.clock.now(),
+                signal_number=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+                max_rss_kb=max_rss_kb,
+                oom_killed=self.oom.killed(status),
             )
+            if key in self.dropped:  # killed because its claim was rescued
+                self.dropped.discard(key)
+            else:
+                self.ends.append(end)
             if w.kill is None:
                 log.warning("job %d (%s): %s", head.id, head.label, how)
-        for job in reversed(w.inflight.values()):  # never started: run them elsewhere
+        for key, job in reversed(w.inflight.items()):  # never started: run them elsewhere
             self.running_by_queue[job.queue] -= 1
-            if self.stopping:
-                self.release.append((job.id, job.attempts))
+            if key in self.dropped:
+                self.dropped.discard(key)
+            elif self.stopping:
+                self.release.append(key)
             else:
                 self.ready.appendleft(job)
         # A job's leftover processes must not outlive it (it is retried elsewhere): SIGKILL
@@ -459,8 +549,8 @@ class Supervisor:
         if not requests:
             return
         for w in self.workers.values():
-            for index, (job_id, job) in enumerate(list(w.inflight.items())):
-                if requests.get(job_id) != job.attempts:
+            for index, ((job_id, attempt), job) in enumerate(list(w.inflight.items())):
+                if requests.get(job_id) != attempt:
                     continue
                 if index == 0 and w.kill is None:
                     w.kill = KillOrder("cancel", job_id, mono + self.config.daemon.kill_grace)
@@ -469,7 +559,7 @@ class Supervisor:
                         "job %d (%s) cancelled: SIGTERM to its process group", job_id, job.label
                     )
                 elif index > 0:
-                    w.send(("skip", job_id))
+                    w.send(("skip", job_id, attempt))
         for job in list(self.ready):
             if requests.get(job.id) == job.attempts:
                 self.ready.remove(job)
@@ -488,13 +578,12 @@ class Supervisor:
 
     def _fill(self, mono: float) -> None:
         depth, free, live = self._free_slots()
-        if free <= 0:
-            return
+        if free <= 0 or not self.services.lease_alive(mono):
+            return  # no claim and no start while peers may be rescuing ours
         want = free - len(self.ready)
         if want > 0 and (self.check_db or mono >= self.next_poll):
             self.check_db = False
             jobs = self._claim(want)
-            self.ready.extend(jobs)
             if jobs:  # one claim, one event: the ids it took, with their attempt numbers
                 self.events.emit(
                     "claim",
@@ -505,8 +594,35 @@ class Supervisor:
                 self.check_db = True  # there may be more
             else:
                 self.next_poll = mono + self._idle_wait()
+            for job in jobs:
+                if job.damage is None:
+                    self.ready.append(job)
+                else:  # its stored data cannot be read: it fails, its neighbours run
+                    self.ends.append(outcomes.unreadable(job, self.clock.now()))
         if self.ready:
             self._dispatch(live, depth)
+
+    def _drop_claims(self) -> None:
+        """Peers presumed this daemon dead and rescued every claim it held: none of them
+        is ours any more. Jobs not sent are forgotten; jobs sent are never started (a new
+        lease epoch, worker/starts.py); running ones are killed, since the rescued job
+        may already run elsewhere; whatever their workers report is not recorded."""
+        self.ready.clear()
+        self.release.clear()
+        self.progress.clear()
+        mono = self.clock.monotonic()
+        for w in self.workers.values():
+            self.dropped.update(w.inflight)
+            head = w.head
+            if head is not None and w.kill is None:
+                w.kill = KillOrder("lost", head.id, mono + self.config.daemon.kill_grace)
+                w.signal_group(signal.SIGTERM)
+                log.warning(
+                    "job %d (%s) attempt %d: its claim was rescued; SIGTERM to its process group",
+                    head.id,
+                    head.label,
+                    head.attempts,
+                )
 
     def _claim(self, want: int) -> list[Job]:
         caps: dict[str, int] = {}
@@ -540,7 +656,7 @@ class Supervisor:
             if not w.inflight:
                 w.head_since = mono
                 w.head_wall = self.clock.now()
-            w.inflight[job.id] = job
+            w.inflight[job.id, job.attempts] = job
             self.running_by_queue[job.queue] += 1
             batches.setdefault(w.from_fd, []).append(job)
         self._send(batches, mono)
@@ -548,13 +664,15 @@ class Supervisor:
     def _send(self, batches: dict[int, list[Job]], mono: float) -> None:
         for fd, jobs in batches.items():
             w = self.workers[fd]
-            w.send(("run", [job_spec(j) for j in jobs]))
+            w.send(("run", self.services.epoch, [job_spec(j) for j in jobs]))
             self._watch(w)
 
     # -- housekeeping --
 
     def _housekeeping(self, mono: float) -> None:
         due = self.services.run_due(mono, self.stopping)
+        if due.claims_lost:
+            self._drop_claims()
         if due.config is not None:
             self.config = due.config
         self.check_db |= due.claim

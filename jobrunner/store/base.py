@@ -8,8 +8,8 @@ same conformance suite (tests/store).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence, Set
+from typing import Protocol
 
 from jobrunner.models import (
     Attempt,
@@ -31,7 +31,7 @@ class Store(Protocol):
     # jobs
     def job_insert_many(self, jobs: Sequence[JobInsert], now: float) -> list[InsertResult]: ...
     def job_insert_calls(
-        self, template: JobInsert, calls: Sequence[Sequence[Any]], now: float
+        self, template: JobInsert, args_json: Sequence[str], now: float
     ) -> list[int]: ...
     def job_get(self, job_id: int) -> Job | None: ...
     def job_list(
@@ -48,7 +48,13 @@ class Store(Protocol):
         self, owner: str, updates: Sequence[tuple[int, int, float, str | None, float]]
     ) -> None: ...
     def job_release_many(self, owner: str, jobs: Sequence[tuple[int, int]]) -> int: ...
-    def job_rescue(self, now: float, dead: Sequence[str], rescuer: str | None) -> list[Job]: ...
+    def job_rescue(
+        self,
+        now: float,
+        dead: Sequence[str],
+        rescuer: str | None,
+        starts: Mapping[str, Set[tuple[int, int]] | None] | None = None,
+    ) -> list[Job]: ...
     def job_cancel(self, job_id: int, now: float) -> CancelResult: ...
     def job_cancel_requests(self, owner: str) -> list[tuple[int, int]]: ...
     def job_retry_dead(self, job_ids: Sequence[int] | None, now: float) -> list[int]: ...

@@ -135,8 +135,9 @@ ORDER BY coalesce(finished_at, run_at) DESC
 LIMIT ?
 
 -- name: daemon_upsert
-INSERT INTO daemons (id, host, pid, started_at, heartbeat_at, lease_until, workers, queues)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO daemons (id, host, pid, started_at, heartbeat_at, lease_until, workers, queues,
+                     node)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
                                lease_until = excluded.lease_until
 
@@ -150,7 +151,7 @@ UPDATE daemons SET lease_until = 0 WHERE id = ?
 DELETE FROM daemons WHERE id = ?
 
 -- name: daemon_list
-SELECT id, host, pid, started_at, heartbeat_at, lease_until, workers, queues
+SELECT id, host, pid, started_at, heartbeat_at, lease_until, workers, queues, node
 FROM daemons ORDER BY started_at
 
 -- name: schedule_list

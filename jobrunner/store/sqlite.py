@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
 from contextlib import AbstractContextManager
 
 import apsw
@@ -195,15 +195,16 @@ class SQLiteStore:
         return results
 
     def job_insert_calls(
-        self, template: JobInsert, calls: Sequence[Sequence[Any]], now: float
+        self, template: JobInsert, args_json: Sequence[str], now: float
     ) -> list[int]:
-        """One job per entry of `calls` (its args), all else as in `template`; one
-        transaction. The bulk path: the row is built once and only the args vary."""
+        """One job per entry of `args_json` (its args, as checked JSON text), all else as
+        in `template`; one transaction. The bulk path: the row is built once and only
+        the args vary."""
         if template.key is not None or template.schedule is not None:
             raise ValueError("jobs inserted by calls carry no key and no schedule")
         row = self._insert_row(template, now)
         head, tail = row[:3], row[4:]
-        rows = [(*head, _dumps(args), *tail) for args in calls]
+        rows = [(*head, args, *tail) for args in args_json]
         with self._tx() as db:
             return [r.id for r in self._insert_plain(db, rows)]
 
@@ -352,23 +353,49 @@ class SQLiteStore:
                 released += db.changes()
         return released
 
-    def job_rescue(self, now: float, dead: Sequence[str], rescuer: str | None) -> list[Job]:
+    def job_rescue(
+        self,
+        now: float,
+        dead: Sequence[str],
+        rescuer: str | None,
+        starts: Mapping[str, Set[tuple[int, int]] | None] | None = None,
+    ) -> list[Job]:
         """Forget the daemons `dead` (the caller judged them dead, see daemon/peers.py)
-        and fail the attempts of running jobs no registered daemon owns, except the
+        and end the claims of running jobs no registered daemon owns, except the
         rescuer's own. `now` only stamps what is written: no wall clock is compared
         with a lease here, so a clock stepped an hour rescues nothing by mistake.
 
-        Counts as an attempt (invariant 3), so a job that kills its daemon every time
-        ends in the DLQ instead of looping. Returns the jobs as they were rescued."""
+        `starts`: by daemon, the (job, attempt) pairs its workers started, as far as
+        their journals tell (worker/starts.py); a claim not among them never started and
+        goes back to the queue without using an attempt. For a daemon not in `starts`,
+        or whose journal is gone (None), every claim counts as started: an attempt, so
+        a job that kills its daemon every time ends in the DLQ (invariant 3).
+        Returns the jobs rescued, each with the state it was moved to."""
+        starts = starts or {}
         with self._tx() as db:
             db.execute(Q["daemons_dead_delete"], (_dumps(list(dead)), rescuer))
             orphans = [job_from_row(r) for r in db.execute(Q["running_orphans"], (rescuer,))]
             for job in orphans:
                 who = job.owner or "unknown"
-                error = f"lost: daemon {who} stopped heartbeating while the job ran"
-                decision = lifecycle.after_failure(job.attempts, job.max_attempts, job.backoff, now)
-                if job.cancel_requested:  # the dead daemon never carried the cancel out
-                    decision = lifecycle.Decision(State.CANCELLED, None)
+                journal = starts.get(who)
+                started = journal is None or (job.id, job.attempts) in journal
+                decision = lifecycle.after_lost_daemon(
+                    job.attempts,
+                    job.max_attempts,
+                    job.backoff,
+                    now,
+                    started=started,
+                    cancel_requested=job.cancel_requested,
+                )
+                if started:
+                    outcome = Outcome.LOST
+                    error = f"lost: daemon {who} stopped heartbeating while the job ran"
+                else:
+                    outcome = Outcome.NOT_STARTED
+                    error = (
+                        f"not started: daemon {who} stopped heartbeating before the job "
+                        "started; the claim did not count as an attempt"
+                    )
                 db.execute(
                     Q["end_attempt"],
                     (
@@ -388,8 +415,8 @@ class SQLiteStore:
                     (
                         job.id,
                         job.attempts,
-                        Outcome.LOST.value,
-                        job.started_at,
+                        outcome.value,
+                        job.started_at if started else None,
                         now,
                         error,
                         None,
@@ -400,6 +427,7 @@ class SQLiteStore:
                         None,
                     ),
                 )
+                job.state = decision.state
         return orphans
 
     def job_cancel(self, job_id: int, now: float) -> CancelResult:
@@ -540,6 +568,7 @@ class SQLiteStore:
                     info.lease_until,
                     info.workers,
                     _dumps(info.queues) if info.queues is not None else None,
+                    info.node,
                 ),
             )
 
@@ -560,6 +589,8 @@ class SQLiteStore:
 
     def daemon_list(self) -> list[DaemonInfo]:
         return [
-            DaemonInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]) if r[7] else None)
+            DaemonInfo(
+                r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]) if r[7] else None, r[8]
+            )
             for r in self.db.execute(Q["daemon_list"])
         ]

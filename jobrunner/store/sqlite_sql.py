@@ -8,7 +8,6 @@ import os
 import re
 from collections.abc import Sequence
 
-from jobrunner.jsonutil import dumps
 from jobrunner.lifecycle import FINAL, State
 from jobrunner.models import AttemptEnd, Job
 
@@ -83,13 +82,56 @@ def _loads(text: str) -> Any:
 
 
 def job_from_row(row: Sequence[Any]) -> Job:
+    try:
+        return _job(row, _loads(row[4]), _loads(row[5]))
+    except (ValueError, TypeError, RecursionError):
+        return _damaged_job(row)
+
+
+def _damaged_job(row: Sequence[Any]) -> Job:
+    """A row whose stored JSON cannot be read back (written by an older version, or by
+    hand: nested too deep, not JSON): the job with what can be read, and `damage`
+    saying what could not. It must not stop the reader: `list`, `status` and `cancel`
+    show it, and the daemon fails it instead of crashing on it."""
+    problems: list[str] = []
+
+    def decode(index: int, what: str, default: Any) -> Any:
+        if row[index] is None:
+            return None
+        try:
+            return json.loads(row[index])
+        except (ValueError, TypeError, RecursionError) as exc:
+            problems.append(f"{what}: {_why(exc)}")
+            return default
+
+    args = decode(4, "args", [])
+    kwargs = decode(5, "kwargs", {})
+    damaged = list(row)
+    for index, what, default in ((3, "command", None), (13, "result", None), (24, "options", None)):
+        damaged[index] = _reencoded(decode(index, what, default))
+    job = _job(damaged, args, kwargs)
+    job.damage = "; ".join(problems) + " (the stored JSON cannot be read back)"
+    return job
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deep"
+    return " ".join(str(exc).split())[:200]
+
+
+def _reencoded(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _job(row: Sequence[Any], args: Any, kwargs: Any) -> Job:
     return Job(
         id=row[0],
         state=STATES[row[1]],
         task=row[2],
         command=json.loads(row[3]) if row[3] is not None else None,
-        args=_loads(row[4]),
-        kwargs=_loads(row[5]),
+        args=args,
+        kwargs=kwargs,
         queue=row[6],
         priority=row[7],
         attempts=row[8],
@@ -121,7 +163,7 @@ def end_attempt_row(end: AttemptEnd, owner: str) -> tuple[Any, ...]:
     return (
         end.next_state.value,
         end.run_at,
-        dumps(end.result) if end.result is not None else None,
+        end.result_json,
         end.error,
         end.started_at,
         end.finished_at if final else None,

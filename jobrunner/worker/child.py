@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jobrunner import clock
-from jobrunner.jsonutil import dumps
+from jobrunner.jsonutil import depth_error, dumps, storable, storable_json
 from jobrunner.worker.protocol import (
     FrameReader,
     JobDone,
@@ -33,11 +33,13 @@ from jobrunner.worker.protocol import (
     write_all,
 )
 from jobrunner.worker.spool import LogSpool, keep_tail
+from jobrunner.worker.starts import SharedLease, StartJournal
 from jobrunner.worker.usage import PROGRESS_EVERY, Limits, PeakRss, ProgressLines, cpu_seconds
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 RESULT_MAX_BYTES = 1 << 20
+COMMAND_SUCCEEDED = '{"exit_code":0}'  # a command's result, as JSON text
 
 _libc: Any = None
 try:
@@ -88,13 +90,27 @@ def progress(fraction: float, message: str | None = None) -> bool:
 
 
 class Worker:
-    def __init__(self, rfd: int, wfd: int, log_dir: str, log_max_bytes: int) -> None:
+    def __init__(
+        self,
+        rfd: int,
+        wfd: int,
+        log_dir: str,
+        log_max_bytes: int,
+        lease: SharedLease | None = None,
+        journal: StartJournal | None = None,
+    ) -> None:
         self.rfd = rfd
         self.wfd = wfd
         self.log_dir = log_dir
         self.log_max_bytes = log_max_bytes
+        self.lease = lease
+        self.journal = journal
         self.reader = FrameReader()
-        self.pending: collections.OrderedDict[int, JobSpec] = collections.OrderedDict()
+        # (epoch sent in, spec) by (job id, attempt): a rescued job may come back as its
+        # next attempt
+        self.pending: collections.OrderedDict[tuple[int, int], tuple[int, JobSpec]] = (
+            collections.OrderedDict()
+        )
         self.functions: dict[str, Callable[..., Any]] = {}
         self.closed = False
         self.peak = PeakRss()
@@ -113,7 +129,14 @@ class Worker:
             else:
                 self._read()
             if self.pending:
-                _, spec = self.pending.popitem(last=False)
+                _, (epoch, spec) = self.pending.popitem(last=False)
+                if self.journal is not None:
+                    self.journal.started(spec.id, spec.attempt)  # before it can start
+                if self.lease is not None and not self.lease.holds(epoch):
+                    # The daemon's lease ran out (it was frozen or stalled), or its claims
+                    # were rescued: a peer may have run this job. The supervisor decides.
+                    write_all(self.wfd, encode(("stale", spec.id, spec.attempt)))
+                    continue
                 write_all(self.wfd, encode(self.run(spec)))
 
     def _read(self) -> None:
@@ -123,10 +146,11 @@ class Worker:
             return
         for message in self.reader.feed(data):
             if message[0] == "run":
-                for spec in message[1]:
-                    self.pending[spec.id] = spec
-            elif message[0] == "skip" and self.pending.pop(message[1], None) is not None:
-                write_all(self.wfd, encode(("skipped", message[1])))
+                _, epoch, specs = message
+                for spec in specs:
+                    self.pending[spec.id, spec.attempt] = (epoch, spec)
+            elif message[0] == "skip" and self.pending.pop(message[1:], None) is not None:
+                write_all(self.wfd, encode(("skipped", *message[1:])))
 
     # -- one job --------------------------------------------------------------------------
 
@@ -166,7 +190,7 @@ class Worker:
         if now - self.progress_sent < PROGRESS_EVERY and fraction < 1.0:
             return True  # throttled: a chatty job must not flood the database
         self.progress_sent = now
-        text = None if message is None else str(message)[:200]
+        text = None if message is None else storable(str(message)[:200])
         write_all(self.wfd, encode(("progress", job.id, job.attempt, fraction, text)))
         return True
 
@@ -247,11 +271,11 @@ class Worker:
                 os.chdir(cwd)
             fn = self._resolve(spec.task or "")
             value = fn(*spec.args, **spec.kwargs)
-            result = _jsonable(value)
+            result = result_json(value)
             return JobDone(spec.id, spec.attempt, True, result, None, None, started, clock.now())
         except BaseException as exc:  # noqa: BLE001 - a job's failure is data, not a crash
             error = _describe(exc)
-            tb = traceback.format_exc()
+            tb = storable(traceback.format_exc())
             retryable = not isinstance(exc, _NotRetryable)
             return JobDone(
                 spec.id, spec.attempt, False, None, error, tb, started, clock.now(), retryable
@@ -303,7 +327,7 @@ class Worker:
             spec.id,
             spec.attempt,
             code == 0,
-            {"exit_code": 0} if code == 0 else None,
+            COMMAND_SUCCEEDED if code == 0 else None,
             None,
             None,
             started,
@@ -431,28 +455,46 @@ def _left_children() -> bool:
     return True
 
 
-def _jsonable(value: Any) -> Any:
-    """The value itself if it round-trips as JSON within the size cap, else an error."""
+def result_json(value: Any) -> str | None:
+    """A job's return value as the JSON text stored (None for None), or an error.
+
+    The text, not the object, goes to the supervisor: an object of a class defined
+    inside the task passes the JSON check but cannot be pickled, and the supervisor
+    would encode it again anyway. Lone surrogates are escaped (jsonutil.storable)."""
     if value is None:
         return None
     try:
         text = dumps(value)
     except (TypeError, ValueError, RecursionError) as exc:
-        raise _NotRetryable(f"result is not JSON-serializable: {exc}") from None
+        raise _NotRetryable(f"result is not JSON-serializable: {storable(str(exc))}") from None
     if len(text) > RESULT_MAX_BYTES:
         raise _NotRetryable(
             f"result is {len(text)} bytes of JSON, more than the {RESULT_MAX_BYTES} allowed"
         )
-    return value
+    problem = depth_error(text)
+    if problem is not None:
+        raise _NotRetryable(f"result is {problem}")
+    return storable_json(text)
 
 
 def _describe(exc: BaseException) -> str:
-    message = str(exc)
     name = type(exc).__name__
-    return f"{name}: {message}" if message else name
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not lose the failure
+        message = "(its message cannot be shown)"
+    return storable(f"{name}: {message}" if message else name)
 
 
-def worker_main(rfd: int, wfd: int, log_dir: str, log_max_bytes: int, parent: int) -> None:
+def worker_main(
+    rfd: int,
+    wfd: int,
+    log_dir: str,
+    log_max_bytes: int,
+    parent: int,
+    lease: SharedLease | None = None,
+    journal_dir: str | None = None,
+) -> None:
     """Entry point in the forked child; never returns."""
     code = 0
     try:
@@ -465,7 +507,8 @@ def worker_main(rfd: int, wfd: int, log_dir: str, log_max_bytes: int, parent: in
             signal.signal(sig, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
         global _worker
-        _worker = Worker(rfd, wfd, log_dir, log_max_bytes)
+        journal = StartJournal(journal_dir) if journal_dir is not None else None
+        _worker = Worker(rfd, wfd, log_dir, log_max_bytes, lease, journal)
         _worker.serve()
         _worker.spool.close()
     except BaseException:  # noqa: BLE001

@@ -18,6 +18,7 @@ from jobrunner.errors import ConfigError
 from jobrunner.models import Job
 from jobrunner.worker.child import worker_main
 from jobrunner.worker.protocol import FrameReader, JobSpec, describe_status, encode
+from jobrunner.worker.starts import SharedLease
 
 log = logging.getLogger("jobrunner.daemon")
 
@@ -38,8 +39,11 @@ class WorkerHandle:
     to_fd: int
     from_fd: int
     reader: FrameReader = field(default_factory=FrameReader)
-    # jobs sent and not yet answered, in the order the worker runs them
-    inflight: collections.OrderedDict[int, Job] = field(default_factory=collections.OrderedDict)
+    # jobs sent and not yet answered, in the order the worker runs them, by (job id,
+    # attempt): a rescued job may come back to the same worker as its next attempt
+    inflight: collections.OrderedDict[tuple[int, int], Job] = field(
+        default_factory=collections.OrderedDict
+    )
     head_since: float = 0.0  # monotonic time the first in-flight job started (approx.)
     head_wall: float | None = None  # the same, as wall time, for the attempt history
     outbuf: bytearray = field(default_factory=bytearray)
@@ -107,8 +111,15 @@ class WorkerHandle:
                 os.close(fd)
 
 
-def spawn_worker(log_dir: str, log_max_bytes: int, close_in_child: list[int]) -> WorkerHandle:
-    """Fork one worker. The child leads its own process group and dies with us."""
+def spawn_worker(
+    log_dir: str,
+    log_max_bytes: int,
+    close_in_child: list[int],
+    lease: SharedLease | None = None,
+    journal_dir: str | None = None,
+) -> WorkerHandle:
+    """Fork one worker. The child leads its own process group and dies with us; it
+    checks `lease` and journals to `journal_dir` before each job (worker/starts.py)."""
     to_r, to_w = os.pipe()
     from_r, from_w = os.pipe()
     parent = os.getpid()
@@ -119,7 +130,7 @@ def spawn_worker(log_dir: str, log_max_bytes: int, close_in_child: list[int]) ->
         for fd in close_in_child:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        worker_main(to_r, from_w, log_dir, log_max_bytes, parent)
+        worker_main(to_r, from_w, log_dir, log_max_bytes, parent, lease, journal_dir)
     os.close(to_r)
     os.close(from_w)
     with contextlib.suppress(ProcessLookupError, PermissionError):

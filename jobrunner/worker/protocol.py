@@ -1,9 +1,12 @@
 """Messages between the supervisor and its workers: length-prefixed pickles on pipes.
 
-Supervisor -> worker:  ("run", [JobSpec, ...])   jobs to run in order
-                       ("skip", job_id)          drop that job if it has not started
-Worker -> supervisor:  JobDone                   one per job run
-                       ("skipped", job_id)       the job was dropped unstarted
+Supervisor -> worker:  ("run", epoch, [JobSpec, ...])  jobs to run in order, sent in the
+                                                      lease's epoch (worker/starts.py)
+                       ("skip", job_id, attempt)     drop that job if it has not started
+Worker -> supervisor:  JobDone                       one per job run
+                       ("skipped", job_id, attempt)  the job was dropped unstarted
+                       ("stale", job_id, attempt)    not started: the lease had run out
+                       ("progress", job_id, attempt, fraction, message)
 Closing the supervisor's end tells the worker to exit once its current job is done.
 """
 
@@ -55,7 +58,7 @@ class JobDone:
     id: int
     attempt: int
     ok: bool
-    result: Any  # JSON-ready value when ok
+    result: str | None  # the return value as JSON text when ok (child.result_json)
     error: str | None
     traceback: str | None
     started_at: float

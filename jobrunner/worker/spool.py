@@ -29,13 +29,15 @@ import contextlib
 import logging
 import os
 
+from jobrunner.node import file_tag
+
 log = logging.getLogger("jobrunner.daemon")
 
 RUNNING = ".running"
 MARK_BYTES = 40
 BLANK = b" " * MARK_BYTES
 PUBLISHED = "P"  # third word of a mark: the output is in the log already
-HOST = os.uname().nodename.replace(os.sep, "_")
+HOST = file_tag()  # spools of workers on other nodes (containers, hosts) are theirs
 COPY_CHUNK = 1 << 20
 
 
@@ -48,7 +50,7 @@ def attempt_header(attempt: int) -> bytes:
 
 
 def spool_name(pid: int) -> str:
-    """`<host>-<pid>`: daemons on several hosts (or pid namespaces) may share a folder."""
+    """`<node tag>-<pid>`: daemons on several hosts or pid namespaces may share a folder."""
     return f"{HOST}-{pid}"
 
 

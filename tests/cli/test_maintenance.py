@@ -137,7 +137,7 @@ def test_status_warns_about_a_wal_a_reader_holds_back(workdir: Path, db: Path, t
         reader.execute("SELECT count(*) FROM jobs").fetchall()  # a long read transaction
         blob = "x" * 65536
         for _ in range(3):  # ~70 MiB of WAL the reader's snapshot keeps from being reset
-            store.job_insert_calls(JobInsert(task="tasks:ok"), [[blob]] * 360, time.time())
+            store.job_insert_calls(JobInsert(task="tasks:ok"), [f'["{blob}"]'] * 360, time.time())
         wal = store.db_wal_bytes()
         assert wal > WAL_WARN_BYTES
         data = cli(workdir, db, "status", "--json").json()

@@ -32,6 +32,9 @@ from tests.integration.conftest import (
     submit_file,
     write_config,
 )
+from tests.integration.conftest import (
+    ledger as ledger_entries,
+)
 
 N_JOBS = 2000
 KILLS = 5
@@ -139,20 +142,30 @@ def test_crash_storm_loses_nothing_and_reruns_only_what_a_kill_cut_short(
             assert counts == {State.SUCCEEDED.value: N_JOBS}, counts  # none dead, stuck, lost
 
             lost: Counter[int] = Counter()
-            lost_by_owner: dict[str | None, set[int]] = {}
+            rescued_by_owner: dict[str | None, set[int]] = {}
+            not_started: set[tuple[int, int, str | None]] = set()
             for job_id in ids:
                 for a in store.attempt_list(job_id):
+                    if a.outcome in (Outcome.LOST, Outcome.NOT_STARTED):
+                        rescued_by_owner.setdefault(a.owner, set()).add(job_id)
                     if a.outcome is Outcome.LOST:
                         lost[job_id] += 1
-                        lost_by_owner.setdefault(a.owner, set()).add(job_id)
+                    elif a.outcome is Outcome.NOT_STARTED:
+                        not_started.add((job_id, a.attempt, a.owner))
         finally:
             store.close()
 
-        # What each kill cut short is exactly what the next daemon rescued as `lost`.
+        # What each kill cut short is exactly what the next daemon rescued: `lost` when
+        # it had started, `not_started` when it only waited in a worker's batch.
         for running in running_at_kill:
             (owner,) = set(running.values())
-            assert lost_by_owner.get(owner) == set(running), owner
-        assert sum(lost.values()) == sum(len(r) for r in running_at_kill)
+            assert rescued_by_owner.get(owner) == set(running), owner
+        assert sum(lost.values()) + len(not_started) == sum(len(r) for r in running_at_kill)
+        # ... and a claim recorded as never started never ran under that daemon.
+        ran_under = {(e.job_id, e.attempt, e.ppid) for e in ledger_entries(workdir)}
+        for job_id, attempt, owner in not_started:
+            daemon_pid = int((owner or "::").split(":")[1])
+            assert (job_id, attempt, daemon_pid) not in ran_under, (job_id, attempt, owner)
 
         ran = Counter(ledger_ids(workdir))
         assert set(ran) == set(ids), f"never ran: {sorted(set(ids) - set(ran))[:20]}"

@@ -148,7 +148,7 @@ def sqlite(tmp_path: Path) -> Iterator[SQLiteStore]:
 
 
 def burst(store: Store, jobs: int = 2000) -> None:
-    store.job_insert_calls(JobInsert(task="a:b"), [["x" * 500] for _ in range(jobs)], NOW)
+    store.job_insert_calls(JobInsert(task="a:b"), [f'["{"x" * 500}"]'] * jobs, NOW)
 
 
 def wal_size(store: Store) -> int:

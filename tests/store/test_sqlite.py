@@ -228,8 +228,8 @@ def test_a_database_locked_too_long_is_store_unavailable_and_writes_nothing(
 def test_a_failed_batch_writes_nothing(store: SQLiteStore) -> None:
     (kept,) = store.job_insert_many([JobInsert(task="a.b:c")], NOW)
     claimed = store.job_claim(ClaimRequest("me", NOW, 1))
-    bad = AttemptEnd(kept.id, 1, Outcome.SUCCEEDED, State.SUCCEEDED, result=object())
-    with pytest.raises(TypeError):  # not JSON: the whole batch rolls back
+    bad = AttemptEnd(kept.id, 1, Outcome.SUCCEEDED, State.SUCCEEDED, result_json='"\udcff"')
+    with pytest.raises(UnicodeEncodeError):  # not UTF-8: the whole batch rolls back
         store.job_end_many("me", [AttemptEnd(kept.id, 1, Outcome.FAILED, State.DEAD), bad])
     assert not store.db.in_transaction
     got = store.job_get(kept.id)

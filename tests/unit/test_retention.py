@@ -126,7 +126,9 @@ class World:
         """`count` jobs that ended in `state` `ago` seconds before now, each with a log."""
         now = self.clock.now()
         template = JobInsert(task="app.tasks:work", retries=0)
-        ids = self.store.job_insert_calls(template, [[i] for i in range(count)], now - ago - 10)
+        ids = self.store.job_insert_calls(
+            template, [f"[{i}]" for i in range(count)], now - ago - 10
+        )
         if state is State.CANCELLED:
             for job_id in ids:
                 self.store.job_cancel(job_id, now - ago)
@@ -253,7 +255,7 @@ def test_a_reload_changes_retention_at_once(world: World, tmp_path: Path) -> Non
 
 def test_checkpoint_service_truncates_the_wal_after_a_burst(world: World) -> None:
     world.run()
-    world.store.job_insert_calls(JobInsert(task="a:b"), [["x" * 500]] * 2000, 0.0)
+    world.store.job_insert_calls(JobInsert(task="a:b"), [f'["{"x" * 500}"]'] * 2000, 0.0)
     assert world.store.db_wal_bytes() > 500_000
     world.clock.advance(CHECKPOINT_EVERY - 1)
     world.run()
@@ -275,7 +277,7 @@ def test_checkpoint_held_back_by_a_reader_warns_once(
     try:
         with caplog.at_level(logging.WARNING, logger="jobrunner.daemon"):
             for _ in range(3):
-                world.store.job_insert_calls(JobInsert(task="a:b"), [["x" * 500]] * 500, 0.0)
+                world.store.job_insert_calls(JobInsert(task="a:b"), [f'["{"x" * 500}"]'] * 500, 0.0)
                 world.clock.advance(CHECKPOINT_EVERY)
                 world.run()
         assert world.store.db_wal_bytes() > 100_000

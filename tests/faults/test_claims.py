@@ -1,0 +1,205 @@
+"""Claims that outlive what their daemon knows: a daemon stopped or frozen past its lease,
+one killed with jobs waiting in its workers' batches, and peers in another pid namespace.
+
+Each job writes `id attempt event tag pid ppid` to a ledger (tests/integration/conftest.py)
+and the daemons are real processes stopped, continued and killed with real signals.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Daemon, cli, env_for, wait_for
+from tests.integration.conftest import (
+    job,
+    jobs_in,
+    ledger,
+    submit,
+    submit_file,
+    wait_counts,
+    write_config,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _stop(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        os.kill(pid, sig)
+
+
+def test_a_stopped_daemons_late_result_is_never_recorded_as_a_later_attempt(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    """A is stopped while its worker runs attempt 1; B rescues the job; A goes on. The
+    job's result is the one its recorded attempt produced, never attempt 1's."""
+    write_config(workdir, lease='"2s"', workers="1")
+    a = Daemon(workdir, db, "--workers", "1")
+    daemons.append(a)
+    job_id = submit(
+        workdir, db, "jtasks:slow", "--args", '["j", 8]', "--retries", "3", "--backoff", "50ms"
+    )
+    wait_for(lambda: any(e.event == "start" for e in ledger(workdir)), timeout=20, what="attempt 1")
+    os.kill(a.pid, signal.SIGSTOP)  # the supervisor only: its worker runs on
+    try:
+        b = Daemon(workdir, db, "--workers", "1", "--queues", "none")  # rescues, runs nothing
+        daemons.append(b)
+        wait_for(
+            lambda: job(workdir, db, job_id)["state"] != "running",
+            timeout=20,
+            what="B to rescue the job",
+        )
+        assert b.stop() == 0
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    res = cli(workdir, db, "wait", str(job_id), "--timeout", "40s")
+    assert res.code == 0, res.err
+    ends = [e.attempt for e in ledger(workdir) if e.event == "end"]
+    record = job(workdir, db, job_id)
+    outcomes = [h["outcome"] for h in record["attempt_history"]]
+    assert outcomes[0] == "lost" and outcomes[-1] == "succeeded", outcomes
+    winner = len(outcomes)
+    # The success recorded is the attempt that really ended when it was recorded (the
+    # old supervisor recorded attempt 1's late result as attempt 2's, while attempt 2
+    # had only just started); attempt 1 was killed once A learned its claim was
+    # rescued, so it never ended at all.
+    assert ends == [winner], ends
+    assert record["attempts"] == winner
+    assert "its claim was rescued" in a.log()
+
+
+def test_a_frozen_daemon_never_starts_what_a_peer_finished(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    """A and its workers frozen (docker pause) past the lease with a batch in hand; B
+    rescues and finishes every job; thawed, A starts none of them: its workers check the
+    lease before each start, and A drops the claims it learns were rescued."""
+    write_config(workdir, lease='"2s"')
+    lines = [
+        {"task": "jtasks:record", "args": [f"t{i}", 2], "retries": 5, "backoff": "100ms"}
+        for i in range(400)
+    ]
+    ids = submit_file(workdir, db, lines)
+    a = Daemon(workdir, db, "--workers", "1")
+    daemons.append(a)
+    wait_for(lambda: len(ledger(workdir)) >= 100, timeout=30, what="A to be running jobs")
+    frozen = [a.pid, *a.children()]
+    _stop(frozen, signal.SIGSTOP)
+    try:
+        held = {j["id"] for j in jobs_in(workdir, db, "running")}
+        assert len(held) > 1, "A held no batch when frozen"
+        b = Daemon(workdir, db, "--workers", "1")
+        daemons.append(b)
+        wait_counts(workdir, db, 60, succeeded=len(ids))  # B ran A's claims and the rest
+        assert b.stop() == 0
+        thawed_at = len(ledger(workdir))  # nothing runs now: A is frozen, B stopped
+    finally:
+        _stop(frozen, signal.SIGCONT)
+    last = submit(workdir, db, "jtasks:record", "--args", '["last"]')
+    res = cli(workdir, db, "wait", str(last), "--timeout", "30s")  # A is past its old batch
+    assert res.code == 0, res.err + a.log()
+    assert a.stop() == 0
+    after_thaw = [e.tag for e in ledger(workdir)[thawed_at:]]
+    assert after_thaw == ["last"], f"A ran jobs B had finished: {after_thaw[:10]}"
+    assert "presumed dead" in a.log()
+
+
+def test_claims_that_never_started_go_back_without_using_an_attempt(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    """kill -9 of a daemon while its worker has a batch: the jobs of the batch that had not
+    started go back to the queue (no attempt used; `not_started` in their history)."""
+    write_config(workdir, lease='"2s"')
+    lines = [{"task": "jtasks:record", "args": [f"t{i}", 3], "retries": 0} for i in range(3000)]
+    ids = submit_file(workdir, db, lines)
+    a = Daemon(workdir, db, "--workers", "1")
+    daemons.append(a)
+    wait_for(lambda: len(ledger(workdir)) >= 300, timeout=30, what="A to be running jobs")
+    os.killpg(a.pid, signal.SIGKILL)
+    a.wait(10)
+    claimed = {j["id"] for j in jobs_in(workdir, db, "running")}
+    assert len(claimed) > 1, "A held no batch when it died"
+
+    b = Daemon(workdir, db, "--workers", "2")
+    daemons.append(b)
+    wait_counts(workdir, db, 90, running=0, queued=0, retrying=0)
+    ran = Counter(e.job_id for e in ledger(workdir))
+    dead = {j["id"] for j in jobs_in(workdir, db, "dead")}
+    # Only a job that really started can have used up its one attempt with A.
+    assert all(ran[i] >= 1 for i in dead), [i for i in dead if not ran[i]]
+    assert len(dead) <= 1, dead  # A's one worker ran one job at a time
+    not_started = []
+    for job_id in sorted(claimed - dead):
+        record = job(workdir, db, job_id)
+        outcomes = [h["outcome"] for h in record["attempt_history"]]
+        if outcomes[0] == "not_started":
+            not_started.append(job_id)
+            assert record["state"] == "succeeded" and record["attempts"] == 1, record
+            assert outcomes == ["not_started", "succeeded"], outcomes
+            assert "before the job started" in record["attempt_history"][0]["error"]
+            assert ran[job_id] == 1  # it ran once, under B
+    assert not_started, f"no claim of A's batch was returned unstarted: {claimed}"
+    assert set(ran) == set(ids)
+
+
+def _can_unshare() -> str | None:
+    if shutil.which("unshare") is None:
+        return "no unshare"
+    probe = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, text=True
+    )
+    return None if probe.returncode == 0 else f"unshare --pid not permitted: {probe.stderr}"
+
+
+def test_a_peer_in_another_pid_namespace_is_judged_by_heartbeat_alone(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    """Two daemons, one hostname, two pid namespaces (a container with the host's
+    network): B cannot see A's pids, so it must neither rescue A's running job nor take
+    A's live output spool for a dead worker's."""
+    why = _can_unshare()
+    if why:
+        pytest.skip(why)
+    write_config(workdir, lease='"30s"')
+    job_id = submit(workdir, db, "jtasks:ticker", "--args", '["t", 8]')
+    a = Daemon(workdir, db, "--workers", "1")
+    daemons.append(a)
+    wait_for(
+        lambda: job(workdir, db, job_id)["state"] == "running", timeout=20, what="the job to run"
+    )
+    log = open(workdir / "b.log", "wb")  # noqa: SIM115
+    b = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
+        + [sys.executable, "-m", "jobrunner", "daemon", "--workers", "1"],
+        cwd=workdir,
+        env=env_for(workdir, db),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for(
+            lambda: b" ready: " in (workdir / "b.log").read_bytes(), timeout=30, what="B ready"
+        )
+        (workdir / "t.go").write_text("")  # B has looked at A's daemon and spools by now
+        res = cli(workdir, db, "wait", str(job_id), "--timeout", "40s")
+        assert res.code == 0, res.err
+    finally:
+        os.killpg(b.pid, signal.SIGTERM)
+        b.wait(30)
+        log.close()
+    record = job(workdir, db, job_id)
+    assert [h["outcome"] for h in record["attempt_history"]] == ["succeeded"], record
+    out = cli(workdir, db, "logs", str(job_id))
+    assert out.out.splitlines() == [f"t tick {i}" for i in range(8)], out.out
+    b_log = (workdir / "b.log").read_text()
+    assert "rescued" not in b_log and "is gone" not in b_log, b_log
+    assert "could not be kept" not in a.log(), a.log()
