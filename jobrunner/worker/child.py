@@ -137,7 +137,7 @@ class Worker:
                     # were rescued: a peer may have run this job. The supervisor decides.
                     write_all(self.wfd, encode(("stale", spec.id, spec.attempt)))
                     continue
-                write_all(self.wfd, encode(self.run(spec)))
+                write_all(self.wfd, _encode_done(self.run(spec)))
 
     def _read(self) -> None:
         data = os.read(self.rfd, 1 << 16)
@@ -475,6 +475,19 @@ def result_json(value: Any) -> str | None:
     if problem is not None:
         raise _NotRetryable(f"result is {problem}")
     return storable_json(text)
+
+
+def _encode_done(done: JobDone) -> bytes:
+    """The message for the supervisor. Everything in a JobDone is plain data, but should
+    anything in it not pickle, the job fails saying so: a worker never dies of it."""
+    try:
+        return encode(done)
+    except Exception as exc:  # noqa: BLE001
+        error = f"the attempt's outcome could not be sent to the daemon: {_describe(exc)}"
+        failed = JobDone(
+            done.id, done.attempt, False, None, error, None, done.started_at, done.finished_at
+        )
+        return encode(failed)
 
 
 def _describe(exc: BaseException) -> str:

@@ -623,6 +623,51 @@ def test_rescue_fails_the_attempts_of_a_daemon_judged_dead(store: Store) -> None
     assert store.job_rescue(later + 1, [dead_daemon], live_daemon) == []
 
 
+def test_rescue_returns_claims_that_never_started_without_using_an_attempt(
+    store: Store,
+) -> None:
+    """The dead daemon's workers journaled the starts (worker/starts.py): a claim in no
+    journal waited in a batch and goes back to `queued` as it was; one asked to cancel
+    is cancelled; a started one is `lost` as before."""
+    dead_daemon, rescuer = "host-a:1:dead", "host-b:2:live"
+    store.daemon_register(daemon(dead_daemon, lease_until=NOW + 30))
+    started, waiting, cancel_me = insert(store, job(retries=0), job(retries=0), job(retries=0))
+    claimed = {j.id: j for j in claim(store, owner=dead_daemon, limit=3)}
+    assert set(claimed) == {started, waiting, cancel_me}
+    store.job_cancel(cancel_me, NOW)
+
+    rescued = store.job_rescue(NOW + 31, [dead_daemon], rescuer, {dead_daemon: {(started, 1)}})
+    assert {j.id: j.state for j in rescued} == {
+        started: State.DEAD,
+        waiting: State.QUEUED,
+        cancel_me: State.CANCELLED,
+    }
+    back = get(store, waiting)
+    assert (back.state, back.attempts, back.owner, back.max_attempts) == (
+        State.QUEUED,
+        0,
+        None,
+        1,
+    )
+    (record,) = store.attempt_list(waiting)
+    assert (record.attempt, record.outcome, record.started_at) == (1, Outcome.NOT_STARTED, None)
+    assert record.error and "before the job started" in record.error
+    assert [a.outcome for a in store.attempt_list(started)] == [Outcome.LOST]
+    # claimed again, it runs as attempt 1 of 1: the rescue used nothing up
+    again = claim_one(store, waiting, owner=rescuer)
+    assert (again.attempts, again.max_attempts) == (1, 1)
+
+
+def test_rescue_counts_every_claim_as_started_without_a_journal(store: Store) -> None:
+    dead_daemon = "host-a:1:dead"
+    store.daemon_register(daemon(dead_daemon, lease_until=NOW + 30))
+    (job_id,) = insert(store, job(retries=1))
+    claim_one(store, job_id, owner=dead_daemon)
+    (rescued,) = store.job_rescue(NOW + 31, [dead_daemon], None, {dead_daemon: None})
+    assert rescued.state is State.RETRYING
+    assert [a.outcome for a in store.attempt_list(job_id)] == [Outcome.LOST]
+
+
 def test_a_job_that_loses_its_daemon_every_time_ends_dead(store: Store) -> None:
     (job_id,) = insert(store, job(retries=1, backoff=0.0))
     now = NOW
