@@ -173,6 +173,7 @@ class AttemptEnd(Record):
     max_rss_kb: int | None = None
     exit_code: int | None = None
     signal: int | None = None
+    note: str | None = None  # the worker's warning about the attempt's output (JobDone.note)
 
 
 class DaemonInfo(Record):

@@ -45,6 +45,7 @@ def attempt_end(
     finished: float | None = None,
     retryable: bool = True,
     usage: tuple[float | None, int | None, int | None, int | None] = (None, None, None, None),
+    note: str | None = None,
 ) -> AttemptEnd:
     """The AttemptEnd for `job`'s current attempt ending with `outcome`."""
     run_at = None
@@ -75,6 +76,7 @@ def attempt_end(
         max_rss_kb=rss,
         exit_code=exit_code,
         signal=sig,
+        note=note,
     )
 
 
@@ -97,6 +99,7 @@ def from_done(job: Job, done: JobDone, now: float) -> AttemptEnd:
         finished=done.finished_at,
         retryable=done.retryable,
         usage=(done.cpu_seconds, done.max_rss_kb, done.exit_code, done.signal),
+        note=done.note,
     )
 
 
@@ -170,3 +173,12 @@ def log_end(events: EventLog, end: AttemptEnd) -> None:
         retry_in=None if end.run_at is None else round(end.run_at - end.finished_at, 3),
         error=None if end.error is None else end.error.splitlines()[0][:200],
     )
+    if end.note:  # output the disk could not take: the outcome above stands regardless
+        events.emit(
+            "log",
+            "warning",
+            ts=end.finished_at,
+            job=end.job_id,
+            attempt=end.attempt,
+            message=end.note,
+        )

@@ -125,6 +125,12 @@ class Supervisor:
         # (worker/starts.py): both made before the first worker is forked.
         self.lease = SharedLease()
         self.journals = create_journals(self.log_dir, self.id)
+        if self.journals is None:
+            log.warning(
+                "cannot make the start journals under %s: if this daemon dies, its claims "
+                "count as started",
+                self.log_dir,
+            )
         self.services = Services(config, self.store, clock, info, self.log_dir, self.lease)
 
     # -- start and stop --
@@ -420,7 +426,9 @@ class Supervisor:
                     self.next_poll = min(self.next_poll, self.clock.monotonic() + max(0.0, due_in))
                 outcomes.log_end(self.events, end)
         while self.dead_journals:  # what they covered is recorded now
-            remove_journal(self.journals, self.dead_journals.pop())
+            pid = self.dead_journals.pop()
+            if self.journals is not None:
+                remove_journal(self.journals, pid)
         if self.progress:
             updates = list(self.progress.values())
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import functools
 import importlib
 import os
 import resource
@@ -23,6 +24,7 @@ from typing import Any
 
 from jobrunner import clock
 from jobrunner.jsonutil import depth_error, dumps, storable, storable_json
+from jobrunner.worker.output import finish_output, install_std_streams, tally, write_output
 from jobrunner.worker.protocol import (
     FrameReader,
     JobDone,
@@ -32,7 +34,7 @@ from jobrunner.worker.protocol import (
     signal_name,
     write_all,
 )
-from jobrunner.worker.spool import LogSpool, keep_tail
+from jobrunner.worker.spool import LogSpool, attempt_header, keep_tail
 from jobrunner.worker.starts import SharedLease, StartJournal
 from jobrunner.worker.usage import PROGRESS_EVERY, Limits, PeakRss, ProgressLines, cpu_seconds
 
@@ -158,7 +160,7 @@ class Worker:
         global current
         limits = Limits(spec.options)
         in_process = spec.command is None and not limits
-        log_fd = self.spool.begin(spec.id, spec.attempt) if in_process else self._open_log(spec)
+        log_fd = self._begin_output(spec, in_process)
         started = clock.now()
         current = JobContext(spec)
         self.progress_sent = 0.0
@@ -172,10 +174,9 @@ class Worker:
         finally:
             current = None
             left_children = _left_children()
-            if not in_process:
-                self._close_log(spec, log_fd)
-            elif problem := self.spool.end(spec.id, spec.attempt, left_children):
-                os.write(2, f"jobrunner worker {os.getpid()}: job {spec.id}: {problem}\n".encode())
+            problem = self._end_output(spec, in_process, log_fd, left_children)
+        note = tally.describe()  # for the daemon's log (outcomes.log_end)
+        done.note = f"{note}; {problem}" if note and problem else note or problem
         return done
 
     # -- progress -------------------------------------------------------------------------
@@ -222,7 +223,7 @@ class Worker:
                 os.close(r)
                 limits.apply()
                 done = self._run_python(spec, log_fd, started)
-                write_all(w, encode(done))
+                write_all(w, encode(done) + encode(("output", tally.state())))
             except BaseException:  # noqa: BLE001
                 code = 70
             finally:
@@ -238,6 +239,8 @@ class Worker:
         cpu = round(cpu_seconds(usage), 6)
         if messages:
             done = messages[0]
+            for message in messages[1:]:  # what its output lost, from the job's process
+                tally.restore(message[1])
         else:
             how = describe_status(status, "job process")
             done = JobDone(
@@ -305,8 +308,8 @@ class Worker:
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log_fd,
+                stdout=subprocess.PIPE,  # both through the worker: a full disk is
+                stderr=subprocess.PIPE,  # never the command's error (worker/output.py)
                 cwd=spec.options.get("cwd"),
                 env=env,
                 preexec_fn=setup,
@@ -314,11 +317,13 @@ class Worker:
         except OSError as exc:
             error = f"cannot run {argv[0] if argv else '(empty command)'}: {exc.strerror or exc}"
             return JobDone(spec.id, spec.attempt, False, None, error, None, started, clock.now())
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         lines = ProgressLines(log_fd, self.report_progress)
-        _pump_until_exit(proc.pid, proc.stdout.fileno(), lines)
+        stderr = functools.partial(write_output, log_fd)
+        _pump_until_exit(proc.pid, {proc.stdout.fileno(): lines.feed, proc.stderr.fileno(): stderr})
         lines.close()
         proc.stdout.close()
+        proc.stderr.close()
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         finished = clock.now()
@@ -365,59 +370,95 @@ class Worker:
 
     # -- logs -----------------------------------------------------------------------------
 
+    def _begin_output(self, spec: JobSpec, in_process: bool) -> int:
+        """The fd the job's output goes to. When its log cannot be opened (a full or
+        failing disk), /dev/null: the job runs anyway and what it prints is counted
+        as dropped (worker/output.py)."""
+        tally.clear()
+        try:
+            return self.spool.begin(spec.id, spec.attempt) if in_process else self._open_log(spec)
+        except OSError as exc:
+            tally.no_log = exc.strerror or str(exc)
+            return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+
+    def _end_output(
+        self, spec: JobSpec, in_process: bool, log_fd: int, left_children: bool
+    ) -> str | None:
+        """Close the job's output; returns what went wrong keeping it, if anything."""
+        if tally.no_log is not None:
+            os.close(log_fd)  # /dev/null
+            return None
+        finish_output(log_fd)
+        if in_process:
+            return self.spool.end(spec.id, spec.attempt, left_children)
+        return self._close_log(spec, log_fd)
+
     def _open_log(self, spec: JobSpec) -> int:
         path = os.path.join(self.log_dir, f"{spec.id}.log")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         if spec.attempt > 1:
-            os.write(fd, f"--- attempt {spec.attempt} ---\n".encode())
+            write_output(fd, attempt_header(spec.attempt))
         return fd
 
-    def _close_log(self, spec: JobSpec, fd: int) -> None:
+    def _close_log(self, spec: JobSpec, fd: int) -> str | None:
         size = os.fstat(fd).st_size
         os.close(fd)
         path = os.path.join(self.log_dir, f"{spec.id}.log")
-        if size == 0:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-        elif size > self.log_max_bytes:
-            keep_tail(path, size, self.log_max_bytes)
+        try:
+            if size == 0:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            elif size > self.log_max_bytes:
+                keep_tail(path, size, self.log_max_bytes)
+        except OSError as exc:
+            return f"its log could not be cut to log_max_bytes: {exc.strerror or exc}"
+        return None
 
 
-def _pump_until_exit(pid: int, out: int, lines: ProgressLines) -> None:
-    """Feed the command's stdout to `lines` until the command exits (not reaped here).
+def _pump_until_exit(pid: int, feeds: dict[int, Callable[[bytes], None]]) -> None:
+    """Pass what the command writes on each pipe in `feeds` to that pipe's feed until
+    the command exits (not reaped here).
 
     Stops at the command's exit, not at EOF: a background process it started may hold
-    stdout open long after, and the job ends with its command (as when stdout was the
-    log file itself)."""
+    the pipes open long after, and the job ends with its command."""
     pidfd = -1
     with contextlib.suppress(AttributeError, OSError):  # Linux 5.3+; else poll the pid
         pidfd = os.pidfd_open(pid)
-    watch = [out] if pidfd < 0 else [out, pidfd]
+    open_feeds = dict(feeds)
     try:
-        while True:
+        while open_feeds:
+            watch = [*open_feeds, pidfd] if pidfd >= 0 else [*open_feeds]
             ready, _, _ = select.select(watch, [], [], None if pidfd >= 0 else 0.05)
-            if (pidfd in ready or out not in ready) and os.waitid(
+            output_ready = [fd for fd in ready if fd in open_feeds]
+            if (pidfd in ready or not output_ready) and os.waitid(
                 os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT
             ) is not None:
                 # it exited: take what it wrote before (at most a pipe's worth), then stop
-                os.set_blocking(out, False)
-                for _ in range(64):
-                    try:
-                        chunk = os.read(out, 1 << 16)
-                    except BlockingIOError:
-                        return
-                    if not chunk:
-                        return
-                    lines.feed(chunk)
+                for fd, feed in open_feeds.items():
+                    _drain(fd, feed)
                 return
-            if out in ready:
-                chunk = os.read(out, 1 << 16)
-                if not chunk:  # nobody holds stdout any more: just wait for the exit
-                    return
-                lines.feed(chunk)
+            for fd in output_ready:
+                chunk = os.read(fd, 1 << 16)
+                if chunk:
+                    open_feeds[fd](chunk)
+                else:  # nobody holds this pipe any more
+                    del open_feeds[fd]
+        # nobody holds any of them: just wait for the exit
     finally:
         if pidfd >= 0:
             os.close(pidfd)
+
+
+def _drain(fd: int, feed: Callable[[bytes], None]) -> None:
+    os.set_blocking(fd, False)
+    for _ in range(64):
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return
+        if not chunk:
+            return
+        feed(chunk)
 
 
 class _NotRetryable(Exception):
@@ -519,14 +560,16 @@ def worker_main(
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
+        install_std_streams()  # a job's print() never raises for a full disk
         global _worker
         journal = StartJournal(journal_dir) if journal_dir is not None else None
         _worker = Worker(rfd, wfd, log_dir, log_max_bytes, lease, journal)
         _worker.serve()
         _worker.spool.close()
     except BaseException:  # noqa: BLE001
-        traceback.print_exc()
         code = 70
+        with contextlib.suppress(BaseException):  # reporting must not change the exit
+            traceback.print_exc()
     finally:
         with contextlib.suppress(Exception):
             sys.stdout.flush()

@@ -69,6 +69,7 @@ class JobDone:
     exit_code: int | None = None  # a command's exit status
     signal: int | None = None  # the signal that ended the job's process
     cause: str | None = None  # "oom" or "cpu_limit" when a limit ended it
+    note: str | None = None  # output trouble for the daemon's log: bytes dropped, a log not kept
 
 
 def signal_name(number: int) -> str:

@@ -30,6 +30,7 @@ import logging
 import os
 
 from jobrunner.node import file_tag
+from jobrunner.worker.output import write_output
 
 log = logging.getLogger("jobrunner.daemon")
 
@@ -55,33 +56,72 @@ def spool_name(pid: int) -> str:
 
 
 class LogSpool:
-    """The worker's end: `begin` before a job, `end` after it."""
+    """The worker's end: `begin` before a job, `end` after it.
+
+    A disk too full (or failing) to create the spool's files does not stop the worker:
+    the spool stays unready (`broken`), `begin` raises, the job runs without a log,
+    and the next `begin` tries again."""
 
     def __init__(self, log_dir: str, log_max_bytes: int) -> None:
         self.log_dir = log_dir
         self.cap = log_max_bytes
         folder = running_dir(log_dir)
-        os.makedirs(folder, mode=0o700, exist_ok=True)
         pid = os.getpid()
-        salvage(log_dir, pid, log_max_bytes)  # a dead process's leftovers under our pid
         self.out_path = os.path.join(folder, f"{spool_name(pid)}.out")
         self.mark_path = os.path.join(folder, f"{spool_name(pid)}.job")
-        self.mark = os.open(self.mark_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        os.pwrite(self.mark, BLANK, 0)
-        self.out = self._new_out()
+        self.out = self.mark = -1
+        self.broken: OSError | None = None
+        with contextlib.suppress(OSError):  # a dead process's leftovers under our pid
+            salvage(log_dir, pid, log_max_bytes)
+        self._open()
+
+    def _open(self) -> None:
+        """Create what is missing of the spool's files; on failure `broken` says why."""
+        try:
+            os.makedirs(running_dir(self.log_dir), mode=0o700, exist_ok=True)
+            if self.mark < 0:
+                mark = os.open(self.mark_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                try:
+                    os.pwrite(mark, BLANK, 0)  # its one block: later marks rewrite it in place
+                except OSError:
+                    os.close(mark)
+                    raise
+                self.mark = mark
+            if self.out < 0:
+                self.out = self._new_out()
+            self.broken = None
+        except OSError as exc:
+            self.broken = exc
 
     def _new_out(self) -> int:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
+        # never O_TRUNC an existing file: the path may still name a job's log (a link
+        # whose unlink failed); a fresh inode or nothing
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.out_path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
         return os.open(self.out_path, flags, 0o600)
+
+    def _discard_out(self) -> None:
+        """Let go of the spool file (its inode may live on as a job's log)."""
+        fd, self.out = self.out, -1
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(self.out_path)
 
     def _mark(self, text: str) -> None:
         os.pwrite(self.mark, text.encode().ljust(MARK_BYTES), 0)
 
     def begin(self, job_id: int, attempt: int) -> int:
-        """Mark the job as running here; returns the fd its output goes to."""
+        """Mark the job as running here; returns the fd its output goes to. Raises
+        OSError when the spool cannot be made ready (the job then runs without a log)."""
+        if self.broken is not None:
+            self._open()
+            if self.broken is not None:
+                raise self.broken
         self._mark(f"{job_id} {attempt}")
         if attempt > 1:
-            os.write(self.out, attempt_header(attempt))
+            write_output(self.out, attempt_header(attempt))
         return self.out
 
     def end(self, job_id: int, attempt: int, left_children: bool) -> str | None:
@@ -92,6 +132,8 @@ class LogSpool:
         `left_children`: the job left processes running, which may still hold the
         spool open. The spool then becomes the job's log even when empty, and a new
         one is started, so what they write lands in this job's log, not the next's."""
+        problem = None
+        size = 0
         try:
             size = os.fstat(self.out).st_size
             linked = False
@@ -99,28 +141,32 @@ class LogSpool:
                 linked = publish(self.log_dir, job_id, self.out_path, size, self.cap)
                 self._mark(f"{job_id} {attempt} {PUBLISHED}")  # salvage must not redo it
             if linked or left_children:
-                os.unlink(self.out_path)  # a linked inode lives on as the job's log
-                os.close(self.out)
-                self.out = self._new_out()
+                self._discard_out()  # a linked inode lives on as the job's log
             elif size:
                 os.ftruncate(self.out, 0)
-            self._mark("")  # after the log holds it all: see read_output
-            return None
         except OSError as exc:  # a full disk, say: start over with a fresh spool
+            problem = f"{size} bytes of output could not be kept in its log: {exc.strerror or exc}"
+            self._discard_out()
+        try:
+            self._mark("")  # after the log holds it all: see read_output
+        except OSError as exc:  # the mark still names this job: remove it, so a
+            # salvage never takes a later job's output for this one's
+            fd, self.mark = self.mark, -1
             with contextlib.suppress(OSError):
-                os.close(self.out)
+                os.close(fd)
             with contextlib.suppress(OSError):
-                os.unlink(self.out_path)
-            self.out = self._new_out()
-            self._mark("")
-            return f"its output could not be kept: {exc}"
+                os.unlink(self.mark_path)
+            self.broken = exc
+        if self.out < 0 or self.mark < 0:
+            self._open()
+        return problem
 
     def close(self) -> None:
         """A worker leaving cleanly removes its spool (it holds nothing by then)."""
         for fd, path in ((self.out, self.out_path), (self.mark, self.mark_path)):
             with contextlib.suppress(OSError):
                 os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.unlink(path)
 
 
@@ -159,13 +205,19 @@ def _append_tail(spool_path: str, log_path: str, size: int, cap: int) -> None:
 
 
 def keep_tail(path: str, size: int, keep: int) -> None:
-    """Cap a log at `keep` bytes, keeping its end (where the error is)."""
-    with open(path, "rb") as f:
+    """Cap a log of `size` bytes at `keep`, keeping its end (where the error is).
+
+    Rewritten in place and never longer than it was, so it needs no free space: a
+    full disk cannot make it lose the tail it keeps."""
+    marker = f"[jobrunner: {size - keep} earlier bytes of output dropped]\n".encode()
+    if len(marker) + keep >= size:
+        return  # over the cap by less than the marker: cutting would not shorten it
+    with open(path, "r+b") as f:
         f.seek(size - keep)
         tail = f.read()
-    marker = f"[jobrunner: {size - keep} earlier bytes of output dropped]\n".encode()
-    with open(path, "wb") as f:
+        f.seek(0)
         f.write(marker + tail)
+        f.truncate()
 
 
 def _running_job(mark_path: str) -> bytes | None:

@@ -70,12 +70,16 @@ def journal_dir(log_dir: str, daemon_id: str) -> str:
     return os.path.join(log_dir, STARTS, daemon_id.replace(os.sep, "_"))
 
 
-def create_journals(log_dir: str, daemon_id: str) -> str:
-    """The daemon's journal folder, made empty at its start."""
+def create_journals(log_dir: str, daemon_id: str) -> str | None:
+    """The daemon's journal folder, made empty at its start; None when it cannot be
+    made (a full disk): the daemon runs without, and a rescue counts every claim."""
     folder = journal_dir(log_dir, daemon_id)
-    with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(folder)
-    os.makedirs(folder, mode=0o700)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(folder)
+        os.makedirs(folder, mode=0o700)
+    except OSError:
+        return None
     return folder
 
 

@@ -12,6 +12,8 @@ import os
 import resource
 import signal
 
+from jobrunner.worker.output import write_output
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -101,7 +103,8 @@ def _lower(which: int, soft: int, hard: int | None = None) -> None:
 
 class ProgressLines:
     """Splits a command's stdout: `::progress 0.4 message` lines become progress
-    reports; everything else goes to the job's log unchanged."""
+    reports; everything else goes to the job's log unchanged (through write_output:
+    what a full disk refuses is dropped and counted, never raised)."""
 
     def __init__(self, log_fd: int, report: Any) -> None:
         self.log_fd = log_fd
@@ -123,14 +126,14 @@ class ProgressLines:
                 # not a progress line: pass everything up to and including the next newline
                 end = self.pending.find(b"\n")
                 cut = len(self.pending) if end < 0 else end + 1
-                os.write(self.log_fd, self.pending[:cut])
+                write_output(self.log_fd, self.pending[:cut])
                 del self.pending[:cut]
                 self.at_line_start = end >= 0
                 continue
             end = self.pending.find(b"\n")
             if end < 0:
                 if len(self.pending) > 4096:  # not a sane progress line; let it through
-                    os.write(self.log_fd, self.pending)
+                    write_output(self.log_fd, self.pending)
                     self.pending.clear()
                     self.at_line_start = False
                 return
@@ -140,7 +143,7 @@ class ProgressLines:
 
     def close(self) -> None:
         if self.pending:
-            os.write(self.log_fd, self.pending)
+            write_output(self.log_fd, self.pending)
             self.pending.clear()
 
     def _parse(self, line: bytes) -> None:
@@ -150,7 +153,7 @@ class ProgressLines:
         except ValueError:
             fraction = float("nan")
         if fraction != fraction:  # not a number: a line like any other
-            os.write(self.log_fd, line + b"\n")
+            write_output(self.log_fd, line + b"\n")
             return
         self.report(fraction, fields[1] if len(fields) > 1 else None)
 

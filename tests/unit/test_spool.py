@@ -12,6 +12,7 @@ import pytest
 
 from jobrunner.worker.spool import (
     LogSpool,
+    keep_tail,
     publish,
     read_output,
     running_dir,
@@ -209,3 +210,31 @@ def test_output_that_cannot_be_kept_is_reported_and_the_spool_starts_over(log_di
     os.write(spool.begin(8, 1), b"kept\n")
     assert spool.end(8, 1, left_children=False) is None
     assert log_of(log_dir, 8) == b"kept\n"
+
+
+def test_a_spool_that_cannot_be_created_is_tried_again_at_the_next_job(log_dir: str) -> None:
+    """A full disk when a worker starts: it starts anyway, without a spool; a job
+    then runs without a log (the worker sees begin() fail) until one can be made."""
+    Path(running_dir(log_dir)).write_bytes(b"")  # the spool's folder cannot be made
+    spool = LogSpool(log_dir, CAP)
+    with pytest.raises(OSError):
+        spool.begin(7, 1)
+    os.unlink(running_dir(log_dir))
+    os.write(spool.begin(8, 1), b"kept\n")
+    assert spool.end(8, 1, left_children=False) is None
+    assert log_of(log_dir, 8) == b"kept\n"
+
+
+def test_cutting_a_log_rewrites_it_in_place_never_longer(tmp_path: Path) -> None:
+    """In place, so a full disk cannot fail it halfway: the same file, only shorter."""
+    path = tmp_path / "7.log"
+    path.write_bytes(b"x" * 500 + b"the error\n")
+    inode = path.stat().st_ino
+    keep_tail(str(path), 510, 100)
+    assert path.stat().st_ino == inode
+    assert path.read_bytes() == (
+        b"[jobrunner: 410 earlier bytes of output dropped]\n" + b"x" * 90 + b"the error\n"
+    )
+    path.write_bytes(b"y" * 120)  # over the cap by less than the marker: left as it is
+    keep_tail(str(path), 120, 100)
+    assert path.read_bytes() == b"y" * 120
