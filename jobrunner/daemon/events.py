@@ -45,6 +45,8 @@ class EventLog:
         self.fd = stream.fileno()
         self.json = fmt == "json"
         self.lines: list[str] = []
+        self.dropped = 0  # lines that could not be written, reported with the next ones
+        self.why = ""
 
     def emit(self, event: str, level: str = "info", ts: float | None = None, **fields: Any) -> None:
         stamp = _stamp(clock.now() if ts is None else ts)
@@ -71,6 +73,9 @@ class EventLog:
 
     def flush(self) -> None:
         if self.lines:
+            count = len(self.lines)
+            if self.dropped:
+                self.lines.insert(0, f"[jobrunner: {self.dropped} log lines dropped: {self.why}]")
             data = ("\n".join(self.lines) + "\n").encode("utf-8", "replace")
             self.lines.clear()
             view = memoryview(data)
@@ -79,7 +84,14 @@ class EventLog:
                     written = os.write(self.fd, view)
                 except BlockingIOError:
                     continue
+                except OSError as exc:
+                    # The log's disk is full (or gone): the daemon's jobs matter more than
+                    # its log. What is lost is counted and said once writes work again.
+                    self.dropped += count if len(view) == len(data) else 1
+                    self.why = exc.strerror or str(exc)
+                    return
                 view = view[written:]
+            self.dropped = 0
 
 
 class EventHandler(logging.Handler):

@@ -113,3 +113,23 @@ def test_print_never_raises_for_a_full_disk(tmp_path: Path, unbuffered: str) -> 
         )
     assert res.returncode == 0
     assert report.read_text() == str(2 * 1000 * 100)
+
+
+def test_the_daemons_own_log_on_a_full_disk_drops_lines_and_says_so(tmp_path: Path) -> None:
+    from jobrunner.daemon.events import EventLog
+
+    with open("/dev/full", "w") as full:
+        log = EventLog(full)
+        log.emit("claim", count=3)
+        log.flush()  # must not raise: the daemon runs on
+        log.emit("finish", job=1)
+        log.flush()
+        assert log.dropped == 2
+    out = tmp_path / "log"
+    with open(out, "w") as stream:
+        log.fd = stream.fileno()  # the disk has room again
+        log.emit("finish", job=2)
+        log.flush()
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("[jobrunner: 2 log lines dropped: No space left on device]")
+    assert "job=2" in lines[1] and log.dropped == 0
