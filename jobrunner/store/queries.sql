@@ -23,7 +23,8 @@ SELECT state FROM jobs WHERE id = ?
 SELECT {job_columns} FROM jobs WHERE id = ?
 
 -- name: ready_queues
--- A loose index scan over jobs_ready: one probe per distinct queue, not per job.
+-- A loose index scan over jobs_ready: one probe per distinct queue, not per job, and no
+-- more than ?1 of them.
 WITH RECURSIVE q(name) AS (
     SELECT (SELECT min(queue) FROM jobs
             WHERE state IN ('queued', 'scheduled', 'retrying'))
@@ -31,6 +32,7 @@ WITH RECURSIVE q(name) AS (
     SELECT (SELECT min(queue) FROM jobs
             WHERE state IN ('queued', 'scheduled', 'retrying') AND queue > q.name)
     FROM q WHERE q.name IS NOT NULL
+    LIMIT ?1
 )
 SELECT name FROM q WHERE name IS NOT NULL
 
@@ -39,6 +41,20 @@ SELECT id, priority, run_at FROM jobs
 WHERE state IN ('queued', 'scheduled', 'retrying') AND queue = ? AND run_at <= ?
 ORDER BY priority DESC, run_at, id
 LIMIT ?
+
+-- name: claim_queued_anywhere
+-- The best queued jobs of every queue but those named (capped queues, claimed apart).
+SELECT id, priority, run_at FROM jobs
+WHERE state = 'queued' AND queue NOT IN (SELECT value FROM json_each(?1))
+ORDER BY priority DESC, run_at, id
+LIMIT ?2
+
+-- name: claim_due_anywhere
+-- Delayed jobs and retries that fell due, oldest first (jobs_due: never the future ones).
+SELECT id, priority, run_at, queue FROM jobs
+WHERE state IN ('scheduled', 'retrying') AND run_at <= ?1
+ORDER BY run_at
+LIMIT ?2
 
 -- name: claim_jobs
 UPDATE jobs

@@ -60,6 +60,10 @@ TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it 
 if TYPE_CHECKING:
     from typing import Any
 
+# Under queue caps, queues are claimed one by one (exact caps) while at most this many
+# have work; past it, across queues at once (store/sqlite.py _claim_candidates).
+PER_QUEUE_AT_MOST = 64
+
 
 class SQLiteStore:
     """One connection; not shared across fork (workers never open the database)."""
@@ -290,22 +294,10 @@ class SQLiteStore:
         if request.limit <= 0:
             return []
         with self._tx() as db:
-            names = request.queues
-            if names is None:
-                names = [name for (name,) in db.execute(Q["ready_queues"])]
-            caps = request.caps or {}
-            queues = [(q, min(request.limit, caps.get(q, request.limit))) for q in names]
-            queues = [(q, most) for q, most in queues if most > 0]
-            candidates: list[tuple[int, float, int]] = []
-            for name, most in queues:
-                for job_id, priority, run_at in db.execute(
-                    Q["claim_candidates"], (name, request.now, most)
-                ):
-                    candidates.append((-priority, run_at, job_id))
+            candidates = self._claim_candidates(db, request)
             if not candidates:
                 return []
-            if len(queues) > 1:
-                candidates.sort()
+            candidates.sort()
             chosen = [job_id for _, _, job_id in candidates[: request.limit]]
             order = {job_id: i for i, job_id in enumerate(chosen)}
             rows = db.execute(
@@ -314,6 +306,49 @@ class SQLiteStore:
         jobs = [job_from_row(r) for r in rows]
         jobs.sort(key=lambda j: order[j.id])
         return jobs
+
+    @staticmethod
+    def _claim_candidates(db: Any, request: ClaimRequest) -> list[tuple[int, float, int]]:
+        """(-priority, run_at, id) of the jobs the claim may take, at least the best
+        `limit` of them.
+
+        Queue by queue (an index search each) for a daemon's own list of queues, and
+        under queue caps while few queues have work: exact, caps included. Otherwise,
+        whatever the number of queues, one walk of jobs_queued for the ready jobs and
+        one of jobs_due for delayed ones that fell due, capped queues claimed apart."""
+        caps = request.caps or {}
+        names = request.queues
+        if names is None and caps:
+            names = [n for (n,) in db.execute(Q["ready_queues"], (PER_QUEUE_AT_MOST + 1,))]
+            if len(names) > PER_QUEUE_AT_MOST:
+                names = None
+        candidates: list[tuple[int, float, int]] = []
+
+        def one_queue(name: str) -> None:
+            most = min(request.limit, caps.get(name, request.limit))
+            if most > 0:
+                for job_id, priority, run_at in db.execute(
+                    Q["claim_candidates"], (name, request.now, most)
+                ):
+                    candidates.append((-priority, run_at, job_id))
+
+        if names is not None:
+            for name in names:
+                one_queue(name)
+            return candidates
+        capped = sorted(caps)
+        for job_id, priority, run_at in db.execute(
+            Q["claim_queued_anywhere"], (_dumps(capped), request.limit)
+        ):
+            candidates.append((-priority, run_at, job_id))
+        for job_id, priority, run_at, queue in db.execute(
+            Q["claim_due_anywhere"], (request.now, request.limit)
+        ):
+            if queue not in caps:
+                candidates.append((-priority, run_at, job_id))
+        for name in capped:
+            one_queue(name)
+        return candidates
 
     def job_end_many(self, owner: str, ends: Sequence[AttemptEnd]) -> list[bool]:
         """Record ended attempts; each applies only if `owner` still holds that attempt."""

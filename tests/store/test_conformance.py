@@ -285,6 +285,29 @@ def test_claim_caps_per_queue(store: Store) -> None:
     assert [j.id for j in claim(store, caps={"email": 5}, limit=1)] == [mail[1]]
 
 
+@pytest.mark.parametrize("spread", [3, 200], ids=["few-queues", "many-queues"])
+def test_claim_order_and_caps_hold_with_many_queues(store: Store, spread: int) -> None:
+    """The claim takes the best due jobs across any number of queues (one walk past a
+    few dozen queues with work, queue by queue below), with caps exact either way, and
+    delayed jobs and retries that fell due ranked with the rest."""
+    insert(store, *[job(queue=f"q{i}", priority=0, run_at=NOW - 1) for i in range(spread)])
+    best = insert(
+        store,
+        job(queue="q1", priority=7, run_at=NOW - 1),
+        job(queue="email", priority=9, run_at=NOW - 3),
+        job(queue="email", priority=9, run_at=NOW - 2),
+        job(queue="email", priority=9, run_at=NOW - 1),
+        job(queue="later", priority=20, run_at=NOW + 60),  # not due: never claimed
+    )
+    (fell_due,) = insert(store, job(queue="q2", priority=8, run_at=NOW + 5))  # scheduled
+    got = claim(store, now=NOW + 5, limit=4, caps={"email": 2, "q0": 0})
+    assert [j.id for j in got] == [best[1], best[2], fell_due, best[0]]
+    rest = claim(store, now=NOW + 5, limit=10 * spread, caps={"email": 0, "q0": 0})
+    assert len(rest) == spread - 1  # every q but q0, which is at its cap
+    assert {j.queue for j in rest} == {f"q{i}" for i in range(1, spread)}
+    assert get(store, best[4]).state is State.SCHEDULED
+
+
 def test_claim_does_not_take_future_jobs(store: Store) -> None:
     (later,) = insert(store, job(run_at=NOW + 60))
     assert claim(store, now=NOW) == []

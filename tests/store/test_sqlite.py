@@ -303,7 +303,9 @@ def plan(store: SQLiteStore, name: str, params: tuple[Any, ...]) -> list[str]:
 
 QUEUE_QUERIES = {
     "claim_candidates": (("default", NOW, 10), "USING INDEX jobs_ready (queue=?)"),
-    "ready_queues": ((), "USING INDEX jobs_ready"),
+    "ready_queues": ((65,), "USING INDEX jobs_ready"),
+    "claim_queued_anywhere": (('["email"]', 10), "SCAN jobs USING INDEX jobs_queued"),
+    "claim_due_anywhere": ((NOW, 10), "USING INDEX jobs_due (run_at<?)"),
     "claim_jobs": (("me", NOW, "[1, 2]"), "USING INTEGER PRIMARY KEY"),
     "next_due": ((), "USING INDEX jobs_due"),
     "end_attempt": (
@@ -344,3 +346,7 @@ def test_claim_reads_the_index_in_order_without_sorting_the_backlog(
         fill(store)
     steps = plan(store, "claim_candidates", ("default", NOW, 10))
     assert steps == ["SEARCH jobs USING INDEX jobs_ready (queue=?)"], steps
+    # across every queue: jobs_queued in its order, capped queues stepped over, no sort
+    steps = plan(store, "claim_queued_anywhere", ('["email"]', 10))
+    assert steps[0] == "SCAN jobs USING INDEX jobs_queued", steps
+    assert not [s for s in steps if "TEMP B-TREE" in s], steps
