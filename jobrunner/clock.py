@@ -1,4 +1,4 @@
-"""The only place that reads the clock (DESIGN.md invariant 9).
+"""The only place that reads the clock (docs/architecture.md, "Time").
 
 Services take `now` as a parameter; the daemon asks a Clock for it, and tests pass
 a fake one. Wall time (`now`) is for what is stored and compared across processes;

@@ -1,4 +1,7 @@
-"""`jobrunner submit` stays lean: no rich, no daemon, no croniter (DESIGN §4)."""
+"""`jobrunner submit` stays lean: no rich, no daemon, no croniter.
+
+See docs/architecture.md, "Speed".
+"""
 
 from __future__ import annotations
 
