@@ -394,9 +394,10 @@ class Supervisor:
             self.running_by_queue[job.queue] -= 1
             if key in self.dropped:
                 self.dropped.discard(key)
+            elif self.stopping:  # skipped, or stale: handed back
+                self.release.append(key)
             elif kind == "stale":  # the worker saw the lease run out: ours if it holds
                 self.ready.appendleft(job)
-            elif self.stopping:  # skipped
                 self.release.append(key)
             else:  # skipped because it was cancelled before it started
                 self.ends.append(self._cancelled_unstarted(job))

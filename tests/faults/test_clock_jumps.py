@@ -28,6 +28,7 @@ from jobrunner.daemon.scheduler import Scheduler
 from jobrunner.daemon.services import Services
 from jobrunner.lifecycle import State
 from jobrunner.models import ClaimRequest, DaemonInfo, JobInsert
+from jobrunner.node import node as this_node
 from jobrunner.store import open_store
 from jobrunner.store.base import Store
 from tests.faults.vfs_faults import LaunchedDaemon, launcher_env
@@ -137,10 +138,13 @@ def test_a_daemon_never_rescues_its_own_jobs_whatever_its_clock_says(
 
 def test_peer_watch_judges_on_the_observers_monotonic_clock() -> None:
     me = socket.gethostname()
-    watch = PeerWatch("me", me, lease=10.0)
+    here = this_node()
+    assert here is not None
+    watch = PeerWatch("me", here, lease=10.0)
 
     def peer(pid: int, beat: float, host: str = "elsewhere", lease_until: float = 1.0):
-        return DaemonInfo(f"{host}:{pid}", host, pid, 0.0, beat, lease_until, 1, None)
+        where = here if host == me else f"{host}/boot/1"
+        return DaemonInfo(f"{host}:{pid}", host, pid, 0.0, beat, lease_until, 1, None, where)
 
     # values from a wall clock an hour either side mean nothing; only change counts
     assert watch.dead([peer(1, START + HOUR)], 100.0) == {}
@@ -150,6 +154,11 @@ def test_peer_watch_judges_on_the_observers_monotonic_clock() -> None:
     # a same-host daemon whose pid is gone is dead at once; an expired one too
     gone = 2**22 + 12345  # above pid_max's default: no such process
     assert list(watch.dead([peer(gone, 1.0, host=me)], 200.0)) == [f"{me}:{gone}"]
+    # ... but a pid seen from another pid namespace (same hostname), or from a daemon
+    # whose node is not known, means nothing: only its heartbeat counts
+    for elsewhere in (f"{here}0", None):
+        other = DaemonInfo(f"x:{gone}", me, gone, 0.0, 1.0, 1.0, 1, None, elsewhere)
+        assert watch.dead([other], 300.0) == {}
     assert list(watch.dead([peer(3, 1.0, lease_until=0)], 200.0)) == ["elsewhere:3"]
     # never itself
     assert watch.dead([DaemonInfo("me", me, 1, 0.0, 0.0, 0.0, 1, None)], 10**6) == {}

@@ -68,11 +68,12 @@ BAD_JSON = {
     "trailing-garbage": ("--args", "[] []"),
     "empty": ("--args", ""),
     "bom": ("--args", "\ufeff[]"),
+    "deeper-than-stored": ("--args", "[" * 101 + "]" * 101),  # jsonutil.MAX_DEPTH
 }
 GOOD_JSON = {
     "nul-escape": ("--args", '["a\\u0000b"]', ["a\x00b"]),
     "10MB-string": ("--args", json.dumps(["x" * BIG]), ["x" * BIG]),
-    "500-deep": ("--args", "[" * 500 + "]" * 500, None),
+    "100-deep": ("--args", "[" * 100 + "]" * 100, None),
     "unicode": ("--kwargs", '{"k": "\u00e9\U0001f600\u202e"}', {"k": "\u00e9\U0001f600\u202e"}),
     "big-int": ("--args", "[" + "9" * 4000 + "]", [int("9" * 4000)]),
 }
