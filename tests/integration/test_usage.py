@@ -15,7 +15,7 @@ from types import ModuleType
 import pytest
 
 from tests.helpers import PYTHON, Daemon, cli, env_for, wait_for
-from tests.integration.conftest import job, read_through_newline, submit, write_module
+from tests.integration.conftest import job, ledger, read_through_newline, submit, write_module
 
 
 def test_submit_to_idle_daemon_is_picked_up(
@@ -163,11 +163,16 @@ def test_a_daemon_waiting_on_busy_workers_uses_no_cpu(
     first = submit(workdir, db, "jtasks:slow", "--args", '["s1", 3]')
     for n in range(3):  # a backlog behind the busy worker
         submit(workdir, db, "jtasks:slow", "--args", f'["w{n}", 0]')
-    wait_for(lambda: job(workdir, db, first)["state"] == "running", timeout=20, what="running")
+
+    def events() -> list[tuple[str, str]]:  # read from the ledger: no slow CLI call
+        return [(e.tag, e.event) for e in ledger(workdir)]
+
+    wait_for(lambda: ("s1", "start") in events(), timeout=20, what="the first job to start")
     before = _cpu_seconds(daemon.pid)
     time.sleep(1.5)  # measuring over a span of time, not waiting for a condition
     used = _cpu_seconds(daemon.pid) - before
-    assert job(workdir, db, first)["state"] == "running"
+    assert ("s1", "end") not in events()  # the worker was busy all along
+    assert job(workdir, db, first)["attempts"] == 1
     assert used < 0.15, f"the supervisor used {used:.2f}s of CPU in 1.5s while waiting"
 
 
