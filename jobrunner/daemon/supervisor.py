@@ -313,27 +313,24 @@ class Supervisor:
                 w.send(("skip", job_id))
 
     def _database_unusable(self, exc: DatabaseUnusable) -> None:
-        """Stop for good, exit 3, for a supervisor to restart the daemon: retrying
-        cannot help. A damaged file (DatabaseCorrupt): no more claims, running jobs may
-        finish within shutdown_grace, as on SIGTERM; the daemon still holds its lease,
-        and their results are recorded if the damage allows (else they are rescued
-        once it is repaired). A file no longer at the path (DatabaseMoved): for the
-        file now there this daemon is already dead (its heartbeats reach only the old
-        file), so its jobs may be rescued and run elsewhere: running jobs are killed at
-        once, as when a daemon dies, and what they would record could reach no one."""
+        """Stop for good with exit 3 (retrying cannot help), for a supervisor to restart
+        the daemon. Damaged: as on SIGTERM, running jobs may finish within the grace
+        (the lease still holds; results are recorded where the damage allows). Moved:
+        for the file now at the path this daemon is dead already, its jobs there free to
+        be rescued, so its running jobs are killed at once, as when a daemon dies."""
         if self.unusable is not None:  # already stopping: results that cannot be written
             self.backoff.failed(exc, self.clock.monotonic(), len(self.ends))
             return
         self.unusable = exc
         moved = isinstance(exc, DatabaseMoved)
+        grace = f"({self.config.daemon.shutdown_grace:g}s)"
         log.error(
             "%s; stopping (exit %d): no more claims, %s",
             exc,
             EXIT_DATABASE,
             "running jobs killed"
             if moved
-            else f"running jobs may finish within shutdown_grace "
-            f"({self.config.daemon.shutdown_grace:g}s)",
+            else f"running jobs may finish within shutdown_grace {grace}",
         )
         if not self.stopping:
             self._begin_stop()
