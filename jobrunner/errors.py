@@ -41,3 +41,17 @@ class StoreUnavailable(JobrunnerError):
 class StoreWriteFailed(StoreUnavailable):
     """The database could not be written (disk full or an I/O error); the change was
     rolled back, so nothing was written. Retryable once the cause is fixed."""
+
+
+class DatabaseUnusable(StoreUnavailable):
+    """The database can no longer be used by this process; retrying cannot help."""
+
+
+class DatabaseCorrupt(DatabaseUnusable):
+    """The database file is damaged (SQLite found a malformed page); nothing was changed.
+    `jobrunner check` lists the damage; restore the database from a backup."""
+
+
+class DatabaseMoved(DatabaseUnusable):
+    """The database file was deleted or replaced while this process had it open: what it
+    writes goes to a file nobody else sees."""

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from jobrunner.cli.jobs import _get, _print_json, job_id, prune_ended
+from jobrunner.cli.jobs import _get, _print_json, job_id, limit, prune_ended
 from jobrunner.errors import UsageError
 from jobrunner.lifecycle import State
 
@@ -17,7 +17,7 @@ def add_parsers(sub: Any) -> None:
     dlq.required = True
 
     q = dlq.add_parser("list", help="dead jobs, newest first")
-    q.add_argument("--limit", type=int, default=100)
+    q.add_argument("--limit", type=limit, default=100)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=dlq_list)
 

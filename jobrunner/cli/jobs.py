@@ -34,6 +34,19 @@ def job_id(text: str) -> int:
     return value
 
 
+def limit(text: str) -> int:
+    """A --limit: a positive whole number SQLite can take (up to 2**63 - 1)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    if value > MAX_JOB_ID:
+        raise argparse.ArgumentTypeError(f"{text} is too large (at most {MAX_JOB_ID})")
+    return value
+
+
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("status", help="overview, or one job")
     p.add_argument("id", nargs="?", type=job_id, metavar="JOB_ID")
@@ -43,7 +56,7 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("list", help="list jobs, newest first")
     p.add_argument("--state", choices=[s.value for s in State])
     p.add_argument("--queue")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=limit, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=list_jobs)
 
@@ -152,8 +165,6 @@ def database_warnings(path: str, wal_bytes: int) -> list[str]:
 
 
 def list_jobs(ctx: Any, args: argparse.Namespace) -> int:
-    if args.limit <= 0:
-        raise UsageError(f"--limit: must be positive, got {args.limit}")
     jobs = ctx.store().job_list(args.state, args.queue, args.limit)
     if args.json:
         _print_json([j.to_dict() for j in jobs])

@@ -33,6 +33,7 @@ COMMANDS = {
     "schedules": "schedules",
     "config": "schedules",
     "backup": "maintenance",
+    "check": "maintenance",
     "top": "maintenance",
 }
 

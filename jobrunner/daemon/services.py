@@ -1,5 +1,6 @@
 """The daemon's periodic services: lease heartbeat, rescuer, scheduler, config reload,
-retention (deleting old ended jobs) and WAL checkpoints.
+retention (deleting old ended jobs), WAL checkpoints, and watching that the database
+path still names the file the daemon has open.
 
 Each runs from `run_due(mono)` when its deadline passes and reports what the
 supervisor should do next; none of them touches workers. Time comes in as arguments
@@ -22,7 +23,7 @@ from jobrunner.config import (
 from jobrunner.daemon.peers import PeerWatch, same_node
 from jobrunner.daemon.scheduler import Scheduler
 from jobrunner.durations import format_duration
-from jobrunner.errors import StoreUnavailable
+from jobrunner.errors import DatabaseMoved, DatabaseUnusable, StoreUnavailable
 from jobrunner.lifecycle import State
 from jobrunner.models import DaemonInfo
 from jobrunner.retention import prune
@@ -178,8 +179,22 @@ class Services:
             if periodic:
                 self.next_checkpoint = mono + CHECKPOINT_EVERY
             self.next_wal_check = mono + WAL_CHECK_EVERY
+            self._check_file()
             self._checkpoint(periodic)
         return due
+
+    def _check_file(self) -> None:
+        """The database path must still name the file the daemon has open. Deleted (its
+        folder removed, say) or replaced (a backup restored over it), the daemon would
+        go on with a file nobody else sees: its heartbeats, claims and results would
+        reach no one, and the jobs submitted at that path would never run. It stops
+        instead, with exit 3, so that a restart opens the file now at the path."""
+        moved = self.store.db_moved()
+        if moved is not None:
+            raise DatabaseMoved(
+                f"{self.store.path}: the database file was {moved} while the daemon had it "
+                "open; what it writes would reach no one"
+            )
 
     def _rescue(self, mono: float) -> bool:
         """Rescue the running jobs of peers presumed dead (judged on this daemon's
@@ -225,6 +240,8 @@ class Services:
         ]
         try:
             removed, more = prune(self.store, self.log_dir, cutoffs, PRUNE_BATCH, PRUNE_MAX_BATCHES)
+        except DatabaseUnusable:
+            raise
         except StoreUnavailable as exc:
             log.warning("retention: %s; trying again later", exc)
             return self.prune_every()
@@ -252,6 +269,8 @@ class Services:
             return  # nothing written since the last one, or not due yet
         try:
             result = self.store.db_checkpoint()
+        except DatabaseUnusable:
+            raise
         except StoreUnavailable as exc:
             log.warning("WAL checkpoint failed: %s; trying again later", exc)
             return

@@ -28,7 +28,7 @@ from jobrunner.daemon.backoff import StoreBackoff
 from jobrunner.daemon.events import EventLog
 from jobrunner.daemon.events import install as install_log_handler
 from jobrunner.daemon.services import Services
-from jobrunner.errors import StoreUnavailable
+from jobrunner.errors import DatabaseMoved, DatabaseUnusable, StoreUnavailable
 from jobrunner.lifecycle import Outcome
 from jobrunner.models import AttemptEnd, ClaimRequest, DaemonInfo, Job
 from jobrunner.node import node
@@ -67,6 +67,7 @@ DISPATCH_WINDOW = 0.02
 MAX_DEPTH = 64
 EXIT_OK = 0
 EXIT_FORCED = 130
+EXIT_DATABASE = 3  # the database is damaged or no longer at its path: restart on it
 
 
 @dataclass(slots=True)
@@ -109,6 +110,7 @@ class Supervisor:
         self.oom = OomWatch()
         self.next_poll = clock.monotonic()
         self.backoff = StoreBackoff()  # while the database cannot be written
+        self.unusable: DatabaseUnusable | None = None  # why the daemon stops, exit 3
         now = clock.now()
         info = DaemonInfo(
             self.id,
@@ -201,7 +203,7 @@ class Supervisor:
                 if self.stopping and not self._busy():
                     break
                 if self.stopping and self.backoff.give_up(
-                    self.clock.monotonic() >= self.stop_deadline,
+                    self.unusable is not None or self.clock.monotonic() >= self.stop_deadline,
                     any(w.inflight for w in self.workers.values()),
                     len(self.ends) + len(self.release) + len(self.ready),
                 ):
@@ -209,6 +211,8 @@ class Supervisor:
         finally:
             self._shutdown()
             self.events.flush()
+        if self.unusable is not None:
+            return EXIT_DATABASE
         return EXIT_FORCED if self.forced else EXIT_OK
 
     def _busy(self) -> bool:
@@ -275,6 +279,8 @@ class Supervisor:
             if not self.stopping:
                 self._fill(mono)
             self._flush()
+        except DatabaseUnusable as exc:
+            self._database_unusable(exc)
         except StoreUnavailable as exc:
             self.backoff.failed(exc, self.clock.monotonic(), len(self.ends))
         else:
@@ -344,6 +350,31 @@ class Supervisor:
         for w in self.workers.values():
             for key in list(w.inflight)[1:]:
                 w.send(("skip", *key))
+
+    def _database_unusable(self, exc: DatabaseUnusable) -> None:
+        """Stop for good with exit 3 (retrying cannot help), for a supervisor to restart
+        the daemon. Damaged: as on SIGTERM, running jobs may finish within the grace
+        (the lease still holds; results are recorded where the damage allows). Moved:
+        for the file now at the path this daemon is dead already, its jobs there free to
+        be rescued, so its running jobs are killed at once, as when a daemon dies."""
+        if self.unusable is not None:  # already stopping: results that cannot be written
+            self.backoff.failed(exc, self.clock.monotonic(), len(self.ends))
+            return
+        self.unusable = exc
+        moved = isinstance(exc, DatabaseMoved)
+        grace = f"({self.config.daemon.shutdown_grace:g}s)"
+        log.error(
+            "%s; stopping (exit %d): no more claims, %s",
+            exc,
+            EXIT_DATABASE,
+            "running jobs killed"
+            if moved
+            else f"running jobs may finish within shutdown_grace {grace}",
+        )
+        if not self.stopping:
+            self._begin_stop()
+        if moved:
+            self._force_stop()
 
     def _force_stop(self) -> None:
         self.forced = True
@@ -551,7 +582,10 @@ class Supervisor:
                 self._kill_group(pgid)
         if self.check_cancels:
             self.check_cancels = False
-            self._apply_cancels(mono)
+            try:
+                self._apply_cancels(mono)
+            except DatabaseUnusable as exc:
+                self._database_unusable(exc)
 
     def _apply_cancels(self, mono: float) -> None:
         requests = dict(self.store.job_cancel_requests(self.id))

@@ -226,3 +226,14 @@ PRAGMA wal_checkpoint(TRUNCATE)
 -- name: vacuum_into
 -- A consistent snapshot, compacted, written to a new (or empty) file.
 VACUUM INTO ?
+
+-- name: integrity_check
+-- Every page read and checked: one row 'ok', or rows naming up to 100 problems.
+PRAGMA integrity_check
+
+-- name: integrity_check_table
+-- The same for one table and its indexes.
+SELECT * FROM pragma_integrity_check(?)
+
+-- name: table_names
+SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name

@@ -37,8 +37,12 @@ from jobrunner.store.forkguard import ForkedConnectionError as ForkedConnectionE
 from jobrunner.store.forkguard import open_stores
 from jobrunner.store.sqlite_files import (
     create_backup_file,
+    file_id,
+    integrity_problems,
+    leave_moved_path,
     open_or_create_file,
     remove_new_sidecars,
+    sidecar_ids,
 )
 from jobrunner.store.sqlite_sql import (
     APPLICATION_ID,
@@ -54,7 +58,13 @@ from jobrunner.store.sqlite_sql import (
     insert_many_sql,
     job_from_row,
 )
-from jobrunner.store.sqlite_tx import WRITE_ERRORS, write_transaction
+from jobrunner.store.sqlite_tx import (
+    DAMAGE_ERRORS,
+    WRITE_ERRORS,
+    damaged,
+    refusing_damage,
+    write_transaction,
+)
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
@@ -65,6 +75,7 @@ if TYPE_CHECKING:
 PER_QUEUE_AT_MOST = 64
 
 
+@refusing_damage  # a damaged file: DatabaseCorrupt from every method, reads included
 class SQLiteStore:
     """One connection; not shared across fork (workers never open the database)."""
 
@@ -103,14 +114,16 @@ class SQLiteStore:
                 # Only a new or older database is written to here: opening one that is
                 # up to date must not write, or `status` would fail on a full disk.
                 self._migrate()
+            # The files this store has open (-wal and -shm stay open, and in place, while
+            # a connection is): to notice when the path names other ones, see db_moved.
+            self._identity = file_id(path)
+            self._sidecars = sidecar_ids(path)
         except apsw.NotADBError:
             self._close_quietly()
             raise NotADatabase(f"{path}: not a jobrunner database; left untouched") from None
-        except apsw.CorruptError as exc:  # e.g. a truncated copy of a database
+        except apsw.CorruptError as exc:  # e.g. a damaged first page
             self._close_quietly()
-            raise NotADatabase(
-                f"{path}: the database file is damaged ({exc}); left untouched"
-            ) from None
+            raise damaged(path, exc) from None
         except (apsw.BusyError, apsw.IOError, apsw.FullError, apsw.CantOpenError) as exc:
             self._close_quietly()
             raise StoreUnavailable(f"{path}: cannot open the database: {exc}") from None
@@ -166,12 +179,15 @@ class SQLiteStore:
 
     def close(self) -> None:
         open_stores.discard(self)
+        if self.db_moved() is not None:
+            leave_moved_path(self.db, self.path, self._sidecars)
         try:
             self.db.close()
-        except WRITE_ERRORS:
+        except (*WRITE_ERRORS, *DAMAGE_ERRORS):
             # The last connection's close checkpoints the WAL; on a full or failing disk
-            # that fails, which loses nothing (the WAL stays and the next open replays
-            # it), so the close is forced rather than failing a command that succeeded.
+            # (or a damaged file) that fails, which loses nothing (the WAL stays and the
+            # next open replays it), so the close is forced rather than failing a command
+            # that succeeded.
             self.db.close(True)
 
     # -- jobs: submit ---------------------------------------------------------------------
@@ -517,7 +533,7 @@ class SQLiteStore:
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(path)
-            if isinstance(exc, apsw.Error):
+            if isinstance(exc, apsw.Error) and not isinstance(exc, DAMAGE_ERRORS):
                 raise StoreUnavailable(f"{path}: backup failed: {exc}") from None
             raise
         return os.path.getsize(path)
@@ -532,6 +548,8 @@ class SQLiteStore:
             busy = self.db.execute(Q["wal_checkpoint"]).fetchall()[0][0]
         except apsw.BusyError:
             busy = 1
+        except DAMAGE_ERRORS:
+            raise
         except apsw.Error as exc:
             raise StoreUnavailable(f"{self.path}: checkpoint failed: {exc}") from None
         finally:
@@ -544,6 +562,26 @@ class SQLiteStore:
             return os.stat(self.path + "-wal").st_size
         except FileNotFoundError:
             return 0
+
+    def db_moved(self) -> str | None:
+        """How the path stopped naming the file this store has open ("deleted", or
+        "replaced by another file"), or None while it still does. One os.stat: cheap
+        enough for the daemon to ask every second. A path that cannot be examined
+        (no permission, say) is no proof of anything: None."""
+        try:
+            now = os.stat(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            return "deleted"
+        except OSError:
+            return None
+        if (now.st_dev, now.st_ino) != self._identity:
+            return "replaced by another file"
+        return None
+
+    def db_check(self) -> list[str]:
+        """The problems PRAGMA integrity_check finds in the file, [] when it is sound.
+        Reads every page: seconds for a million jobs."""
+        return integrity_problems(self.db)
 
     # -- schedules ------------------------------------------------------------------------
 

@@ -1,15 +1,22 @@
-"""The database file itself: refusing files that are not ours without touching them, and
-creating a new database so that no half-made file is ever seen at its path."""
+"""The database file itself: refusing files that are not ours without touching them,
+creating a new database so that no half-made file is ever seen at its path, and checking
+one for damage."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from jobrunner.errors import NotADatabase, UsageError
-from jobrunner.store.sqlite_sql import APPLICATION_ID
+import apsw
+
+from jobrunner.errors import DatabaseCorrupt, NotADatabase, UsageError
+from jobrunner.store.sqlite_sql import APPLICATION_ID, Q
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 SIDECARS = ("-wal", "-shm")
@@ -55,10 +62,39 @@ def check_foreign_file(path: str) -> None:
         and _size(path + "-wal") == 0
         and _size(path) < pages * page_size
     ):
-        raise NotADatabase(
+        raise DatabaseCorrupt(
             f"{path}: the database file is damaged (truncated: {size} bytes of "
             f"{pages * page_size}); left untouched"
         )
+
+
+def file_id(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path`, None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def sidecar_ids(path: str) -> dict[str, tuple[int, int] | None]:
+    return {suffix: file_id(path + suffix) for suffix in SIDECARS}
+
+
+def leave_moved_path(db: Any, path: str, sidecars: dict[str, tuple[int, int] | None]) -> None:
+    """Before closing a database whose path names another file now, or none. SQLite does
+    not checkpoint a moved file on close and leaves its -wal and -shm at the path, where
+    a database made later would take that WAL for its own and be damaged by it. So the
+    WAL is folded into the file still open (a renamed database keeps its last
+    transactions), and the sidecars at the path that are this connection's are removed;
+    those of a new database there are left alone."""
+    db.setbusytimeout(0)
+    with contextlib.suppress(apsw.Error):
+        db.execute(Q["wal_checkpoint"]).fetchall()
+    for suffix, ident in sidecars.items():
+        if ident is not None and file_id(path + suffix) == ident:
+            with contextlib.suppress(OSError):
+                os.remove(path + suffix)
 
 
 def _size(path: str) -> int:
@@ -93,11 +129,16 @@ def open_or_create_file(path: str, create: bool, build: Callable[[str], None]) -
             f"{path}: no jobrunner database here (submit a job or start the daemon "
             "to create one, or pass --db)"
         )
-    parent = os.path.dirname(os.path.abspath(path))
+    # A symlink to a database not made yet: made at the link's target, the link kept.
+    # (Built beside the target: linked into place under the link's own name, it would
+    # meet the symlink there and take it for a database another process just made.)
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    parent = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(parent):
-        raise NotADatabase(f"{path}: directory {parent} does not exist")
+        link = f" (a symbolic link to {target})" if target != path else ""
+        raise NotADatabase(f"{path}{link}: directory {parent} does not exist")
     try:
-        create_database(path, build)
+        create_database(target, build)
     except PermissionError as exc:
         raise NotADatabase(f"{path}: cannot create the database: {exc.strerror}") from None
 
@@ -145,3 +186,25 @@ def create_backup_file(path: str) -> None:
     except OSError as exc:
         raise UsageError(f"{path}: cannot create the backup: {exc.strerror}") from None
     os.close(fd)
+
+
+def integrity_problems(db: Any) -> list[str]:
+    """What PRAGMA integrity_check finds, a line each; [] when the file is sound."""
+    try:
+        return _problems(db.execute(Q["integrity_check"]))
+    except (apsw.CorruptError, apsw.NotADBError):
+        pass
+    # The check itself stopped on a page it cannot read (a damaged page header, say) and
+    # its findings went with it: check table by table, to name at least where it is.
+    problems = []
+    for (table,) in db.execute(Q["table_names"]).fetchall():
+        try:
+            problems += _problems(db.execute(Q["integrity_check_table"], (table,)))
+        except (apsw.CorruptError, apsw.NotADBError) as exc:
+            problems.append(f"table {table} or one of its indexes: {exc}")
+    return problems or ["the integrity check stopped: database disk image is malformed"]
+
+
+def _problems(rows: Iterable[tuple[str]]) -> list[str]:
+    lines = [line for (text,) in rows for line in text.splitlines()]
+    return [] if lines == ["ok"] else lines

@@ -110,6 +110,12 @@ CASES = {
     "dlq-purge-bad-bound": Bad(["dlq", "purge", "--older-than", "old"], ["--older-than"]),
     "list-bad-state": Bad(["list", "--state", "done"], ["--state", "done"]),
     "list-zero-limit": Bad(["list", "--limit", "0"], ["--limit"]),
+    # past SQLite's integers (2**63 - 1): an OverflowError traceback once
+    "list-huge-limit": Bad(["list", "--limit", str(2**63)], ["--limit", "too large"]),
+    "list-vast-limit": Bad(["list", "--limit", "9" * 20], ["--limit", "too large"]),
+    "dlq-list-huge-limit": Bad(["dlq", "list", "--limit", str(2**63)], ["--limit", "too large"]),
+    "dlq-list-zero-limit": Bad(["dlq", "list", "--limit", "0"], ["--limit", "positive"]),
+    "dlq-list-negative-limit": Bad(["dlq", "list", "--limit", "-1"], ["--limit", "positive"]),
     "wait-bad-timeout": Bad(["wait", "1", "--timeout", "1y"], ["--timeout"]),
 }
 

@@ -120,6 +120,8 @@ SAYS = {
     "other-app-wal-leftovers": "another application",
     "not-sqlite-with-sidecars": "not an SQLite file",
 }
+# a file that is not a jobrunner database is bad input (2); a damaged one a failed database (3)
+EXIT = {"truncated": 3}
 
 
 def assert_untouched(folder: Path, before: Snapshot, kind: str) -> None:
@@ -136,8 +138,8 @@ def assert_untouched(folder: Path, before: Snapshot, kind: str) -> None:
         assert after[name][1] == before[name][1], f"{name}: mtime changed"
 
 
-def one_line_error(code: int, out: str, err: str, *words: str) -> None:
-    assert code == 2, (code, out, err)
+def one_line_error(code: int, out: str, err: str, *words: str, want: int = 2) -> None:
+    assert code == want, (code, out, err)
     assert out == ""
     assert err.count("\n") == 1 and "Traceback" not in err, err
     for word in words:
@@ -159,7 +161,7 @@ def test_daemon_refuses_a_foreign_file_and_leaves_it_untouched(
     FOREIGN[kind](path)
     before = snapshot(foreign_dir)
     res = cli(workdir, db, "--db", str(path), "daemon", "--workers", "1", timeout=30)
-    one_line_error(res.code, res.out, res.err, "foreign.db", SAYS[kind])
+    one_line_error(res.code, res.out, res.err, "foreign.db", SAYS[kind], want=EXIT.get(kind, 2))
     assert_untouched(foreign_dir, before, kind)
 
 
@@ -181,7 +183,7 @@ def test_reader_and_writer_refuse_the_odder_files(
     FOREIGN[kind](path)
     before = snapshot(foreign_dir)
     res = cli(workdir, db, "--db", str(path), *argv)
-    one_line_error(res.code, res.out, res.err, "foreign.db", SAYS[kind])
+    one_line_error(res.code, res.out, res.err, "foreign.db", SAYS[kind], want=EXIT.get(kind, 2))
     assert_untouched(foreign_dir, before, kind)
 
 
