@@ -102,6 +102,7 @@ class Supervisor:
         self.avg_duration = 1.0
         self.stopping = False
         self.forced = False
+        self.grace_over = False
         self.stop_deadline = 0.0
         self.check_db = True
         self.check_cancels = True
@@ -571,8 +572,15 @@ class Supervisor:
     def _enforce(self, mono: float) -> None:
         for w in self.workers.values():
             w.enforce(mono, self.config.daemon.kill_grace)
-        if self.stopping and not self.forced and mono >= self.stop_deadline and self._busy():
+        if (
+            self.stopping
+            and not self.forced
+            and not self.grace_over
+            and mono >= self.stop_deadline
+            and self._busy()
+        ):
             log.warning("shutdown grace over: killing running jobs and returning them for retry")
+            self.grace_over = True  # once: the kills take a moment to be reaped
             self._force_stop()
             self.forced = False  # an orderly stop that ran out of time still exits 0
         due = [(t, g) for t, g in self.pending_group_kills if t <= mono]
@@ -580,12 +588,15 @@ class Supervisor:
             self.pending_group_kills = [(t, g) for t, g in self.pending_group_kills if t > mono]
             for _, pgid in due:
                 self._kill_group(pgid)
-        if self.check_cancels:
+        if self.check_cancels and not self.backoff.waiting(mono):
             self.check_cancels = False
             try:
                 self._apply_cancels(mono)
             except DatabaseUnusable as exc:
                 self._database_unusable(exc)
+            except StoreUnavailable as exc:  # a lock held long: look again after backing off
+                self.check_cancels = True
+                self.backoff.failed(exc, mono, len(self.ends))
 
     def _apply_cancels(self, mono: float) -> None:
         requests = dict(self.store.job_cancel_requests(self.id))
