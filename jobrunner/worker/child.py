@@ -566,6 +566,8 @@ def worker_main(
         _worker = Worker(rfd, wfd, log_dir, log_max_bytes, lease, journal)
         _worker.serve()
         _worker.spool.close()
+    except BrokenPipeError:  # its supervisor is gone (it dies with it): nothing to report
+        code = 1
     except BaseException:  # noqa: BLE001
         code = 70
         with contextlib.suppress(BaseException):  # reporting must not change the exit

@@ -118,7 +118,8 @@ def test_claims_that_never_started_go_back_without_using_an_attempt(
     """kill -9 of a daemon while its worker has a batch: the jobs of the batch that had not
     started go back to the queue (no attempt used; `not_started` in their history)."""
     write_config(workdir, lease='"2s"')
-    lines = [{"task": "jtasks:record", "args": [f"t{i}", 3], "retries": 0} for i in range(3000)]
+    # jobs of a millisecond: the daemon sends them in batches of a dozen or more
+    lines = [{"task": "jtasks:record", "args": [f"t{i}", 1], "retries": 0} for i in range(3000)]
     ids = submit_file(workdir, db, lines)
     a = Daemon(workdir, db, "--workers", "1")
     daemons.append(a)
@@ -133,9 +134,9 @@ def test_claims_that_never_started_go_back_without_using_an_attempt(
     wait_counts(workdir, db, 90, running=0, queued=0, retrying=0)
     ran = Counter(e.job_id for e in ledger(workdir))
     dead = {j["id"] for j in jobs_in(workdir, db, "dead")}
-    # Only a job that really started can have used up its one attempt with A.
+    # Only a job that really started (the one running, or one that ended before A could
+    # record it) can have used up its one attempt with A.
     assert all(ran[i] >= 1 for i in dead), [i for i in dead if not ran[i]]
-    assert len(dead) <= 1, dead  # A's one worker ran one job at a time
     not_started = []
     for job_id in sorted(claimed - dead):
         record = job(workdir, db, job_id)
