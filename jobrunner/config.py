@@ -61,6 +61,9 @@ class DaemonConfig(Record):
     # which at-least-once allows. Submits and other acknowledged user actions keep the
     # top-level `synchronous` (FULL by default).
     synchronous: str = "NORMAL"
+    # Each worker (and so every process its jobs start, whatever their session) in a
+    # cgroup of its own, when a writable cgroup2 hierarchy is there; false: never.
+    cgroups: bool = True
 
 
 class RetentionConfig(Record):
@@ -248,6 +251,7 @@ DAEMON_KEYS = frozenset(
         "kill_grace",
         "synchronous",
         "wal_max",
+        "cgroups",
     }
 )
 TASK_KEYS = frozenset(
@@ -299,6 +303,10 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
     if daemon_sync.upper() not in ("FULL", "NORMAL"):
         raise r.fail("daemon", "synchronous", f"must be FULL or NORMAL, got {daemon_sync!r}")
     cfg.daemon.synchronous = daemon_sync.upper()
+    cgroups = daemon.get("cgroups", True)
+    if not isinstance(cgroups, bool):
+        raise r.fail("daemon", "cgroups", f"expected true or false, got {cgroups!r}")
+    cfg.daemon.cgroups = cgroups
     if cfg.daemon.lease < 2:
         raise r.fail("daemon", "lease", "must be at least 2s")
 

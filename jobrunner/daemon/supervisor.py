@@ -35,6 +35,7 @@ from jobrunner.node import node
 from jobrunner.paths import log_dir_for
 from jobrunner.store import open_store
 from jobrunner.worker import spool
+from jobrunner.worker.containment import Containment
 from jobrunner.worker.guard import GroupGuard
 from jobrunner.worker.pool import (
     KillOrder,
@@ -149,7 +150,9 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         gc.freeze()  # keep preloaded objects' pages shared with the workers
-        self.guard = GroupGuard(self._fds_not_for_children())
+        # Before any fork: we adopt our jobs' orphans, and each worker gets a cgroup.
+        self.contain = Containment(self.config.daemon.cgroups)
+        self.guard = GroupGuard(self._fds_not_for_children(), cgroup=self.contain.root)
         spool.salvage_orphans(self.log_dir, self.config.log_max_bytes)  # a killed daemon's
         for _ in range(self.opts.workers):
             self._spawn()
@@ -159,11 +162,12 @@ class Supervisor:
         for w in self.workers.values():
             self.poller.register(w.from_fd, select.POLLIN)
         log.info(
-            "daemon %s ready: %d workers, queues %s, database %s",
+            "daemon %s ready: %d workers, queues %s, database %s, %s",
             self.id,
             self.opts.workers,
             ",".join(self.opts.queues or ["*"]),
             self.db_path,
+            self.contain.describe(),
         )
 
     def _fds_not_for_children(self) -> list[int]:
@@ -181,15 +185,22 @@ class Supervisor:
             self._fds_not_for_children(),
             self.lease,
             self.journals,
+            self.contain,
         )
         self.workers[w.from_fd] = w
         self.guard.add(w.pid)
         return w
 
+    def _our_children(self) -> set[int]:
+        """The children we forked; any other child is a job's process we adopted."""
+        return {w.pid for w in self.workers.values()} | {self.guard.pid}
+
     def _kill_group(self, pgid: int) -> None:
-        """SIGKILL what is left of a dead worker's group, then stop guarding it."""
+        """SIGKILL what is left of a dead worker's jobs (its group, and its cgroup or
+        the processes we adopted from it), then stop guarding it."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
+        self.contain.end_worker(pgid, self._our_children())
         self.guard.forget(pgid)
 
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -238,7 +249,9 @@ class Supervisor:
         self.workers.clear()
         for _, pgid in self.pending_group_kills:
             self._kill_group(pgid)
+        self.contain.kill_adopted(self._our_children())  # left by jobs that ended
         self.guard.close()  # it kills whatever jobs left behind in the workers' groups
+        self.contain.close()  # and in their cgroups
         if settled:
             remove_journals(self.log_dir, self.id)  # else kept for the rescuer
         with contextlib.suppress(StoreUnavailable):
@@ -518,7 +531,18 @@ class Supervisor:
                 self._on_worker_exit(w, status, usage.ru_maxrss)
             elif pid == self.guard.pid:
                 log.warning("group guard exited (%s); starting another", describe_exit(status))
-                self.guard = GroupGuard(self._fds_not_for_children(), self.guard.groups)
+                self.guard = GroupGuard(
+                    self._fds_not_for_children(), self.guard.groups, self.contain.root
+                )
+            elif self.contain.root is None and not self._group_kill_pending():
+                # A job's process we adopted exited: one it forked meanwhile (a daemonizing
+                # double fork) is ours now. Without a cgroup, end it.
+                self.contain.kill_adopted(self._our_children())
+
+    def _group_kill_pending(self) -> bool:
+        """A dead worker's processes still have their kill grace: leave them that."""
+        mono = self.clock.monotonic()
+        return any(t > mono for t, _ in self.pending_group_kills)
 
     def _on_worker_exit(self, w: WorkerHandle, status: int, max_rss_kb: int) -> None:
         self._on_messages(w, w.read())  # results it sent before it died still count
@@ -588,6 +612,7 @@ class Supervisor:
             self.pending_group_kills = [(t, g) for t, g in self.pending_group_kills if t > mono]
             for _, pgid in due:
                 self._kill_group(pgid)
+        self.contain.retry_removals()
         if self.check_cancels and not self.backoff.waiting(mono):
             self.check_cancels = False
             try:

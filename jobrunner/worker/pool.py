@@ -17,6 +17,14 @@ from jobrunner.durations import format_duration
 from jobrunner.errors import ConfigError
 from jobrunner.models import Job
 from jobrunner.worker.child import worker_main
+from jobrunner.worker.containment import (
+    Containment,
+    enter_cgroup,
+    in_cgroup,
+    kill_cgroup,
+    signal_cgroup,
+    signal_tree,
+)
 from jobrunner.worker.protocol import FrameReader, JobSpec, describe_status, encode
 from jobrunner.worker.starts import SharedLease
 
@@ -49,6 +57,7 @@ class WorkerHandle:
     outbuf: bytearray = field(default_factory=bytearray)
     kill: KillOrder | None = None
     eof: bool = False
+    cgroup: str | None = None  # the worker's own cgroup, when the daemon has one
 
     @property
     def head(self) -> Job | None:
@@ -102,8 +111,19 @@ class WorkerHandle:
             )
 
     def signal_group(self, sig: int) -> None:
+        """Signal the worker and everything its jobs started: its process group, and the
+        processes that left it (a new session): its cgroup, or else its descendants (it
+        is a subreaper, so its jobs' orphans stay its descendants while it lives)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
+        if in_cgroup(self.cgroup):
+            assert self.cgroup is not None
+            if sig == signal.SIGKILL:
+                kill_cgroup(self.cgroup)
+            else:
+                signal_cgroup(self.cgroup, sig)
+        elif self.pid > 0:
+            signal_tree(self.pid, sig, rounds=20 if sig == signal.SIGKILL else 1)
 
     def close(self) -> None:
         for fd in (self.to_fd, self.from_fd):
@@ -117,14 +137,23 @@ def spawn_worker(
     close_in_child: list[int],
     lease: SharedLease | None = None,
     journal_dir: str | None = None,
+    contain: Containment | None = None,
 ) -> WorkerHandle:
     """Fork one worker. The child leads its own process group and dies with us; it
-    checks `lease` and journals to `journal_dir` before each job (worker/starts.py)."""
+    checks `lease` and journals to `journal_dir` before each job (worker/starts.py).
+    It moves itself into its own cgroup (when `contain` has one) before it reads its
+    first job: the move can take milliseconds (an RCU grace period), which the loop
+    does not wait for."""
     to_r, to_w = os.pipe()
     from_r, from_w = os.pipe()
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # child
+        cgroup = contain.worker_cgroup(os.getpid()) if contain is not None else None
+        if cgroup is not None and (problem := enter_cgroup(cgroup)) is not None:
+            os.write(
+                2, f"jobrunner worker {os.getpid()}: {problem}; its jobs run without\n".encode()
+            )
         os.close(to_w)
         os.close(from_r)
         for fd in close_in_child:
@@ -137,7 +166,8 @@ def spawn_worker(
         os.setpgid(pid, pid)  # also done by the child; whichever runs first wins the race
     os.set_blocking(to_w, False)
     os.set_blocking(from_r, False)
-    return WorkerHandle(pid=pid, to_fd=to_w, from_fd=from_r)
+    cgroup = contain.worker_cgroup(pid) if contain is not None else None
+    return WorkerHandle(pid=pid, to_fd=to_w, from_fd=from_r, cgroup=cgroup)
 
 
 def job_spec(job: Job) -> JobSpec:

@@ -56,6 +56,7 @@ def test_config_documents_from_the_real_vocabulary(
         assert isinstance(cfg.daemon.workers, int) and cfg.daemon.workers >= 1
         assert 2 <= cfg.daemon.lease <= MAX_DURATION
         assert cfg.synchronous in ("FULL", "NORMAL")
+        assert isinstance(cfg.daemon.cgroups, bool)
         for task in cfg.tasks.values():
             assert (task.function is None) != (task.command is None)
             assert all("\0" not in part for part in task.command or [])
