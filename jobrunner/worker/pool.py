@@ -114,16 +114,16 @@ class WorkerHandle:
         """Signal the worker and everything its jobs started: its process group, and the
         processes that left it (a new session): its cgroup, or else its descendants (it
         is a subreaper, so its jobs' orphans stay its descendants while it lives)."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, sig)
         if in_cgroup(self.cgroup):
             assert self.cgroup is not None
             if sig == signal.SIGKILL:
                 kill_cgroup(self.cgroup)
             else:
                 signal_cgroup(self.cgroup, sig)
-        elif self.pid > 0:
+        elif self.pid > 0:  # the tree first: once the worker is gone, so is the tree
             signal_tree(self.pid, sig, rounds=20 if sig == signal.SIGKILL else 1)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
 
     def close(self) -> None:
         for fd in (self.to_fd, self.from_fd):

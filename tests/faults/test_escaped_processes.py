@@ -184,7 +184,6 @@ def _outcomes(workdir: Path, db: Path, job_id: int) -> list[str]:
     return [a["outcome"] for a in job(workdir, db, job_id)["attempt_history"]]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("cgroups", CGROUPS)
 def test_a_timeout_ends_what_the_job_started_in_a_new_session(
     workdir: Path, db: Path, daemons: list[Daemon], escaped: dict[str, int], cgroups: bool
@@ -199,7 +198,6 @@ def test_a_timeout_ends_what_the_job_started_in_a_new_session(
     assert d.proc.poll() is None, d.log()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("cgroups", CGROUPS)
 def test_a_cancel_ends_what_the_job_started_in_a_new_session(
     workdir: Path, db: Path, daemons: list[Daemon], escaped: dict[str, int], cgroups: bool
@@ -216,7 +214,6 @@ def test_a_cancel_ends_what_the_job_started_in_a_new_session(
     assert d.proc.poll() is None, d.log()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("cgroups", CGROUPS)
 def test_stopping_the_daemon_ends_what_finished_jobs_left_in_a_new_session(
     workdir: Path, db: Path, daemons: list[Daemon], escaped: dict[str, int], cgroups: bool
@@ -232,7 +229,6 @@ def test_stopping_the_daemon_ends_what_finished_jobs_left_in_a_new_session(
 
 
 @needs_cgroup
-@pytest.mark.slow
 def test_kill_9_of_the_daemon_ends_what_its_jobs_started_in_a_new_session(
     workdir: Path, db: Path, daemons: list[Daemon], escaped: dict[str, int]
 ) -> None:
@@ -251,7 +247,6 @@ def test_kill_9_of_the_daemon_ends_what_its_jobs_started_in_a_new_session(
 
 
 @needs_cgroup
-@pytest.mark.slow
 def test_the_next_daemon_ends_what_a_daemon_killed_with_its_guard_left(
     workdir: Path, db: Path, daemons: list[Daemon], escaped: dict[str, int]
 ) -> None:
