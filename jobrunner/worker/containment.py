@@ -1,8 +1,8 @@
 """Where a daemon keeps the processes its jobs start, so that it can end all of them.
 
 A process group is not enough: `setsid`, `start_new_session=True` or any daemonizing
-tool leaves it. Two ways to find such processes again (docs/architecture.md, "Ending
-a job's processes"):
+tool leaves it. Two ways to find such processes again (docs/architecture.md, "Ending a
+job's processes"):
 
 - A cgroup v2 per worker, when the daemon can make them (root, or a delegated
   hierarchy): `<own cgroup>/jobrunner-<pidns>-<pid>-<start>/w<worker pid>`. The worker
