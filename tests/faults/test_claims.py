@@ -15,6 +15,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import apsw
 import pytest
 
 from tests.helpers import Daemon, cli, env_for, wait_for
@@ -36,6 +37,27 @@ def _stop(pids: list[int], sig: int) -> None:
         os.kill(pid, sig)
 
 
+def _freeze_outside_a_write(pids: list[int], db: Path) -> None:
+    """SIGSTOP `pids`, at a moment none of them holds the database's write lock: a
+    writer frozen inside a transaction blocks every other writer (SQLite), which is not
+    what these tests are about."""
+    probe = apsw.Connection(str(db))
+    probe.setbusytimeout(100)
+    try:
+        for _ in range(50):
+            _stop(pids, signal.SIGSTOP)
+            try:
+                probe.execute("BEGIN IMMEDIATE")
+            except apsw.BusyError:
+                _stop(pids, signal.SIGCONT)
+                continue
+            probe.execute("ROLLBACK")
+            return
+        raise AssertionError("the daemon held the write lock at every try")
+    finally:
+        probe.close()
+
+
 def test_a_stopped_daemons_late_result_is_never_recorded_as_a_later_attempt(
     workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
 ) -> None:
@@ -48,7 +70,7 @@ def test_a_stopped_daemons_late_result_is_never_recorded_as_a_later_attempt(
         workdir, db, "jtasks:slow", "--args", '["j", 8]', "--retries", "3", "--backoff", "50ms"
     )
     wait_for(lambda: any(e.event == "start" for e in ledger(workdir)), timeout=20, what="attempt 1")
-    os.kill(a.pid, signal.SIGSTOP)  # the supervisor only: its worker runs on
+    _freeze_outside_a_write([a.pid], db)  # the supervisor only: its worker runs on
     try:
         b = Daemon(workdir, db, "--workers", "1", "--queues", "none")  # rescues, runs nothing
         daemons.append(b)
@@ -92,7 +114,7 @@ def test_a_frozen_daemon_never_starts_what_a_peer_finished(
     daemons.append(a)
     wait_for(lambda: len(ledger(workdir)) >= 100, timeout=30, what="A to be running jobs")
     frozen = [a.pid, *a.children()]
-    _stop(frozen, signal.SIGSTOP)
+    _freeze_outside_a_write(frozen, db)
     try:
         held = {j["id"] for j in jobs_in(workdir, db, "running")}
         assert len(held) > 1, "A held no batch when frozen"
