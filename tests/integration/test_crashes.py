@@ -7,6 +7,7 @@ import signal
 from collections import Counter
 from pathlib import Path
 
+import apsw
 import pytest
 
 from tests.helpers import Daemon, cli, wait_for
@@ -195,8 +196,13 @@ def test_surviving_daemon_rescues_the_jobs_of_a_killed_peer(
 
     (a_id,) = [d["id"] for d in overview(workdir, db)["daemons"] if d["pid"] == a.pid]
     os.killpg(a.pid, signal.SIGKILL)
+    # Read at once, not through the CLI: B sees A's pid gone and rescues within a
+    # heartbeat period, and a slow CLI call on a busy machine would find nothing left.
+    conn = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
+    held = conn.execute("SELECT id FROM jobs WHERE state = 'running' AND owner = ?", (a_id,))
+    orphaned = {job_id for (job_id,) in held}
+    conn.close()
     a.wait(10)
-    orphaned = {j["id"] for j in jobs_in(workdir, db, "running") if j["owner"] == a_id}
     assert orphaned, "the killed daemon held no running job"
 
     final = wait_counts(workdir, db, timeout=60, succeeded=100)
