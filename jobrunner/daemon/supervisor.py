@@ -8,7 +8,6 @@ library function; the CLI only parses arguments and calls it.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import gc
 import logging
@@ -25,12 +24,14 @@ from jobrunner.clock import SYSTEM
 from jobrunner.config import Config
 from jobrunner.daemon import outcomes
 from jobrunner.daemon.backoff import StoreBackoff
+from jobrunner.daemon.dispatch import Dispatch
 from jobrunner.daemon.events import EventLog
 from jobrunner.daemon.events import install as install_log_handler
+from jobrunner.daemon.records import Records
 from jobrunner.daemon.services import Services
 from jobrunner.errors import DatabaseMoved, DatabaseUnusable, StoreUnavailable
 from jobrunner.lifecycle import Outcome
-from jobrunner.models import AttemptEnd, ClaimRequest, DaemonInfo, Job
+from jobrunner.models import AttemptEnd, DaemonInfo, Job
 from jobrunner.node import node
 from jobrunner.paths import log_dir_for
 from jobrunner.store import open_store
@@ -41,7 +42,6 @@ from jobrunner.worker.pool import (
     KillOrder,
     WorkerHandle,
     describe_exit,
-    job_spec,
     preload,
     spawn_worker,
 )
@@ -62,10 +62,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobrunner.daemon")
 
-# A worker is sent enough jobs to stay busy this long, so fast jobs are claimed and
-# dispatched in batches while slow ones are claimed one per free worker.
-DISPATCH_WINDOW = 0.02
-MAX_DEPTH = 64
 EXIT_OK = 0
 EXIT_FORCED = 130
 EXIT_DATABASE = 3  # the database is damaged or no longer at its path: restart on it
@@ -91,26 +87,18 @@ class Supervisor:
         os.makedirs(self.log_dir, mode=0o700, exist_ok=True)
         self.workers: dict[int, WorkerHandle] = {}  # by from_fd
         self.writers: dict[int, WorkerHandle] = {}  # by to_fd, while output is pending
-        self.ready: collections.deque[Job] = collections.deque()  # claimed, not dispatched
-        self.ends: list[AttemptEnd] = []
-        self.release: list[tuple[int, int]] = []
         # In flight when peers rescued this daemon's claims: whatever the workers report
         # of these (job, attempt) pairs is no longer this daemon's to record.
         self.dropped: set[tuple[int, int]] = set()
         self.dead_journals: list[int] = []  # dead workers', removed once their ends are in
-        self.running_by_queue: collections.Counter[str] = collections.Counter()
         self.pending_group_kills: list[tuple[float, int]] = []
-        self.avg_duration = 1.0
         self.stopping = False
         self.forced = False
         self.grace_over = False
         self.stop_deadline = 0.0
-        self.check_db = True
         self.check_cancels = True
         self.signals: list[int] = []
-        self.progress: dict[tuple[int, int], tuple[int, int, float, str | None, float]] = {}
         self.oom = OomWatch()
-        self.next_poll = clock.monotonic()
         self.backoff = StoreBackoff()  # while the database cannot be written
         self.unusable: DatabaseUnusable | None = None  # why the daemon stops, exit 3
         now = clock.now()
@@ -136,6 +124,10 @@ class Supervisor:
                 self.log_dir,
             )
         self.services = Services(config, self.store, clock, info, self.log_dir, self.lease)
+        self.records = Records(self.store, self.id, self.events, clock)  # what to write
+        self.dispatch = Dispatch(
+            self.id, opts.queues, self.store, self.services, self.records, self.events, clock
+        )
 
     # -- start and stop --
 
@@ -217,7 +209,7 @@ class Supervisor:
                 if self.stopping and self.backoff.give_up(
                     self.unusable is not None or self.clock.monotonic() >= self.stop_deadline,
                     any(w.inflight for w in self.workers.values()),
-                    len(self.ends) + len(self.release) + len(self.ready),
+                    self.records.pending() + len(self.dispatch.ready),
                 ):
                     break
         finally:
@@ -228,7 +220,7 @@ class Supervisor:
         return EXIT_FORCED if self.forced else EXIT_OK
 
     def _busy(self) -> bool:
-        return bool(self.ends or self.release or self.ready) or any(
+        return bool(self.records.pending() or self.dispatch.ready) or any(
             w.inflight for w in self.workers.values()
         )
 
@@ -271,7 +263,7 @@ class Supervisor:
                     os.read(self.sig_r, 512)
             elif fd == self.wake.fileno():
                 data = self.wake.drain()
-                self.check_db = True
+                self.dispatch.check_db = True
                 if wake.WAKE_CANCEL in data:
                     self.check_cancels = True
             elif fd in self.writers:
@@ -291,26 +283,27 @@ class Supervisor:
         try:  # a failed write is rolled back whole; _flush keeps what it had to record
             self._housekeeping(mono)  # before the claim: jobs it fires or rescues go out now
             if not self.stopping:
-                self._fill(mono)
+                for fd in self.dispatch.fill(self.workers.values(), self.config, mono):
+                    self._watch(self.workers[fd])
             self._flush()
         except DatabaseUnusable as exc:
             self._database_unusable(exc)
         except StoreUnavailable as exc:
-            self.backoff.failed(exc, self.clock.monotonic(), len(self.ends))
+            self.backoff.failed(exc, self.clock.monotonic(), len(self.records.ends))
         else:
             self.backoff.succeeded(self.clock.monotonic())
 
     def _poll_timeout(self) -> float | None:
         mono = self.clock.monotonic()
         store_work = [self.services.deadline(mono, self.stopping)]  # all need the database
-        if self.ends or self.release:
+        if self.records.pending():
             store_work.append(mono)
         deadlines = [max(min(store_work), self.backoff.retry_at)]  # not while backing off
         if not self.stopping:
             # With every worker full, wait for a finish, not for the poll interval
             # (which a claim that filled the workers leaves in the past: a spin).
-            if self._free_slots()[1] > 0:
-                due = mono if self.check_db else self.next_poll
+            if self.dispatch.free_slots(self.workers.values())[1] > 0:
+                due = mono if self.dispatch.check_db else self.dispatch.next_poll
                 deadlines.append(max(due, self.backoff.retry_at))
         else:
             deadlines.append(self.stop_deadline)
@@ -358,9 +351,9 @@ class Supervisor:
     def _begin_stop(self) -> None:
         self.stopping = True
         self.stop_deadline = self.clock.monotonic() + self.config.daemon.shutdown_grace
-        while self.ready:  # claimed but never sent: hand back
-            job = self.ready.popleft()
-            self.release.append((job.id, job.attempts))
+        while self.dispatch.ready:  # claimed but never sent: hand back
+            job = self.dispatch.ready.popleft()
+            self.records.release.append((job.id, job.attempts))
         for w in self.workers.values():
             for key in list(w.inflight)[1:]:
                 w.send(("skip", *key))
@@ -372,7 +365,7 @@ class Supervisor:
         for the file now at the path this daemon is dead already, its jobs there free to
         be rescued, so its running jobs are killed at once, as when a daemon dies."""
         if self.unusable is not None:  # already stopping: results that cannot be written
-            self.backoff.failed(exc, self.clock.monotonic(), len(self.ends))
+            self.backoff.failed(exc, self.clock.monotonic(), len(self.records.ends))
             return
         self.unusable = exc
         moved = isinstance(exc, DatabaseMoved)
@@ -411,8 +404,7 @@ class Supervisor:
                     continue
                 w.head_since = mono
                 w.head_wall = message.finished_at
-                self.running_by_queue[job.queue] -= 1
-                self.check_db |= job.queue in self.config.queue_concurrency  # under a cap
+                self.dispatch.ended(job, message.finished_at - message.started_at, self.config)
                 if key in self.dropped:
                     self.dropped.discard(key)
                     log.warning(
@@ -421,9 +413,7 @@ class Supervisor:
                         *key,
                     )
                     continue
-                duration = max(message.finished_at - message.started_at, 1e-6)
-                self.avg_duration = 0.8 * self.avg_duration + 0.2 * duration
-                self.ends.append(outcomes.from_done(job, message, self.clock.now()))
+                self.records.ends.append(outcomes.from_done(job, message, self.clock.now()))
                 continue
             assert isinstance(message, tuple)
             kind: str = message[0]
@@ -431,21 +421,20 @@ class Supervisor:
             if kind == "progress":
                 if key in w.inflight and key not in self.dropped:
                     fraction, text = message[3], message[4]
-                    self.progress[key] = (*key, fraction, text, self.clock.now())
+                    self.records.progress[key] = (*key, fraction, text, self.clock.now())
                 continue
             job = w.inflight.pop(key, None)
             if job is None:
                 continue
-            self.running_by_queue[job.queue] -= 1
+            self.dispatch.ended(job, None, self.config)
             if key in self.dropped:
                 self.dropped.discard(key)
             elif self.stopping:  # skipped, or stale: handed back
-                self.release.append(key)
+                self.records.release.append(key)
             elif kind == "stale":  # the worker saw the lease run out: ours if it holds
-                self.ready.appendleft(job)
-                self.release.append(key)
+                self.dispatch.ready.appendleft(job)
             else:  # skipped because it was cancelled before it started
-                self.ends.append(self._cancelled_unstarted(job))
+                self.records.ends.append(self._cancelled_unstarted(job))
 
     def _cancelled_unstarted(self, job: Job) -> AttemptEnd:
         return outcomes.attempt_end(
@@ -453,67 +442,13 @@ class Supervisor:
         )
 
     def _flush(self) -> None:
-        # A list is cleared only once its write committed: a failed write loses nothing.
-        if self.ends:
-            ends = self.ends
-            applied = self._record_ends(ends)
-            self.ends = []
-            for end, ok in zip(ends, applied, strict=True):
-                if not ok:
-                    log.warning(
-                        "job %d attempt %d: result dropped, the attempt was no longer "
-                        "ours (rescued or cancelled meanwhile)",
-                        end.job_id,
-                        end.attempt,
-                    )
-                    continue
-                if end.run_at is not None:  # a retry: poll again when it falls due
-                    due_in = end.run_at - self.clock.now()
-                    self.next_poll = min(self.next_poll, self.clock.monotonic() + max(0.0, due_in))
-                outcomes.log_end(self.events, end)
+        due = self.records.write()
+        if due is not None:  # a retry: poll again when it falls due
+            self.dispatch.poll_again_by(due)
         while self.dead_journals:  # what they covered is recorded now
             pid = self.dead_journals.pop()
             if self.journals is not None:
                 remove_journal(self.journals, pid)
-        if self.progress:
-            updates = list(self.progress.values())
-            try:
-                self.store.job_progress_many(self.id, updates)
-            except StoreUnavailable:
-                raise
-            except Exception as exc:  # noqa: BLE001 - progress is advice, never fatal
-                log.warning("progress of %d job(s) not recorded: %s", len(updates), exc)
-            self.progress = {}
-        if self.release:
-            self.store.job_release_many(self.id, self.release)
-            self.release = []
-
-    def _record_ends(self, ends: list[AttemptEnd]) -> list[bool]:
-        """Record ends in one transaction. One that cannot be stored (whatever the
-        reason: what a job returned is its own) must fail that job, never the daemon
-        or the jobs recorded with it: the batch is then recorded one end at a time."""
-        try:
-            return self.store.job_end_many(self.id, ends)
-        except StoreUnavailable:
-            raise
-        except Exception:  # noqa: BLE001 - found out below, end by end
-            pass
-        applied = []
-        for end in ends:
-            try:
-                applied += self.store.job_end_many(self.id, [end])
-            except StoreUnavailable:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                log.error(
-                    "job %d attempt %d: its outcome cannot be recorded (%s: %s); failing it",
-                    end.job_id,
-                    end.attempt,
-                    type(exc).__name__,
-                    exc,
-                )
-                applied += self.store.job_end_many(self.id, [outcomes.unrecordable(end, exc)])
-        return applied
 
     # -- workers dying --
 
@@ -557,7 +492,7 @@ class Supervisor:
         self.dead_journals.append(w.pid)
         head = w.head
         if head is not None:
-            self.running_by_queue[head.queue] -= 1
+            self.dispatch.ended(head, None, self.config)
             key = (head.id, head.attempts)
             w.inflight.pop(key)
             end = outcomes.from_death(
@@ -573,17 +508,17 @@ class Supervisor:
             if key in self.dropped:  # killed because its claim was rescued
                 self.dropped.discard(key)
             else:
-                self.ends.append(end)
+                self.records.ends.append(end)
             if w.kill is None:
                 log.warning("job %d (%s): %s", head.id, head.label, how)
         for key, job in reversed(w.inflight.items()):  # never started: run them elsewhere
-            self.running_by_queue[job.queue] -= 1
+            self.dispatch.ended(job, None, self.config)
             if key in self.dropped:
                 self.dropped.discard(key)
             elif self.stopping:
-                self.release.append(key)
+                self.records.release.append(key)
             else:
-                self.ready.appendleft(job)
+                self.dispatch.ready.appendleft(job)
         # A job's leftover processes must not outlive it (it is retried elsewhere): SIGKILL
         # the group at the kill order's time, or now after a crash.
         kill_at = w.kill.kill_at if w.kill is not None else self.clock.monotonic()
@@ -621,7 +556,7 @@ class Supervisor:
                 self._database_unusable(exc)
             except StoreUnavailable as exc:  # a lock held long: look again after backing off
                 self.check_cancels = True
-                self.backoff.failed(exc, mono, len(self.ends))
+                self.backoff.failed(exc, mono, len(self.records.ends))
 
     def _apply_cancels(self, mono: float) -> None:
         requests = dict(self.store.job_cancel_requests(self.id))
@@ -639,56 +574,20 @@ class Supervisor:
                     )
                 elif index > 0:
                     w.send(("skip", job_id, attempt))
-        for job in list(self.ready):
+        for job in list(self.dispatch.ready):
             if requests.get(job.id) == job.attempts:
-                self.ready.remove(job)
-                self.ends.append(self._cancelled_unstarted(job))
+                self.dispatch.ready.remove(job)
+                self.records.ends.append(self._cancelled_unstarted(job))
 
     # -- claiming --
-
-    def _depth(self) -> int:
-        return max(1, min(MAX_DEPTH, int(DISPATCH_WINDOW / max(self.avg_duration, 1e-6))))
-
-    def _free_slots(self) -> tuple[int, int, list[WorkerHandle]]:
-        """(jobs per worker, free places for jobs, the workers that can take them)."""
-        depth = self._depth()
-        live = [w for w in self.workers.values() if w.kill is None and not w.eof]
-        return depth, sum(max(0, depth - len(w.inflight)) for w in live), live
-
-    def _fill(self, mono: float) -> None:
-        depth, free, live = self._free_slots()
-        if free <= 0 or not self.services.lease_alive(mono):
-            return  # no claim and no start while peers may be rescuing ours
-        want = free - len(self.ready)
-        if want > 0 and (self.check_db or mono >= self.next_poll):
-            self.check_db = False
-            jobs = self._claim(want)
-            if jobs:  # one claim, one event: the ids it took, with their attempt numbers
-                self.events.emit(
-                    "claim",
-                    count=len(jobs),
-                    jobs=",".join(f"{j.id}/{j.attempts}" for j in jobs),
-                )
-            if len(jobs) == want:
-                self.check_db = True  # there may be more
-            else:
-                self.next_poll = mono + self._idle_wait()
-            for job in jobs:
-                if job.damage is None:
-                    self.ready.append(job)
-                else:  # its stored data cannot be read: it fails, its neighbours run
-                    self.ends.append(outcomes.unreadable(job, self.clock.now()))
-        if self.ready:
-            self._dispatch(live, depth)
 
     def _drop_claims(self) -> None:
         """Peers presumed this daemon dead and rescued every claim it held: none of them
         is ours any more. Jobs not sent are forgotten; jobs sent are never started (a new
         lease epoch, worker/starts.py); running ones are killed, since the rescued job
         may already run elsewhere; whatever their workers report is not recorded."""
-        self.ready.clear()
-        self.release.clear()
-        self.progress.clear()
+        self.dispatch.ready.clear()
+        self.records.clear_claims()
         mono = self.clock.monotonic()
         for w in self.workers.values():
             self.dropped.update(w.inflight)
@@ -703,49 +602,6 @@ class Supervisor:
                     head.attempts,
                 )
 
-    def _claim(self, want: int) -> list[Job]:
-        caps: dict[str, int] = {}
-        for name, limit in self.config.queue_concurrency.items():
-            caps[name] = max(
-                0,
-                limit - self.running_by_queue[name] - sum(1 for j in self.ready if j.queue == name),
-            )
-        request = ClaimRequest(self.id, self.clock.now(), want, self.opts.queues, caps)
-        return self.store.job_claim(request)
-
-    def _idle_wait(self) -> float:
-        """How long to sleep before polling the database without a wake-up."""
-        wait = self.config.daemon.poll_interval
-        due = self.store.job_next_due()
-        # One already due that the claim left is not ours to take now (another queue,
-        # or its queue at its cap, whose next finish sets check_db): waiting for it
-        # would be a busy loop.
-        if due is not None and due > self.clock.now():
-            wait = min(wait, due - self.clock.now())
-        return wait
-
-    def _dispatch(self, live: list[WorkerHandle], depth: int) -> None:
-        batches: dict[int, list[Job]] = {}
-        mono = self.clock.monotonic()
-        while self.ready:
-            w = min(live, key=lambda x: len(x.inflight), default=None)
-            if w is None or len(w.inflight) >= depth:
-                return self._send(batches, mono)
-            job = self.ready.popleft()
-            if not w.inflight:
-                w.head_since = mono
-                w.head_wall = self.clock.now()
-            w.inflight[job.id, job.attempts] = job
-            self.running_by_queue[job.queue] += 1
-            batches.setdefault(w.from_fd, []).append(job)
-        self._send(batches, mono)
-
-    def _send(self, batches: dict[int, list[Job]], mono: float) -> None:
-        for fd, jobs in batches.items():
-            w = self.workers[fd]
-            w.send(("run", self.services.epoch, [job_spec(j) for j in jobs]))
-            self._watch(w)
-
     # -- housekeeping --
 
     def _housekeeping(self, mono: float) -> None:
@@ -754,7 +610,7 @@ class Supervisor:
             self._drop_claims()
         if due.config is not None:
             self.config = due.config
-        self.check_db |= due.claim
+        self.dispatch.check_db |= due.claim
         self.check_cancels |= due.cancels
 
 

@@ -26,16 +26,16 @@ def test_an_end_the_store_refuses_fails_only_its_job(
         now = SYSTEM.now()
         sup.store.job_insert_many([JobInsert(task="m:f", retries=3)] * 3, now)
         good, bad, other = sup.store.job_claim(ClaimRequest(sup.id, now, 3))
-        sup.ends = [
+        sup.records.ends = [
             AttemptEnd(good.id, 1, Outcome.SUCCEEDED, State.SUCCEEDED, result_json="1"),
             # not UTF-8: no store can hold it (what a job produced is its own)
             AttemptEnd(bad.id, 1, Outcome.SUCCEEDED, State.SUCCEEDED, result_json='"\udcff"'),
             AttemptEnd(other.id, 1, Outcome.SUCCEEDED, State.SUCCEEDED, result_json="3"),
         ]
-        sup.progress = {(other.id, 1): (other.id, 1, 0.5, "\udcff", now)}
+        sup.records.progress = {(other.id, 1): (other.id, 1, 0.5, "\udcff", now)}
         with caplog.at_level(logging.WARNING, logger="jobrunner.daemon"):
             sup._flush()  # must not raise
-        assert sup.ends == [] and sup.progress == {}
+        assert sup.records.ends == [] and sup.records.progress == {}
         results = {j.id: (j.state, j.result) for j in sup.store.job_list()}
         assert results[good.id] == (State.SUCCEEDED, 1)
         assert results[other.id] == (State.SUCCEEDED, 3)
