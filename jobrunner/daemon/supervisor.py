@@ -432,6 +432,11 @@ class Supervisor:
             elif self.stopping:  # skipped, or stale: handed back
                 self.records.release.append(key)
             elif kind == "stale":  # the worker saw the lease run out: ours if it holds
+                log.info(
+                    "job %d attempt %d: not started, the lease had run out; sent again "
+                    "if the claim is still this daemon's",
+                    *key,
+                )
                 self.dispatch.ready.appendleft(job)
             else:  # skipped because it was cancelled before it started
                 self.records.ends.append(self._cancelled_unstarted(job))

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -226,3 +227,32 @@ def test_a_peer_in_another_pid_namespace_is_judged_by_heartbeat_alone(
     b_log = (workdir / "b.log").read_text()
     assert "rescued" not in b_log and "is gone" not in b_log, b_log
     assert "could not be kept" not in a.log(), a.log()
+
+
+def test_a_stalled_daemon_that_kept_its_claims_runs_each_job_once(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    """The supervisor alone stalls past two thirds of its lease, with no peer to rescue
+    its claims: its worker stops starting the jobs of its batch (their claims might be
+    rescued) and reports them stale; the supervisor, still their owner at its next
+    heartbeat, sends them again. Each job runs once, on its first attempt."""
+    write_config(workdir, lease='"3s"')
+    warm = [{"task": "jtasks:record", "args": [f"w{i}"]} for i in range(200)]
+    warm_ids = submit_file(workdir, db, warm)
+    a = Daemon(workdir, db, "--workers", "1")
+    daemons.append(a)
+    wait_counts(workdir, db, 30, succeeded=len(warm_ids))  # fast jobs: deep batches now
+    slow = [{"task": "jtasks:record", "args": [f"b{i}", 200]} for i in range(30)]
+    batch = submit_file(workdir, db, slow, "slow")
+    wait_for(lambda: any(e.tag == "b0" for e in ledger(workdir)), timeout=20, what="the batch")
+    _freeze_outside_a_write([a.pid], db)
+    try:
+        time.sleep(2.6)  # the stall itself: past 2/3 of the lease, short of the lease
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    wait_counts(workdir, db, 60, succeeded=len(warm_ids) + len(batch))
+    assert "the lease had run out" in a.log()  # the case this test is about happened
+    ran = Counter(e.job_id for e in ledger(workdir))
+    assert all(ran[i] == 1 for i in batch), {i: ran[i] for i in batch if ran[i] != 1}
+    assert {job(workdir, db, i)["attempts"] for i in batch} == {1}
+    assert "presumed dead" not in a.log()
