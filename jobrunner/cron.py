@@ -33,6 +33,7 @@ daemon and every restart computes the same fire times.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
 import re
@@ -83,7 +84,7 @@ class _Piece(NamedTuple):
 class CronSpec:
     """A parsed cron expression in a timezone."""
 
-    __slots__ = ("expr", "tz", "fixed", "has_seconds", "_croniter_expr", "_day_or")
+    __slots__ = ("expr", "tz", "fixed", "has_seconds", "_template")
 
     def __init__(self, expr: str, tz: str = "UTC") -> None:
         fields = expr.split()
@@ -96,16 +97,21 @@ class CronSpec:
         self.expr = expr
         self.tz = ZoneInfo(tz)
         self.has_seconds = len(fields) == 6
-        self._croniter_expr = " ".join(_for_croniter(f, i) for i, f in enumerate(fields))
         # cronie: a day must match both day fields when either begins with '*' ('?' is
         # croniter's and robfig's "any", the same thing)
-        self._day_or = not (fields[2].startswith(("*", "?")) or fields[4].startswith(("*", "?")))
+        day_or = not (fields[2].startswith(("*", "?")) or fields[4].startswith(("*", "?")))
         # cronie's wildcard entries (its MIN_STAR and HR_STAR): a time field beginning with
         # '*'; everything else names fixed times, whatever ranges, steps and lists it holds
         time_fields = [fields[0], fields[1], *fields[5:]]
         self.fixed = not any(f.startswith("*") for f in time_fields)
         try:
             croniter(expr, _EPOCH)  # syntax, with croniter's messages quoting it as written
+            self._template = croniter(
+                " ".join(_for_croniter(f, i) for i, f in enumerate(fields)),
+                _EPOCH,
+                day_or=day_or,
+                max_years_between_matches=_CYCLE_YEARS,
+            )
             self._croniter(dt.datetime(2000, 1, 1)).get_next()  # Feb 30th never comes
         except CroniterBadDateError:
             raise ValueError(f"cron {expr!r}: names no date that exists; it never fires") from None
@@ -258,12 +264,11 @@ class CronSpec:
         return wall
 
     def _croniter(self, start: dt.datetime) -> croniter:
-        return croniter(
-            self._croniter_expr,
-            start,
-            day_or=self._day_or,
-            max_years_between_matches=_CYCLE_YEARS,
-        )
+        """An iterator from `start` (a copy: parsing the expression again costs more than
+        all the rest of a daemon tick)."""
+        it = copy.copy(self._template)
+        it.set_current(start, force=True)
+        return it
 
 
 def _refuse_drawn_values(expr: str, fields: list[str]) -> None:
