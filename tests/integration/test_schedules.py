@@ -7,6 +7,7 @@ The daemon reads ./jobrunner.toml from its working directory. Jobs are read back
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from jobrunner.store import open_store
 from tests.helpers import Daemon, cli, env_for, wait_for
 from tests.integration.conftest import ledger
 
@@ -27,11 +29,12 @@ poll_interval = "250ms"
 """
 
 
-def write_config(workdir: Path, schedules: str) -> Path:
-    """./jobrunner.toml, written whole at once (a daemon may read it at any moment)."""
+def write_config(workdir: Path, schedules: str, daemon: str = "") -> Path:
+    """./jobrunner.toml, written whole at once (a daemon may read it at any moment);
+    `daemon`: more [daemon] lines."""
     path = workdir / "jobrunner.toml"
     tmp = workdir / "jobrunner.toml.tmp"
-    tmp.write_text(DAEMON + "\n" + schedules)
+    tmp.write_text(DAEMON + daemon + "\n" + schedules)
     os.replace(tmp, path)
     return path
 
@@ -193,6 +196,94 @@ def test_misfire_policies_across_a_stop_and_start(
             assert set(gap) <= set(secs), f"all missed {sorted(set(gap) - set(secs))}"
             assert len(late) >= len(gap)
             assert_consecutive(seconds(jobs))  # one job per second, across the stop
+
+
+# -- a day-long catch-up, with a short lease ------------------------------------------------------
+
+
+def heartbeat_gaps(beats: dict[str, list[float]]) -> dict[str, float]:
+    """The longest time between two heartbeats of each daemon."""
+    return {
+        d: max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
+        for d, times in beats.items()
+    }
+
+
+@pytest.mark.slow
+def test_a_day_long_catch_up_never_stalls_the_heartbeat(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    """Per-second schedules whose last fire is a day old, lease 3 s, two daemons on the
+    file. Catching up (misfire "all" with max_catchup 30,000, "once", "skip") is done a
+    part at a time: each daemon's heartbeat moves at least every lease/2 throughout, no
+    daemon is presumed dead, and every policy makes exactly its jobs. (It used to compute
+    the day's 86,400 fires of each cron in one go: seconds without a heartbeat.)"""
+    lease = 3.0
+    elsewhere = {"queue": "elsewhere", "misfire_grace": "2s", "overlap": "allow"}
+    schedules = "".join(
+        f'[[schedules]]\nname = "{name}"\n{timing}\ntask = "jtasks:record"\n'
+        + "".join(f'{k} = "{v}"\n' for k, v in {**elsewhere, "misfire": misfire}.items())
+        + extra
+        + "\n"
+        for name, timing, misfire, extra in [
+            ("all", 'cron = "* * * * * *"', "all", "max_catchup = 30000\n"),
+            ("once", 'cron = "* * * * * *"\ntimezone = "Europe/Berlin"', "once", ""),
+            ("skip", 'every = "1s"', "skip", ""),
+        ]
+    )
+    write_config(workdir, schedules, daemon=f'lease = "{lease:g}s"\n')
+    day_ago = time.time() - 86400
+    with contextlib.closing(open_store(str(db))) as store:
+        for name in ("all", "once", "skip"):
+            assert store.schedule_fire(name, None, day_ago, [], day_ago) == []
+        # the jobs go to a queue these daemons do not serve: only the scheduler works
+        before = time.time()
+        daemons.append(Daemon(workdir, db, "--queues", "default"))
+        daemons.append(Daemon(workdir, db, "--queues", "default"))
+        started = time.time()
+        beats: dict[str, list[float]] = {}
+        caught_up_at = None
+        deadline = time.monotonic() + 120
+        while caught_up_at is None or time.time() < caught_up_at + 2 * lease:
+            assert time.monotonic() < deadline, f"not caught up: {store.schedule_list()}"
+            for d in store.daemon_list():
+                times = beats.setdefault(d.id, [d.started_at])
+                if d.heartbeat_at != times[-1]:
+                    times.append(d.heartbeat_at)
+            if caught_up_at is None and all(
+                (s.last_fire or 0.0) >= started for s in store.schedule_list()
+            ):
+                caught_up_at = time.time()
+            time.sleep(0.05)
+        jobs = {
+            name: [j for j in store.job_list(limit=100_000) if j.schedule == name]
+            for name in ("all", "once", "skip")
+        }
+    for d in daemons:
+        assert d.proc.poll() is None, d.log()
+        assert "presumed dead" not in d.log(), d.log()
+    assert len(beats) == 2
+    gaps = heartbeat_gaps(beats)
+    assert all(gap <= lease / 2 for gap in gaps.values()), gaps
+
+    for name, made in jobs.items():
+        fires = sorted(j.scheduled_for or 0.0 for j in made)
+        assert len(fires) == len(set(fires)), f"{name}: a fire got two jobs"
+        assert fires == [fires[0] + k for k in range(len(fires))], f"{name}: a second missing"
+        assert fires[-1] >= started
+    # "all": the 30,000 latest fires missed before the first run (its cutoff, 2 s before
+    # it, was between before - 2 and started - 2), then every fire since
+    surely_missed = [t for t in jobs_fires(jobs["all"]) if t < before - 2]
+    assert 30000 - (started - before) - 2 <= len(surely_missed) <= 30000
+    # "once": one job for the latest missed fire; "skip": none. A missed fire's job is
+    # made more than the 2 s grace after its time
+    for name, catch_ups in (("once", 1), ("skip", 0)):
+        late = [j for j in jobs[name] if j.created_at - (j.scheduled_for or 0.0) > 2.0]
+        assert len(late) == catch_ups, (name, [(j.scheduled_for, j.created_at) for j in late])
+
+
+def jobs_fires(jobs: list[Any]) -> list[float]:
+    return sorted(j.scheduled_for or 0.0 for j in jobs)
 
 
 # -- overlap --------------------------------------------------------------------------------------

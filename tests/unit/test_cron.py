@@ -16,9 +16,11 @@ zoneinfo, without croniter.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from croniter import croniter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -122,6 +124,187 @@ def test_an_unknown_timezone_is_refused() -> None:
         CronSpec("* * * * *", "Nowhere/Town")
 
 
+# -- what the fields mean: cronie's reading -------------------------------------------------------
+
+
+def days_of(expr: str, after: str, count: int, tz: str = "UTC") -> list[str]:
+    """The next `count` fires after midnight UTC of `after`, as 'Sun 2012-10-21'."""
+    fires = CronSpec(expr, tz).next_fires(utc(f"{after}T00:00"), count)
+    return [dt.datetime.fromtimestamp(t, ZoneInfo(tz)).strftime("%a %Y-%m-%d") for t in fires]
+
+
+@pytest.mark.parametrize(
+    ("expr", "kind"),
+    [
+        ("* * * * * R", "random"),
+        ("R * * * *", "random"),
+        ("0 r * * *", "random"),
+        ("R/5 * * * *", "random"),
+        ("R(0-29) 2 * * *", "random"),
+        ("0 0 * * r", "random"),
+        ("H * * * *", "hashed"),
+        ("h/15 * * * *", "hashed"),
+        ("H(0-29) 2 * * *", "hashed"),
+        ("0 0 1 * * H", "hashed"),
+    ],
+)
+def test_a_random_or_hashed_value_is_refused(expr: str, kind: str) -> None:
+    """croniter draws `R` anew at every evaluation, so such an entry names no fixed
+    times (it fired several times a minute); `H` needs a hash key jobrunner does not
+    give. Both are refused, naming the field, rather than guessed at."""
+    with pytest.raises(ValueError, match=kind) as info:
+        CronSpec(expr)
+    message = str(info.value)
+    assert message.startswith(f"cron {expr!r}: ") and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("expr", "after", "expected"),
+    [
+        ("0 0 * MAR THU", "2026-01-01", ["Thu 2026-03-05", "Thu 2026-03-12", "Thu 2026-03-19"]),
+        ("0 0 * * FRI", "2026-01-01", ["Fri 2026-01-02", "Fri 2026-01-09", "Fri 2026-01-16"]),
+        ("0 0 1 mar-apr *", "2026-01-01", ["Sun 2026-03-01", "Wed 2026-04-01", "Mon 2027-03-01"]),
+        ("0 0 * * thu,fri", "2026-01-01", ["Fri 2026-01-02", "Thu 2026-01-08", "Fri 2026-01-09"]),
+    ],
+)
+def test_month_and_day_names_holding_r_or_h_are_names(
+    expr: str, after: str, expected: list[str]
+) -> None:
+    assert days_of(expr, after, 3) == expected
+    assert days_of(expr, after, 3) == expected  # the same each time: nothing is drawn
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        # croniter reads a range of one value ("7-7", "SUN-SUN") as the whole field
+        ("0 0 * * 7-7", ["Sun 2012-07-15", "Sun 2012-07-22", "Sun 2012-07-29"]),
+        ("0 0 * * SUN-SUN", ["Sun 2012-07-15", "Sun 2012-07-22", "Sun 2012-07-29"]),
+        ("0 0 * * 5-5", ["Fri 2012-07-13", "Fri 2012-07-20", "Fri 2012-07-27"]),
+        ("0 0 * * 0-0/2", ["Sun 2012-07-15", "Sun 2012-07-22", "Sun 2012-07-29"]),
+        ("0 0 5-5 * *", ["Sun 2012-08-05", "Wed 2012-09-05", "Fri 2012-10-05"]),
+        ("0 0 1 JAN-JAN *", ["Tue 2013-01-01", "Wed 2014-01-01", "Thu 2015-01-01"]),
+        ("0 0 1 7-7 *", ["Mon 2013-07-01", "Tue 2014-07-01", "Wed 2015-07-01"]),
+        # 7 is Sunday too, also at the end of a range
+        ("0 0 * * 7", ["Sun 2012-07-15", "Sun 2012-07-22", "Sun 2012-07-29"]),
+        ("0 0 * * 5-7", ["Fri 2012-07-13", "Sat 2012-07-14", "Sun 2012-07-15"]),
+        ("0 0 * * 6-7", ["Sat 2012-07-14", "Sun 2012-07-15", "Sat 2012-07-21"]),
+        ("0 0 * * 1-7/2", ["Wed 2012-07-11", "Fri 2012-07-13", "Sun 2012-07-15"]),
+        ("0 0 * * 0-7", ["Tue 2012-07-10", "Wed 2012-07-11", "Thu 2012-07-12"]),
+    ],
+)
+def test_a_range_means_the_values_it_names(expr: str, expected: list[str]) -> None:
+    assert days_of(expr, "2012-07-09", 3) == expected
+
+
+@pytest.mark.parametrize(
+    ("expr", "window"),
+    [("0 5-5 * * *", [5]), ("0 22-22/3 * * *", [22]), ("0 3,5-5 * * *", [3, 5])],
+)
+def test_a_range_of_one_hour_is_that_hour(expr: str, window: list[int]) -> None:
+    fires = CronSpec(expr).fires(utc("2026-06-01T00:00"), utc("2026-06-02T00:00"))
+    assert [dt.datetime.fromtimestamp(t, dt.UTC).hour for t in fires] == window
+
+
+@pytest.mark.parametrize(
+    ("expr", "after", "expected"),
+    [
+        # either field begins with '*': both must match (AND)
+        ("0 0 */10 * 0", "2012-07-09", ["Sun 2012-10-21", "Sun 2012-11-11", "Sun 2013-03-31"]),
+        ("0 0 */2 * 1", "2012-07-09", ["Mon 2012-07-23", "Mon 2012-08-13", "Mon 2012-08-27"]),
+        ("0 0 1 * */7", "2012-07-09", ["Sun 2013-09-01", "Sun 2013-12-01", "Sun 2014-06-01"]),
+        ("0 0 ? * 1", "2012-07-09", ["Mon 2012-07-16", "Mon 2012-07-23", "Mon 2012-07-30"]),
+        ("0 0 * * 5", "2012-08-01", ["Fri 2012-08-03", "Fri 2012-08-10", "Fri 2012-08-17"]),
+        ("0 0 1,15 * *", "2012-08-01", ["Wed 2012-08-15", "Sat 2012-09-01", "Sat 2012-09-15"]),
+        # both restricted: either may match (OR)
+        ("0 0 13 * 5", "2012-08-01", ["Fri 2012-08-03", "Fri 2012-08-10", "Mon 2012-08-13"]),
+        ("0 0 1-31/2 * 1", "2012-07-09", ["Wed 2012-07-11", "Fri 2012-07-13", "Sun 2012-07-15"]),
+    ],
+)
+def test_day_of_month_and_weekday_follow_cronie(expr: str, after: str, expected: list[str]) -> None:
+    """cronie (and Vixie cron): when the day-of-month or the weekday field begins with
+    '*', a day must match both; only when both are restricted does either suffice."""
+    assert days_of(expr, after, 3) == expected
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("0 0 L 2 *", ["Sat 2026-02-28", "Sun 2027-02-28", "Tue 2028-02-29"]),
+        ("0 0 * * 5#2", ["Fri 2026-01-09", "Fri 2026-02-13", "Fri 2026-03-13"]),
+        ("0 0 15W * *", ["Thu 2026-01-15", "Mon 2026-02-16", "Mon 2026-03-16"]),
+    ],
+)
+def test_croniters_last_nearest_weekday_and_nth_weekday(expr: str, expected: list[str]) -> None:
+    assert days_of(expr, "2026-01-01", 3) == expected
+
+
+def test_a_stepped_day_of_month_with_a_weekday_does_not_fire_on_other_weekdays() -> None:
+    """`0 0 */10 * 0`: the 1st, 11th, 21st and 31st when it is a Sunday; croniter's own
+    reading (either) fired on Wednesday 2012-07-11."""
+    spec = CronSpec("0 0 */10 * 0")
+    assert spec.fires(utc("2012-07-10T12:00"), utc("2012-07-12T00:00")) == []
+
+
+# -- fixed-time or frequent: cronie's wildcard entries ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expr", "fixed"),
+    [
+        ("30 2 * * *", True),
+        ("0,30 2 * * *", True),
+        ("30 1-3 * * *", True),
+        ("0-59/15 2 * * *", True),
+        ("15/20 2-4/2 * * *", True),
+        ("30 2 * * * 0", True),
+        ("30 2 * * * 0-30/10", True),
+        ("*/15 2 * * *", False),
+        ("30 * * * *", False),
+        ("30 */2 * * *", False),
+        ("* 2 * * *", False),
+        ("30 2 * * * *", False),
+        ("30 2 * * * */10", False),
+    ],
+)
+def test_an_entry_is_frequent_when_a_time_field_begins_with_a_star(expr: str, fixed: bool) -> None:
+    assert CronSpec(expr).fixed is fixed
+
+
+def test_an_hour_range_is_a_fixed_time_entry_through_dst() -> None:
+    """`30 1-3 * * *` names three fixed times a night: on the spring-forward night 02:30
+    runs at 03:00 (the end of the gap); on the fall-back night 02:30 runs once."""
+    spec = CronSpec("30 1-3 * * *", BERLIN)
+    spring = [
+        local(t, BERLIN) for t in spec.fires(utc("2026-03-28T22:00"), utc("2026-03-29T12:00"))
+    ]
+    assert spring == [
+        "2026-03-29T01:30:00+01:00",
+        "2026-03-29T03:00:00+02:00",
+        "2026-03-29T03:30:00+02:00",
+    ]
+    fall = [local(t, BERLIN) for t in spec.fires(utc("2026-10-24T21:00"), utc("2026-10-25T12:00"))]
+    assert fall == [
+        "2026-10-25T01:30:00+02:00",
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-25T03:30:00+01:00",
+    ]
+
+
+def test_a_stepped_minute_without_a_star_is_a_fixed_time_entry_through_dst() -> None:
+    spec = CronSpec("0-59/30 2 * * *", BERLIN)
+    spring = spec.fires(utc("2026-03-28T22:00"), utc("2026-03-29T12:00"))
+    assert [local(t, BERLIN) for t in spring] == ["2026-03-29T03:00:00+02:00"]
+    fall = spec.fires(utc("2026-10-24T21:00"), utc("2026-10-25T12:00"))
+    assert [local(t, BERLIN) for t in fall] == [
+        "2026-10-25T02:00:00+02:00",
+        "2026-10-25T02:30:00+02:00",
+    ]
+    frequent = CronSpec("*/30 2 * * *", BERLIN)
+    assert frequent.fires(utc("2026-03-28T22:00"), utc("2026-03-29T12:00")) == []
+    assert len(frequent.fires(utc("2026-10-24T21:00"), utc("2026-10-25T12:00"))) == 4
+
+
 # -- spring forward: the skipped hour -------------------------------------------------------------
 
 
@@ -168,7 +351,7 @@ def test_spring_forward_two_fixed_times_landing_on_one_instant_fire_once() -> No
 
 
 def test_a_list_of_fixed_times_is_a_fixed_time_entry() -> None:
-    """README: fixed-time = no wildcard, range or step in the minute and hour fields; a
+    """README: fixed-time = neither the minute nor the hour field begins with '*'; a
     list of times (`30 2,14`) is two fixed times a day, so 02:30 still runs on the
     spring-forward day and runs once on the fall-back day."""
     spec = CronSpec("30 2,14 * * *", BERLIN)
@@ -304,6 +487,84 @@ def test_next_fires_of_a_yearly_entry() -> None:
     ]
 
 
+@pytest.mark.parametrize("expr", ["0 0 29 2 *", "0 0 29 2 * 0"])
+@pytest.mark.parametrize(
+    ("after", "years"),
+    [
+        ("2026-12-02", [2028, 2032, 2036]),
+        ("2028-03-01", [2032, 2036, 2040]),
+        ("2012-07-09", [2016, 2020, 2024]),
+        ("2096-03-01", [2104, 2108, 2112]),  # 2100 is no leap year: eight years apart
+    ],
+)
+def test_next_fires_find_leap_days_years_ahead(expr: str, after: str, years: list[int]) -> None:
+    assert days_of(expr, after, 3) == [dt.date(y, 2, 29).strftime("%a %Y-%m-%d") for y in years]
+
+
+def test_next_fires_find_a_leap_day_on_a_weekday_decades_apart() -> None:
+    """February 29th when it is a Sunday (the weekday field begins with '*': both must
+    match): 2088, then 40 years to 2128."""
+    assert days_of("0 0 29 2 */7", "2088-03-01", 3) == [
+        "Sun 2128-02-29",
+        "Sun 2156-02-29",
+        "Sun 2184-02-29",
+    ]
+
+
+def test_next_fires_of_an_entry_that_only_names_skipped_times_are_none() -> None:
+    """Every minute of 02:xx on the last Sunday of March: in Berlin that hour is skipped
+    every year, and a frequent entry does not fire in a skipped hour. The search ends
+    (it is bounded) with nothing; in UTC the same entry fires."""
+    expr = "* 2 25-31 3 */7"
+    assert CronSpec(expr, BERLIN).next_fires(utc("2026-06-01T00:00"), 3) == []
+    assert [local(t, "UTC") for t in CronSpec(expr, "UTC").next_fires(utc("2026-06-01"), 2)] == [
+        "2027-03-28T02:00:00+00:00",
+        "2027-03-28T02:01:00+00:00",
+    ]
+
+
+class CroniterSteps:
+    """Counts the wall times croniter computes (its get_next and get_prev calls)."""
+
+    def __init__(self, mp: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        for name in ("get_next", "get_prev"):
+            real = getattr(croniter, name)
+            mp.setattr(croniter, name, self._counted(real))
+
+    def _counted(self, real: Any) -> Any:
+        def counted(it: croniter, *args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return real(it, *args, **kwargs)
+
+        return counted
+
+
+@pytest.mark.parametrize(
+    ("tz", "transition"),
+    [
+        (BERLIN, "2026-03-29T01:00"),
+        (BERLIN, "2026-10-25T01:00"),
+        (NEW_YORK, "2026-11-01T06:00"),
+        ("Australia/Lord_Howe", "2026-04-04T15:00"),
+    ],
+)
+def test_a_per_second_entry_near_a_dst_change_reads_only_the_wall_times_it_needs(
+    tz: str, transition: str
+) -> None:
+    """Near an offset change a window's wall times are found exactly, not by scanning
+    3 hours either side: a per-second cron read 21,600 wall times per daemon tick."""
+    spec = CronSpec("* * * * * *", tz)
+    for edge in (-3 * HOUR, -10.0, 0.0, 5.0, 600.0, 2 * HOUR):
+        since = utc(transition) + edge
+        with pytest.MonkeyPatch.context() as mp:
+            steps = CroniterSteps(mp)
+            fires = spec.fires(since, since + 10)
+            following = spec.next_fires(since, 3)
+        assert len(fires) == 10 and following == fires[:3]
+        assert steps.count <= 60, (edge, steps.count)
+
+
 # -- every: real-time intervals -------------------------------------------------------------------
 
 
@@ -363,11 +624,11 @@ def _values(field: str, low: int, high: int) -> set[int]:
 def expected_fires(minute: str, hour: str, tz: str, since: float, until: float) -> list[float]:
     """The oracle: step real minutes, read the wall clock, apply the DST rules.
 
-    Fixed-time (no '*', '-' or '/' in minute and hour): a wall time seen a second time
+    Fixed-time (neither minute nor hour begins with '*'): a wall time seen a second time
     (fall back) does not fire again; a wall time skipped (spring forward) fires at the
     first real minute after the gap. Frequent: every real minute whose wall time matches."""
     minutes, hours = _values(minute, 0, 59), _values(hour, 0, 23)
-    fixed = not any(c in minute + hour for c in "*-/")
+    fixed = not (minute.startswith("*") or hour.startswith("*"))
     zone = ZoneInfo(tz)
 
     def wall(t: float) -> dt.datetime:
@@ -408,8 +669,8 @@ def _field(draw: st.DrawFn, low: int, high: int, near: list[int]) -> str:
     if kind == "list":
         return ",".join(str(v) for v in sorted(set(draw(st.lists(value, min_size=2, max_size=3)))))
     a, b = sorted((draw(value), draw(value)))
-    # croniter 7 reads a one-value range "5-5" as "*": not a form worth testing here
-    return f"{a}-{b}" if a < b else f"{a}-{min(b + 1, high)}" if a < high else f"{a - 1}-{a}"
+    step = draw(st.sampled_from(["", "", "/2", "/7"]))
+    return f"{a}-{b}{step}"
 
 
 @st.composite

@@ -164,6 +164,11 @@ def test_cron_with_seconds_and_an_every_of_bare_seconds(tmp_path: Path) -> None:
         ("@daily", ("expected 5 fields",)),
         ("* * * * * 99", ("out of range",)),
         ("0 0 31 4 *", ("never fires",)),  # April 31st
+        # croniter's random and hashed values: no fixed times to key fires on
+        ("* * * * * R", ("* * * * * R", "'R'", "random value", "write the value itself")),
+        ("R/10 * * * *", ("'R/10'", "random value")),
+        ("H 2 * * *", ("'H'", "hashed value")),
+        ("0 0 * MAR H(0-3)", ("'H(0-3)'", "hashed value")),
     ],
 )
 def test_a_bad_cron_expression(tmp_path: Path, cron: str, fragments: tuple[str, ...]) -> None:
@@ -177,6 +182,22 @@ def test_a_bad_cron_expression(tmp_path: Path, cron: str, fragments: tuple[str, 
         """,
     )
     assert_names(message, tmp_path, 3, "schedules[0].cron", *fragments)
+
+
+def test_month_and_weekday_names_are_not_random_values(tmp_path: Path) -> None:
+    """MAR, THU and FRI hold the letters of croniter's R and H: they are still names."""
+    cfg = load_config(
+        write(
+            tmp_path,
+            """
+            [[schedules]]
+            name = "a"
+            cron = "0 0 * MAR THU,FRI"
+            task = "m:f"
+            """,
+        )
+    )
+    assert cfg.schedules["a"].cron == "0 0 * MAR THU,FRI"
 
 
 def test_an_unknown_timezone(tmp_path: Path) -> None:

@@ -16,10 +16,19 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
+from croniter import croniter
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from jobrunner.clock import FakeClock
 from jobrunner.config import Config, ScheduleConfig, TaskConfig
-from jobrunner.daemon.scheduler import Scheduler, choose, job_for_fire
+from jobrunner.daemon.scheduler import (
+    RUN_BUDGET,
+    Scheduler,
+    choose,
+    fires_between,
+    job_for_fire,
+)
 from jobrunner.lifecycle import State
 from jobrunner.models import ClaimRequest, Job, JobInsert
 from jobrunner.store import open_store
@@ -531,6 +540,182 @@ def test_a_manual_fire_runs_now_and_is_marked(store: Store) -> None:
     assert not regular.options.get("manual")
 
 
+# -- bounded work: a long catch-up goes on over several runs --------------------------------------
+
+
+class CroniterSteps:
+    """Counts the wall times croniter computes (its get_next and get_prev calls)."""
+
+    def __init__(self, mp: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        for name in ("get_next", "get_prev"):
+            mp.setattr(croniter, name, self._counted(getattr(croniter, name)))
+
+    def _counted(self, real: Any) -> Any:
+        def counted(it: croniter, *args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return real(it, *args, **kwargs)
+
+        return counted
+
+
+def run_until_caught_up(s: Scheduler, now: float, limit: int = 1000) -> list[list[int]]:
+    """run_once(now) until it stops asking to run again at once; each run's new job ids."""
+    runs = []
+    for _ in range(limit):
+        ids, upcoming = s.run_once(now)
+        runs.append(ids)
+        if upcoming != now:
+            return runs
+    raise AssertionError(f"still catching up after {limit} runs")
+
+
+def test_a_long_catch_up_is_made_a_part_at_a_time_every_fire_once(store: Store) -> None:
+    sc = sched(every=1.0, misfire="all", max_catchup=1_000_000, misfire_grace=1.0, overlap="allow")
+    s = Scheduler(config(sc), store, budget=100)
+    s.run_once(NOW - 1000)
+    ids, upcoming = s.run_once(NOW)
+    assert len(ids) <= 100 and upcoming == NOW  # not done: run again at once
+    assert state_of(store, "tick").last_fire < NOW
+    runs = run_until_caught_up(s, NOW)
+    assert all(len(ids) <= 100 for ids in runs) and len(runs) >= 9
+    assert fire_times(store) == [NOW - 1000 + k for k in range(1, 1001)]
+    assert state_of(store, "tick").last_fire == NOW
+    assert s.run_once(NOW) == ([], NOW + 1)
+
+
+@pytest.mark.parametrize(
+    ("misfire", "made"),
+    [("skip", 61), ("once", 62), ("all", 100 + 61)],
+)
+def test_a_day_behind_a_per_second_cron_is_not_walked_second_by_second(
+    store: Store, misfire: str, made: int
+) -> None:
+    """The missed fires a policy drops are stepped over: catching up a day of `* * * * * *`
+    used to compute all 86,400 fires in one run (seconds of the daemon's loop)."""
+    sc = sched(
+        cron="* * * * * *",
+        timezone=BERLIN,
+        misfire=misfire,
+        max_catchup=100,
+        misfire_grace=60.0,
+        overlap="allow",
+    )
+    s = Scheduler(config(sc), store)
+    s.run_once(NOW - 86400)
+    with pytest.MonkeyPatch.context() as mp:
+        steps = CroniterSteps(mp)
+        runs = run_until_caught_up(s, NOW)
+    assert len(runs) == 1
+    assert steps.count <= 2 * made + 50, steps.count
+    times = fire_times(store)
+    assert len(times) == made and times[-61:] == [NOW - 60 + k for k in range(61)]
+    assert state_of(store, "tick").last_fire == NOW
+
+
+def test_a_big_max_catchup_of_a_per_second_cron_is_counted_and_made_over_several_runs(
+    store: Store,
+) -> None:
+    sc = sched(
+        cron="* * * * * *",
+        timezone=NEW_YORK,
+        misfire="all",
+        max_catchup=1_000_000,
+        misfire_grace=5.0,
+        overlap="allow",
+    )
+    s = Scheduler(config(sc), store, budget=500)
+    s.run_once(NOW - 3600)
+    runs = 0
+    while True:
+        with pytest.MonkeyPatch.context() as mp:
+            steps = CroniterSteps(mp)
+            ids, upcoming = s.run_once(NOW)
+        assert len(ids) <= 500 and steps.count <= 500 + 50, steps.count
+        runs += 1
+        if upcoming != NOW:
+            break
+        assert runs < 100
+    assert runs >= 8  # counting back an hour of missed fires, then making them
+    assert fire_times(store) == [NOW - 3600 + k for k in range(1, 3601)]
+
+
+def test_a_long_catch_up_does_not_starve_another_schedule(store: Store) -> None:
+    big = sched("big", every=1.0, misfire="all", max_catchup=1_000_000, overlap="allow")
+    small = sched("small", every=60.0)
+    s = Scheduler(config(big, small), store, budget=50)
+    s.run_once(NOW - 3600)
+    s.run_once(NOW + 0.5)
+    s.run_once(NOW + 0.5)
+    assert fire_times(store, "small") == [NOW]
+    assert len(fire_times(store, "big")) <= 100
+
+
+def test_a_catch_up_stops_when_the_schedule_is_paused(store: Store) -> None:
+    sc = sched(every=1.0, misfire="all", max_catchup=1_000_000, overlap="allow")
+    s = Scheduler(config(sc), store, budget=100)
+    s.run_once(NOW - 1000)
+    s.run_once(NOW)
+    made = fire_times(store)
+    store.schedule_set_paused("tick", True, NOW + 0.5)
+    assert s.run_once(NOW + 1) == ([], None)
+    store.schedule_set_paused("tick", False, NOW + 1.5)
+    s.run_once(NOW + 2)
+    assert fire_times(store) == [*made, NOW + 2]  # the rest of the catch-up never comes
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    when=st.sampled_from(["every-7s", "every-60s", "*/3 berlin", "seconds */30", "1-3 new-york"]),
+    misfire=st.sampled_from(["skip", "once", "all"]),
+    overlap=st.sampled_from(["allow", "skip"]),
+    max_catchup=st.integers(1, 40),
+    grace=st.sampled_from([0.0, 1.0, 59.0, 600.0]),
+    downtime=st.floats(0.5, 86400.0),
+    start=st.sampled_from(["2026-06-01T11:59:10", "2026-10-24T20:00", "2026-11-01T03:17:31"]),
+    budget=st.integers(1, 30),
+)
+def test_runs_with_any_budget_add_up_to_the_misfire_policy(
+    tmp_path_factory: pytest.TempPathFactory,
+    when: str,
+    misfire: str,
+    overlap: str,
+    max_catchup: int,
+    grace: float,
+    downtime: float,
+    start: str,
+    budget: int,
+) -> None:
+    """However small the budget, the runs at one moment make exactly the jobs `choose`
+    picks from the whole list of due fires, and move last_fire to the last of them."""
+    timing: dict[str, dict[str, Any]] = {
+        "every-7s": {"every": 7.0},
+        "every-60s": {"every": 60.0},
+        "*/3 berlin": {"cron": "*/3 * * * *", "timezone": BERLIN},
+        "seconds */30": {"cron": "* * * * * */30"},
+        "1-3 new-york": {"cron": "30 1-3 * * *", "timezone": NEW_YORK},
+    }
+    sc = sched(
+        misfire=misfire,
+        overlap=overlap,
+        max_catchup=max_catchup,
+        misfire_grace=grace,
+        **timing[when],
+    )
+    path = tmp_path_factory.mktemp("budget") / "jobs.db"
+    with contextlib.closing(open_store(str(path))) as store:
+        s = Scheduler(config(sc), store, random.Random(0), budget=budget)
+        first = utc(start)
+        s.run_once(first)
+        now = first + downtime
+        runs = run_until_caught_up(s, now)
+        due = fires_between(sc, first, now)
+        expected = choose(sc, due, now)
+        assert fire_times(store) == (expected[-1:] if overlap == "skip" else expected)
+        assert state_of(store, "tick").last_fire == (due[-1] if due else first)
+        assert all(len(ids) <= budget for ids in runs)
+
+
 # -- through DST with a fake clock ----------------------------------------------------------------
 
 
@@ -647,6 +832,7 @@ def wall_clock_fires(
 
 
 Matcher = Callable[[dt.datetime], bool]
+BUDGETS = [3, 20, RUN_BUDGET]
 PROPERTY_SCHEDULES: list[tuple[str, dict[str, Any], Matcher | None, bool]] = [
     ("every-7", {"cron": "*/7 * * * *"}, lambda w: w.minute % 7 == 0, False),
     ("at-0230", {"cron": "30 2 * * *"}, lambda w: (w.hour, w.minute) == (2, 30), True),
@@ -692,7 +878,8 @@ def test_every_due_fire_makes_exactly_one_job(path: str, start: str, seed: int) 
     def daemon(i: int) -> Scheduler:
         store = open_store(path)
         opened.append(store)
-        return Scheduler(cfg, store, random.Random(seed * 10 + i))
+        # a small budget makes the long catch-ups go on over several runs, raced too
+        return Scheduler(cfg, store, random.Random(seed * 10 + i), budget=rng.choice(BUDGETS))
 
     daemons = [daemon(0), daemon(1)]
     first = utc(start) + rng.uniform(0, 59)
@@ -724,11 +911,13 @@ def test_every_due_fire_makes_exactly_one_job(path: str, start: str, seed: int) 
                 skew = rng.uniform(-20, 20)
                 when = now + skew
                 racing = _Hooked(daemons[i].store, functools.partial(other.run_once, when))
-                Scheduler(cfg, cast(Store, racing)).run_once(now)
+                Scheduler(cfg, cast(Store, racing), budget=rng.choice(BUDGETS)).run_once(now)
                 last = max(last, now, when)
             elif roll < 0.4:
                 kinds["crash"] = kinds.get("crash", 0) + 1
-                dying = Scheduler(cfg, cast(Store, _CrashMidFire(daemons[i].store)))
+                dying = Scheduler(
+                    cfg, cast(Store, _CrashMidFire(daemons[i].store)), budget=rng.choice(BUDGETS)
+                )
                 with contextlib.suppress(Crash):
                     dying.run_once(now)
                 daemons[i].store.close()
@@ -741,7 +930,7 @@ def test_every_due_fire_makes_exactly_one_job(path: str, start: str, seed: int) 
                     last = max(last, now + 2)
                 last = max(last, now)
         last = max(last, now)
-        daemons[0].run_once(last)
+        run_until_caught_up(daemons[0], last, limit=10_000)
         assert daemons[1].run_once(last)[0] == []
 
         store = daemons[0].store
