@@ -37,3 +37,15 @@ def file_tag() -> str:
     if ident is None:
         return host
     return f"{host}.{hashlib.sha256(ident.encode()).hexdigest()[:8]}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists here (only evidence between processes of
+    the same node). Someone else's process, which we may not signal, is alive."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -16,20 +16,10 @@ daemon never judges itself.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from jobrunner.models import DaemonInfo
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    return True
+from jobrunner.node import pid_alive
 
 
 def same_node(peer: DaemonInfo, node: str | None) -> bool:

@@ -26,6 +26,7 @@ from jobrunner.durations import format_duration
 from jobrunner.errors import DatabaseMoved, DatabaseUnusable, StoreUnavailable
 from jobrunner.lifecycle import State
 from jobrunner.models import DaemonInfo
+from jobrunner.node import pid_alive
 from jobrunner.retention import prune
 from jobrunner.worker.starts import SharedLease, read_starts, remove_journals
 
@@ -101,15 +102,11 @@ class Services:
         for other in self.store.daemon_list():
             if not same_node(other, self.info.node) or other.lease_until <= 0:
                 continue
-            try:
-                os.kill(other.pid, 0)
-            except ProcessLookupError:
+            if not pid_alive(other.pid):
                 # Its pid is gone: dead for sure. Rescue its jobs now rather than after
                 # its lease runs out, so a restart after kill -9 resumes at once.
                 log.info("daemon %s (pid %d) is gone; rescuing its jobs now", other.id, other.pid)
                 self.store.daemon_expire(other.id)
-            except PermissionError:
-                pass  # alive, someone else's
         mono = self.clock.monotonic()
         self._renew_info()
         self.store.daemon_register(self.info)

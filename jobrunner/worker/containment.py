@@ -28,6 +28,8 @@ import os
 import re
 import signal
 
+from jobrunner.node import pid_alive
+
 log = logging.getLogger("jobrunner.daemon")
 
 NAME_PREFIX = "jobrunner-"
@@ -95,13 +97,7 @@ def _daemon_gone(pid: int, started: int) -> bool:
     now = _start_time(pid)
     if now is not None:
         return now != started
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not pid_alive(pid)
 
 
 def _pid_namespace() -> int:

@@ -29,7 +29,7 @@ import contextlib
 import logging
 import os
 
-from jobrunner.node import file_tag
+from jobrunner.node import file_tag, pid_alive
 from jobrunner.worker.output import write_output
 
 log = logging.getLogger("jobrunner.daemon")
@@ -294,13 +294,7 @@ def _gone(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return True
     except OSError:  # no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+        return not pid_alive(pid)
     return state in (b"Z", b"X")
 
 

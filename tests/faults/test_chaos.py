@@ -25,15 +25,14 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 
 from jobrunner.lifecycle import Outcome, State
 from jobrunner.store.sqlite import SQLiteStore
-from tests.faults.test_crash_storm import kill_daemon, ledger_lines
+from tests.faults.test_crash_storm import kill_daemon, ledger_lines, seed_on_failure
 from tests.helpers import PYTHON, Daemon, env_for, wait_for
 from tests.integration.conftest import ledger, processes_of_test, write_config
 
@@ -117,15 +116,6 @@ SUBMITTERS = {
 EXPLAINED = {Outcome.SUCCEEDED, Outcome.LOST, Outcome.CRASHED, Outcome.NOT_STARTED}
 
 
-@contextmanager
-def seed_on_failure(seed: int) -> Iterator[None]:
-    try:
-        yield
-    except BaseException as exc:
-        exc.add_note(f"chaos seed {seed}: rerun with CHAOS_SEED={seed}")
-        raise
-
-
 def owner_pid(owner: str | None) -> int:
     """The pid in a daemon id `host:pid:uuid`."""
     return int((owner or "::").rsplit(":", 2)[1])
@@ -181,7 +171,7 @@ def test_chaos_of_daemons_killed_while_three_kinds_of_submitter_add_jobs(
 ) -> None:
     seed = int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(1 << 32))
     rng = random.Random(seed)
-    with seed_on_failure(seed):
+    with seed_on_failure(seed, "chaos", "CHAOS_SEED"):
         write_config(workdir, workers=str(WORKERS), lease='"2s"')
         live: list[Daemon] = []
 

@@ -42,11 +42,14 @@ WORKERS = 4
 
 
 @contextmanager
-def seed_on_failure(seed: int) -> Iterator[None]:
+def seed_on_failure(
+    seed: int, what: str = "crash storm", env: str = "STORM_SEED"
+) -> Iterator[None]:
+    """A failure says how to replay it: `{env}=N pytest ...`."""
     try:
         yield
     except BaseException as exc:
-        exc.add_note(f"crash storm seed {seed}: rerun with STORM_SEED={seed}")
+        exc.add_note(f"{what} seed {seed}: rerun with {env}={seed}")
         raise
 
 
