@@ -22,16 +22,15 @@ from dataclasses import dataclass
 from jobrunner import wake
 from jobrunner.clock import SYSTEM
 from jobrunner.config import Config
-from jobrunner.daemon import outcomes
 from jobrunner.daemon.backoff import StoreBackoff
 from jobrunner.daemon.dispatch import Dispatch
 from jobrunner.daemon.events import EventLog
 from jobrunner.daemon.events import install as install_log_handler
+from jobrunner.daemon.inflight import InFlight
 from jobrunner.daemon.records import Records
 from jobrunner.daemon.services import Services
 from jobrunner.errors import DatabaseMoved, DatabaseUnusable, StoreUnavailable
-from jobrunner.lifecycle import Outcome
-from jobrunner.models import AttemptEnd, DaemonInfo, Job
+from jobrunner.models import DaemonInfo
 from jobrunner.node import node
 from jobrunner.paths import log_dir_for
 from jobrunner.store import open_store
@@ -45,7 +44,6 @@ from jobrunner.worker.pool import (
     preload,
     spawn_worker,
 )
-from jobrunner.worker.protocol import JobDone
 from jobrunner.worker.starts import (
     SharedLease,
     create_journals,
@@ -87,9 +85,6 @@ class Supervisor:
         os.makedirs(self.log_dir, mode=0o700, exist_ok=True)
         self.workers: dict[int, WorkerHandle] = {}  # by from_fd
         self.writers: dict[int, WorkerHandle] = {}  # by to_fd, while output is pending
-        # In flight when peers rescued this daemon's claims: whatever the workers report
-        # of these (job, attempt) pairs is no longer this daemon's to record.
-        self.dropped: set[tuple[int, int]] = set()
         self.dead_journals: list[int] = []  # dead workers', removed once their ends are in
         self.pending_group_kills: list[tuple[float, int]] = []
         self.stopping = False
@@ -128,6 +123,7 @@ class Supervisor:
         self.dispatch = Dispatch(
             self.id, opts.queues, self.store, self.services, self.records, self.events, clock
         )
+        self.inflight = InFlight(self.dispatch, self.records, clock)  # what workers hold
 
     # -- start and stop --
 
@@ -395,56 +391,7 @@ class Supervisor:
     # -- results --
 
     def _on_messages(self, w: WorkerHandle, messages: list[object]) -> None:
-        mono = self.clock.monotonic()
-        for message in messages:
-            if isinstance(message, JobDone):
-                key = (message.id, message.attempt)
-                job = w.inflight.pop(key, None)
-                if job is None:
-                    continue
-                w.head_since = mono
-                w.head_wall = message.finished_at
-                self.dispatch.ended(job, message.finished_at - message.started_at, self.config)
-                if key in self.dropped:
-                    self.dropped.discard(key)
-                    log.warning(
-                        "job %d attempt %d: result dropped, its claim was rescued while "
-                        "this daemon was presumed dead",
-                        *key,
-                    )
-                    continue
-                self.records.ends.append(outcomes.from_done(job, message, self.clock.now()))
-                continue
-            assert isinstance(message, tuple)
-            kind: str = message[0]
-            key = (message[1], message[2])
-            if kind == "progress":
-                if key in w.inflight and key not in self.dropped:
-                    fraction, text = message[3], message[4]
-                    self.records.progress[key] = (*key, fraction, text, self.clock.now())
-                continue
-            job = w.inflight.pop(key, None)
-            if job is None:
-                continue
-            self.dispatch.ended(job, None, self.config)
-            if key in self.dropped:
-                self.dropped.discard(key)
-            elif self.stopping:  # skipped, or stale: handed back
-                self.records.release.append(key)
-            elif kind == "stale":  # the worker saw the lease run out: ours if it holds
-                log.info(
-                    "job %d attempt %d: not started, the lease had run out; sent again "
-                    "if the claim is still this daemon's",
-                    *key,
-                )
-                self.dispatch.ready.appendleft(job)
-            else:  # skipped because it was cancelled before it started
-                self.records.ends.append(self._cancelled_unstarted(job))
-
-    def _cancelled_unstarted(self, job: Job) -> AttemptEnd:
-        return outcomes.attempt_end(
-            job, Outcome.CANCELLED, self.clock.now(), error="cancelled before it started"
-        )
+        self.inflight.on_messages(w, messages, self.config, self.stopping)
 
     def _flush(self) -> None:
         due = self.records.write()
@@ -495,35 +442,15 @@ class Supervisor:
         how = describe_exit(status)
         spool.salvage(self.log_dir, w.pid, self.config.log_max_bytes)  # what it printed
         self.dead_journals.append(w.pid)
-        head = w.head
-        if head is not None:
-            self.dispatch.ended(head, None, self.config)
-            key = (head.id, head.attempts)
-            w.inflight.pop(key)
-            end = outcomes.from_death(
-                head,
-                w.kill,
-                how,
-                w.head_wall,
-                self.clock.now(),
-                signal_number=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
-                max_rss_kb=max_rss_kb,
-                oom_killed=self.oom.killed(status),
-            )
-            if key in self.dropped:  # killed because its claim was rescued
-                self.dropped.discard(key)
-            else:
-                self.records.ends.append(end)
-            if w.kill is None:
-                log.warning("job %d (%s): %s", head.id, head.label, how)
-        for key, job in reversed(w.inflight.items()):  # never started: run them elsewhere
-            self.dispatch.ended(job, None, self.config)
-            if key in self.dropped:
-                self.dropped.discard(key)
-            elif self.stopping:
-                self.records.release.append(key)
-            else:
-                self.dispatch.ready.appendleft(job)
+        self.inflight.on_worker_death(
+            w,
+            status,
+            how,
+            self.config,
+            self.stopping,
+            max_rss_kb=max_rss_kb,
+            oom_killed=self.oom.killed(status),
+        )
         # A job's leftover processes must not outlive it (it is retried elsewhere): SIGKILL
         # the group at the kill order's time, or now after a crash.
         kill_at = w.kill.kill_at if w.kill is not None else self.clock.monotonic()
@@ -565,54 +492,17 @@ class Supervisor:
 
     def _apply_cancels(self, mono: float) -> None:
         requests = dict(self.store.job_cancel_requests(self.id))
-        if not requests:
-            return
-        for w in self.workers.values():
-            for index, ((job_id, attempt), job) in enumerate(list(w.inflight.items())):
-                if requests.get(job_id) != attempt:
-                    continue
-                if index == 0 and w.kill is None:
-                    w.kill = KillOrder("cancel", job_id, mono + self.config.daemon.kill_grace)
-                    w.signal_group(signal.SIGTERM)
-                    log.info(
-                        "job %d (%s) cancelled: SIGTERM to its process group", job_id, job.label
-                    )
-                elif index > 0:
-                    w.send(("skip", job_id, attempt))
-        for job in list(self.dispatch.ready):
-            if requests.get(job.id) == job.attempts:
-                self.dispatch.ready.remove(job)
-                self.records.ends.append(self._cancelled_unstarted(job))
-
-    # -- claiming --
-
-    def _drop_claims(self) -> None:
-        """Peers presumed this daemon dead and rescued every claim it held: none of them
-        is ours any more. Jobs not sent are forgotten; jobs sent are never started (a new
-        lease epoch, worker/starts.py); running ones are killed, since the rescued job
-        may already run elsewhere; whatever their workers report is not recorded."""
-        self.dispatch.ready.clear()
-        self.records.clear_claims()
-        mono = self.clock.monotonic()
-        for w in self.workers.values():
-            self.dropped.update(w.inflight)
-            head = w.head
-            if head is not None and w.kill is None:
-                w.kill = KillOrder("lost", head.id, mono + self.config.daemon.kill_grace)
-                w.signal_group(signal.SIGTERM)
-                log.warning(
-                    "job %d (%s) attempt %d: its claim was rescued; SIGTERM to its process group",
-                    head.id,
-                    head.label,
-                    head.attempts,
-                )
+        if requests:
+            self.inflight.cancel(
+                self.workers.values(), requests, mono, self.config.daemon.kill_grace
+            )
 
     # -- housekeeping --
 
     def _housekeeping(self, mono: float) -> None:
         due = self.services.run_due(mono, self.stopping)
         if due.claims_lost:
-            self._drop_claims()
+            self.inflight.drop_all(self.workers.values(), mono, self.config.daemon.kill_grace)
         if due.config is not None:
             self.config = due.config
         self.dispatch.check_db |= due.claim
