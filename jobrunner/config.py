@@ -23,6 +23,7 @@ DEFAULT_POLL_INTERVAL = 1.0
 KILL_GRACE = 5.0  # between SIGTERM and SIGKILL when a job times out or is cancelled
 DEFAULT_RETAIN_SUCCEEDED = 7 * 86400.0  # [retention] succeeded
 DEFAULT_RETAIN_DEAD = 30 * 86400.0  # [retention] dead: dead and cancelled jobs
+DEFAULT_RETAIN_EVENTS = 7 * 86400.0  # as long as succeeded jobs are kept
 MIN_RETENTION = 1.0
 CHECKPOINT_EVERY = 30.0  # the daemon checkpoints and truncates the WAL this often
 # ... and sooner, checked every WAL_CHECK_EVERY, once it is larger than [daemon] wal_max
@@ -71,6 +72,7 @@ class RetentionConfig(Record):
 
     succeeded: float = DEFAULT_RETAIN_SUCCEEDED
     dead: float = DEFAULT_RETAIN_DEAD  # dead and cancelled
+    events: float = DEFAULT_RETAIN_EVENTS  # the job event feed
 
 
 class Config(Record):
@@ -270,7 +272,7 @@ TASK_KEYS = frozenset(
         "nice",
     }
 )
-RETENTION_KEYS = frozenset({"succeeded", "dead"})
+RETENTION_KEYS = frozenset({"succeeded", "dead", "events"})
 
 
 def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
@@ -356,8 +358,9 @@ def _parse_retention(r: _Reader, data: dict[str, Any]) -> RetentionConfig:
     retention = RetentionConfig(
         succeeded=r.duration("retention", data, "succeeded", DEFAULT_RETAIN_SUCCEEDED),
         dead=r.duration("retention", data, "dead", DEFAULT_RETAIN_DEAD),
+        events=r.duration("retention", data, "events", DEFAULT_RETAIN_EVENTS),
     )
-    for key in ("succeeded", "dead"):
+    for key in ("succeeded", "dead", "events"):
         if getattr(retention, key) < MIN_RETENTION:
             raise r.fail("retention", key, f"must be at least {MIN_RETENTION:g}s")
     return retention

@@ -91,8 +91,9 @@ def backoff_delay(attempt: int, base: float, rng: random.Random | None = None) -
 
 
 class Decision(Record):
-    state: State
-    run_at: float | None
+    state: State  # where the job goes
+    run_at: float | None  # when it may run again, for a retry
+    counted: bool = True  # whether the attempt used one of the job's attempts
 
 
 def after_failure(
@@ -109,20 +110,52 @@ def after_failure(
     return Decision(State.DEAD, None)
 
 
-def after_lost_daemon(
+# Outcomes that are not the job's doing: the job goes back to the queue, as it was.
+NOT_COUNTED = frozenset({Outcome.INTERRUPTED, Outcome.NOT_STARTED})
+
+
+def after_attempt(
+    outcome: Outcome,
     attempts: int,
     max_attempts: int,
     backoff: float,
     now: float,
     *,
-    started: bool,
-    cancel_requested: bool,
+    retryable: bool = True,
+    cancel_requested: bool = False,
+    rng: random.Random | None = None,
 ) -> Decision:
-    """Where a running job goes when its daemon is found dead (the rescue): a cancel it
-    never carried out is done now; a claim that provably never started goes back to the
-    queue without using an attempt; an attempt that started counts as failed."""
-    if cancel_requested:
+    """Where a running job goes when its attempt number `attempts` ends with `outcome`:
+    the one decision for a worker's report, a kill and a rescue alike.
+
+    A success is final. A cancel asked for is carried out (also when the daemon that
+    should have done it died). An attempt that was interrupted by a forced stop, or that
+    provably never started, does not count: back to the queue. Anything else is a
+    failure: a retry after backoff while attempts and `retryable` allow, else dead."""
+    if outcome is Outcome.SUCCEEDED:
+        return Decision(State.SUCCEEDED, None)
+    if outcome is Outcome.CANCELLED or cancel_requested:
         return Decision(State.CANCELLED, None)
-    if not started:
-        return Decision(State.QUEUED, None)
-    return after_failure(attempts, max_attempts, backoff, now)
+    if outcome in NOT_COUNTED:
+        return Decision(State.QUEUED, None, counted=False)
+    return after_failure(attempts, max_attempts, backoff, now, retryable, rng)
+
+
+def event_type(state: State, outcome: Outcome | None = None) -> str:
+    """The event a transition into `state` is recorded as in the job event feed: named
+    after where the job went (`job.succeeded`, `job.retrying`, ...), except a rescue that
+    sends a job back to wait, which is `job.rescued` (docs/architecture.md, "Events")."""
+    if outcome in (Outcome.LOST, Outcome.NOT_STARTED) and state in WAITING:
+        return "job.rescued"
+    return EVENT_TYPES[state]
+
+
+EVENT_TYPES = {
+    State.SCHEDULED: "job.scheduled",
+    State.QUEUED: "job.queued",
+    State.RUNNING: "job.started",
+    State.RETRYING: "job.retrying",
+    State.SUCCEEDED: "job.succeeded",
+    State.DEAD: "job.dead",
+    State.CANCELLED: "job.cancelled",
+}

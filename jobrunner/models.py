@@ -164,6 +164,7 @@ class AttemptEnd(Record):
     outcome: Outcome
     next_state: State
     run_at: float | None = None
+    counted: bool = True  # False: the attempt does not use up one of the job's attempts
     result_json: str | None = None  # the return value as JSON text, checked by the worker
     error: str | None = None
     traceback: str | None = None
@@ -216,3 +217,28 @@ class ScheduleState(Record):
     last_fire: float | None
     paused: bool
     last_job_id: int | None
+
+
+class Event(Record):
+    """One row of the job event feed: a state change (or a progress report), in the
+    order the changes were committed (docs/architecture.md, "Events")."""
+
+    seq: int
+    at: float
+    job_id: int
+    attempt: int
+    type: str  # job.queued, job.started, job.succeeded, ... (lifecycle.EVENT_TYPES)
+    state: State  # the job's state after the change
+    data: dict[str, Any] | None = None  # outcome, error, progress, message, reason, ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """One line of `events --json` (and later an SSE event's data)."""
+        return {
+            "seq": self.seq,
+            "type": self.type,
+            "at": iso(self.at),
+            "job": self.job_id,
+            "attempt": self.attempt,
+            "state": str(self.state),
+            **(self.data or {}),
+        }

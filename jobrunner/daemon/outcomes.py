@@ -47,26 +47,19 @@ def attempt_end(
     usage: tuple[float | None, int | None, int | None, int | None] = (None, None, None, None),
     note: str | None = None,
 ) -> AttemptEnd:
-    """The AttemptEnd for `job`'s current attempt ending with `outcome`."""
-    run_at = None
-    if outcome is Outcome.SUCCEEDED:
-        state = State.SUCCEEDED
-    elif outcome is Outcome.CANCELLED:
-        state = State.CANCELLED
-    elif outcome is Outcome.INTERRUPTED:
-        state = State.QUEUED  # not the job's fault: the attempt does not count
-    else:
-        decision = lifecycle.after_failure(
-            job.attempts, job.max_attempts, job.backoff, now, retryable=retryable
-        )
-        state, run_at = decision.state, decision.run_at
+    """The AttemptEnd for `job`'s current attempt ending with `outcome`; where the job
+    goes next is lifecycle's decision."""
+    decision = lifecycle.after_attempt(
+        outcome, job.attempts, job.max_attempts, job.backoff, now, retryable=retryable
+    )
     cpu, rss, exit_code, sig = usage
     return AttemptEnd(
         job.id,
         job.attempts,
         outcome,
-        state,
-        run_at,
+        decision.state,
+        decision.run_at,
+        counted=decision.counted,
         result_json=result_json,
         error=error,
         traceback=traceback,
@@ -130,6 +123,41 @@ def from_death(
     outcome, message = KILL_OUTCOMES[kill.reason]
     error = message.format(detail=kill.detail, how=how)
     return attempt_end(job, outcome, now, error=error, started=started, usage=usage)
+
+
+def from_rescue(job: Job, started: bool, now: float) -> AttemptEnd:
+    """The end of an attempt whose daemon was found dead: `lost` when it had started
+    (it counts), `not_started` when it provably never did (it does not); a cancel the
+    dead daemon never carried out is carried out now (lifecycle.after_attempt)."""
+    who = job.owner or "unknown"
+    if started:
+        outcome = Outcome.LOST
+        error = f"lost: daemon {who} stopped heartbeating while the job ran"
+    else:
+        outcome = Outcome.NOT_STARTED
+        error = (
+            f"not started: daemon {who} stopped heartbeating before the job started; "
+            "the claim did not count as an attempt"
+        )
+    decision = lifecycle.after_attempt(
+        outcome,
+        job.attempts,
+        job.max_attempts,
+        job.backoff,
+        now,
+        cancel_requested=job.cancel_requested,
+    )
+    return AttemptEnd(
+        job.id,
+        job.attempts,
+        outcome,
+        decision.state,
+        decision.run_at,
+        counted=decision.counted,
+        error=error,
+        started_at=job.started_at if started else None,
+        finished_at=now,
+    )
 
 
 def unreadable(job: Job, now: float) -> AttemptEnd:

@@ -76,7 +76,7 @@ class Records:
                 log.warning("progress of %d job(s) not recorded: %s", len(updates), exc)
             self.progress = {}
         if self.release:
-            self.store.job_release_many(self.owner, self.release)
+            self.store.job_release_many(self.owner, self.release, self.clock.now())
             self.release = []
         return due
 

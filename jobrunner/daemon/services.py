@@ -21,10 +21,11 @@ from jobrunner.config import (
     load_config,
 )
 from jobrunner.daemon.peers import PeerWatch, same_node
+from jobrunner.daemon.rescue import rescue
 from jobrunner.daemon.scheduler import Scheduler
 from jobrunner.durations import format_duration
 from jobrunner.errors import DatabaseMoved, DatabaseUnusable, StoreUnavailable
-from jobrunner.lifecycle import State
+from jobrunner.lifecycle import Outcome, State
 from jobrunner.models import DaemonInfo
 from jobrunner.node import pid_alive
 from jobrunner.retention import prune
@@ -42,6 +43,7 @@ PRUNE_EVERY = 60.0  # the retention service's period; shorter for retentions und
 PRUNE_BATCH = 500  # ended jobs deleted per transaction
 PRUNE_MAX_BATCHES = 4  # per run, so claims never wait long behind a prune
 PRUNE_BACKLOG_PAUSE = 0.25  # while old jobs are left, run again this soon
+PRUNE_EVENTS_BATCH = 5000  # events deleted per run: small rows, one transaction
 # Workers start a claimed job only within this part of the lease after the last
 # heartbeat began: peers wait the whole lease, so the rest is the margin for the race
 # between a worker's check and a peer's rescue (worker/starts.py).
@@ -205,25 +207,24 @@ class Services:
         # Which of their claims had started: their workers' start journals (the rest
         # go back to the queue without using an attempt; worker/starts.py).
         starts = {peer: read_starts(self.log_dir, peer) for peer in dead}
-        rescued = self.store.job_rescue(self.clock.now(), list(dead), self.info.id, starts)
-        for job in rescued:
-            if job.state is State.QUEUED:
+        applied = rescue(self.store, list(dead), self.info.id, starts, self.clock.now())
+        for owner, end in applied:
+            if end.outcome is Outcome.NOT_STARTED:
                 log.warning(
-                    "job %d (%s): returned to the queue from %s, which never started it",
-                    job.id,
-                    job.label,
-                    job.owner,
+                    "job %d: returned to the queue from %s, which never started it",
+                    end.job_id,
+                    owner,
                 )
             else:
-                log.warning("job %d (%s): rescued from %s", job.id, job.label, job.owner)
-        for peer in {*dead, *(job.owner for job in rescued if job.owner)}:
+                log.warning("job %d: rescued from %s (%s)", end.job_id, owner, end.next_state)
+        for peer in {*dead, *(owner for owner, _ in applied if owner)}:
             remove_journals(self.log_dir, peer)
-        return bool(rescued)
+        return bool(applied)
 
     def prune_every(self) -> float:
         """The retention service's period: PRUNE_EVERY, or half the shortest retention."""
         keep = self.config.retention
-        return min(PRUNE_EVERY, min(keep.succeeded, keep.dead) / 2)
+        return min(PRUNE_EVERY, min(keep.succeeded, keep.dead, keep.events) / 2)
 
     def _prune(self) -> float:
         """Delete ended jobs past their retention, a bounded number of small batches at
@@ -237,11 +238,13 @@ class Services:
         ]
         try:
             removed, more = prune(self.store, self.log_dir, cutoffs, PRUNE_BATCH, PRUNE_MAX_BATCHES)
+            events = self.store.events_prune(now - keep.events, PRUNE_EVENTS_BATCH)
         except DatabaseUnusable:
             raise
         except StoreUnavailable as exc:
             log.warning("retention: %s; trying again later", exc)
             return self.prune_every()
+        more = more or events == PRUNE_EVENTS_BATCH
         if removed:
             log.info(
                 "retention: deleted %d ended job(s) and their logs (%s; retention: succeeded "

@@ -67,10 +67,10 @@ RETURNING {job_columns}
 SELECT min(run_at) FROM jobs WHERE state IN ('scheduled', 'retrying')
 
 -- name: end_attempt
--- Fencing: only the owner of this very attempt may end it. Back to `queued` means
--- the attempt was interrupted by a forced shutdown and does not count.
+-- Fencing: only the owner of this very attempt may end it. ?10 is 1 when the attempt
+-- does not count (interrupted, or never started: lifecycle.after_attempt).
 UPDATE jobs
-SET state = ?1, attempts = attempts - (?1 = 'queued'), run_at = coalesce(?2, run_at),
+SET state = ?1, attempts = attempts - ?10, run_at = coalesce(?2, run_at),
     result = ?3, error = ?4, started_at = coalesce(?5, started_at), finished_at = ?6,
     owner = NULL, cancel_requested = 0,
     progress = CASE WHEN ?1 = 'succeeded' THEN 1.0 ELSE progress END
@@ -87,6 +87,7 @@ UPDATE jobs
 SET state = 'queued', attempts = attempts - 1, owner = NULL, started_at = NULL,
     cancel_requested = 0
 WHERE id = ? AND state = 'running' AND attempts = ? AND owner = ?
+RETURNING attempts
 
 -- name: running_orphans
 -- Running jobs of no registered daemon (run daemons_dead_delete first), never those of
@@ -102,6 +103,7 @@ DELETE FROM daemons WHERE id IN (SELECT value FROM json_each(?1)) AND id IS NOT 
 -- name: cancel_waiting
 UPDATE jobs SET state = 'cancelled', finished_at = ?, error = 'cancelled before it started'
 WHERE id = ? AND state IN ('queued', 'scheduled', 'retrying')
+RETURNING attempts
 
 -- name: cancel_request
 UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'
@@ -114,6 +116,7 @@ UPDATE jobs
 SET state = 'queued', max_attempts = attempts + retries + 1, run_at = ?, finished_at = NULL,
     error = NULL, result = NULL
 WHERE id = ? AND state = 'dead'
+RETURNING attempts
 
 -- name: dead_ids
 SELECT id FROM jobs WHERE state = 'dead' AND state IN ('succeeded', 'dead', 'cancelled')
@@ -237,3 +240,27 @@ SELECT * FROM pragma_integrity_check(?)
 
 -- name: table_names
 SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name
+
+-- name: event_insert
+INSERT INTO job_events (at, job_id, attempt, type, state, data) VALUES (?, ?, ?, ?, ?, ?)
+
+-- name: events_after
+-- The feed from a seq on (a walk of the primary key).
+SELECT seq, at, job_id, attempt, type, state, data FROM job_events
+WHERE seq > ?1 ORDER BY seq LIMIT ?2
+
+-- name: events_of_job_after
+SELECT seq, at, job_id, attempt, type, state, data FROM job_events
+WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3
+
+-- name: events_last_seq
+SELECT coalesce(max(seq), 0) FROM job_events
+
+-- name: events_prune_upto
+-- The newest seq among the oldest ?1 events that are older than ?2: retention deletes up
+-- to it, a bounded batch at a time, never scanning the feed's recent end.
+SELECT max(seq) FROM (SELECT seq, at FROM job_events ORDER BY seq LIMIT ?1) WHERE at < ?2
+
+-- name: events_delete_upto
+DELETE FROM job_events WHERE seq <= ?
+

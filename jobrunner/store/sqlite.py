@@ -26,6 +26,7 @@ from jobrunner.models import (
     CancelResult,
     Checkpoint,
     DaemonInfo,
+    Event,
     InsertResult,
     Job,
     JobInsert,
@@ -52,8 +53,11 @@ from jobrunner.store.sqlite_sql import (
     SCHEDULED,
     SCHEMA_VERSION,
     Q,
+    event_from_row,
+    event_row,
     insert_many_sql,
     job_from_row,
+    submitted_event,
 )
 from jobrunner.store.sqlite_tx import (
     DAMAGE_ERRORS,
@@ -66,6 +70,9 @@ from jobrunner.store.sqlite_tx import (
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
     from typing import Any
+
+CANCEL_DATA = {"reason": "cancelled before it started"}
+RETRY_DATA = {"reason": "dlq retry"}
 
 
 @refusing_damage  # a damaged file: DatabaseCorrupt from every method, reads included
@@ -195,16 +202,17 @@ class SQLiteStore(SQLiteClaims):
                     plain.append(row)
                     continue
                 if plain:  # keep ids in submit order
-                    results.extend(self._insert_plain(db, plain))
+                    results.extend(self._insert_plain(db, plain, now))
                     plain = []
                 got = db.execute(Q["job_insert_keyed"], row).fetchall()
                 if got:
                     results.append(InsertResult(got[0][0], True))
+                    db.execute(Q["event_insert"], submitted_event(now, got[0][0], row))
                 else:
                     existing = db.execute(Q["job_id_by_key"], (job.key,)).fetchall()
                     results.append(InsertResult(existing[0][0], False))
             if plain:
-                results.extend(self._insert_plain(db, plain))
+                results.extend(self._insert_plain(db, plain, now))
         return results
 
     def job_insert_calls(
@@ -219,10 +227,11 @@ class SQLiteStore(SQLiteClaims):
         head, tail = row[:3], row[4:]
         rows = [(*head, args, *tail) for args in args_json]
         with self._tx() as db:
-            return [r.id for r in self._insert_plain(db, rows)]
+            return [r.id for r in self._insert_plain(db, rows, now)]
 
     @staticmethod
-    def _insert_plain(db: Any, rows: list[tuple[Any, ...]]) -> list[InsertResult]:
+    def _insert_plain(db: Any, rows: list[tuple[Any, ...]], now: float) -> list[InsertResult]:
+        """Insert `rows` (keyless) and their `job.queued`/`job.scheduled` events."""
         whole = len(rows) - len(rows) % INSERT_CHUNK
         if whole:
             sql = insert_many_sql(INSERT_CHUNK)
@@ -234,6 +243,9 @@ class SQLiteStore(SQLiteClaims):
         # consecutive, ending at last_insert_rowid.
         last = db.last_insert_rowid()
         first = last - len(rows) + 1
+        db.executemany(
+            Q["event_insert"], [submitted_event(now, first + i, row) for i, row in enumerate(rows)]
+        )
         return [InsertResult(i, True) for i in range(first, last + 1)]
 
     @staticmethod
@@ -300,8 +312,12 @@ class SQLiteStore(SQLiteClaims):
 
     def job_cancel(self, job_id: int, now: float) -> CancelResult:
         with self._tx() as db:
-            db.execute(Q["cancel_waiting"], (now, job_id))
-            if db.changes():
+            got = db.execute(Q["cancel_waiting"], (now, job_id)).fetchall()
+            if got:
+                db.execute(
+                    Q["event_insert"],
+                    event_row(now, job_id, got[0][0], "job.cancelled", "cancelled", CANCEL_DATA),
+                )
                 return CancelResult("cancelled")
             db.execute(Q["cancel_request"], (job_id,))
             if db.changes():
@@ -320,9 +336,13 @@ class SQLiteStore(SQLiteClaims):
         with self._tx() as db:
             ids = [r[0] for r in db.execute(Q["dead_ids"])] if job_ids is None else list(job_ids)
             for job_id in ids:
-                db.execute(Q["dead_retry"], (now, job_id))
-                if db.changes():
+                got = db.execute(Q["dead_retry"], (now, job_id)).fetchall()
+                if got:
                     moved.append(job_id)
+                    db.execute(
+                        Q["event_insert"],
+                        event_row(now, job_id, got[0][0], "job.queued", "queued", RETRY_DATA),
+                    )
         return moved
 
     def job_delete_ended(self, state: str, before: float, batch: int = 1000) -> list[int]:
@@ -334,6 +354,31 @@ class SQLiteStore(SQLiteClaims):
             if ids:
                 db.execute(Q["attempts_delete"], (_dumps(ids),))
         return ids
+
+    # -- the event feed (docs/architecture.md, "Events") ---------------------------------
+
+    def events_after(self, seq: int, job_id: int | None = None, limit: int = 1000) -> list[Event]:
+        """The events after `seq`, oldest first: of every job, or of one."""
+        if job_id is None:
+            rows = self.db.execute(Q["events_after"], (seq, limit))
+        else:
+            rows = self.db.execute(Q["events_of_job_after"], (job_id, seq, limit))
+        return [event_from_row(r) for r in rows]
+
+    def events_last_seq(self) -> int:
+        """The newest event's seq (0 for none): where a reader that wants only what comes
+        next starts."""
+        return int(self.db.execute(Q["events_last_seq"]).fetchall()[0][0])
+
+    def events_prune(self, before: float, batch: int = 1000) -> int:
+        """Delete up to `batch` of the oldest events, those from before `before`; returns
+        how many went (fewer than `batch`: nothing older is left)."""
+        with self._tx() as db:
+            upto = db.execute(Q["events_prune_upto"], (batch, before)).fetchall()[0][0]
+            if upto is None:
+                return 0
+            db.execute(Q["events_delete_upto"], (upto,))
+            return int(db.changes())
 
     # -- the database itself --------------------------------------------------------------
 
@@ -430,8 +475,15 @@ class SQLiteStore(SQLiteClaims):
                 return None
             ids: list[int] = []
             for job in jobs:
-                got = db.execute(Q["job_insert_fire"], self._insert_row(job, now)).fetchall()
-                ids.extend(r[0] for r in got)
+                row = self._insert_row(job, now)
+                for (job_id,) in db.execute(Q["job_insert_fire"], row).fetchall():
+                    ids.append(job_id)
+                    fired = {"schedule": name, "scheduled_for": job.scheduled_for}
+                    db.execute(
+                        Q["event_insert"],
+                        event_row(now, job_id, 0, "schedule.fired", row[0], fired),
+                    )
+                    db.execute(Q["event_insert"], submitted_event(now, job_id, row))
         return ids
 
     def schedule_set_paused(self, name: str, paused: bool, now: float) -> None:

@@ -8,19 +8,27 @@ attempt, owner) by the named queries.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 
-from jobrunner import lifecycle
 from jobrunner.jsonutil import dumps as _dumps
-from jobrunner.lifecycle import Outcome
 from jobrunner.models import AttemptEnd, ClaimRequest, Job
-from jobrunner.store.sqlite_sql import Q, attempt_row, end_attempt_row, job_from_row
+from jobrunner.store.sqlite_sql import (
+    Q,
+    attempt_row,
+    end_attempt_row,
+    end_event,
+    event_row,
+    job_from_row,
+)
 from jobrunner.store.sqlite_tx import refusing_damage
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
     from typing import Any
+
+STARTED, RUNNING = "job.started", "running"
+RELEASED = {"reason": "handed back unstarted"}
 
 # Under queue caps, queues are claimed one by one (exact caps) while at most this many
 # have work; past it, across queues at once (_claim_candidates).
@@ -48,7 +56,11 @@ class SQLiteClaims:
             rows = db.execute(
                 Q["claim_jobs"], (request.owner, request.now, _dumps(chosen))
             ).fetchall()
-        jobs = [job_from_row(r) for r in rows]
+            jobs = [job_from_row(r) for r in rows]
+            db.executemany(
+                Q["event_insert"],
+                [event_row(request.now, j.id, j.attempts, STARTED, RUNNING) for j in jobs],
+            )
         jobs.sort(key=lambda j: order[j.id])
         return jobs
 
@@ -95,12 +107,13 @@ class SQLiteClaims:
             one_queue(name)
         return candidates
 
-    def job_end_many(self, owner: str, ends: Sequence[AttemptEnd]) -> list[bool]:
+    def job_end_many(self, owner: str | None, ends: Sequence[AttemptEnd]) -> list[bool]:
         """Record ended attempts; each applies only if `owner` still holds that attempt."""
         applied: list[bool] = []
         if not ends:
             return applied
         history: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
         with self._tx() as db:
             for end in ends:
                 db.execute(Q["end_attempt"], end_attempt_row(end, owner))
@@ -108,8 +121,10 @@ class SQLiteClaims:
                 applied.append(ok)
                 if ok:
                     history.append(attempt_row(end, owner))
+                    events.append(end_event(end))
             if history:
                 db.executemany(Q["attempt_insert"], history)
+                db.executemany(Q["event_insert"], events)
         return applied
 
     def job_progress_many(
@@ -121,91 +136,33 @@ class SQLiteClaims:
         with self._tx() as db:
             for job_id, attempt, fraction, message, at in updates:
                 db.execute(Q["job_progress"], (fraction, message, at, job_id, attempt, owner))
+                if db.changes():
+                    data = {"progress": fraction, "message": message}
+                    db.execute(
+                        Q["event_insert"],
+                        event_row(at, job_id, attempt, "job.progress", RUNNING, data),
+                    )
 
-    def job_release_many(self, owner: str, jobs: Sequence[tuple[int, int]]) -> int:
+    def job_release_many(self, owner: str, jobs: Sequence[tuple[int, int]], now: float) -> int:
         """Hand back claimed jobs that never started (shutdown); returns how many."""
         released = 0
         if not jobs:
             return released
         with self._tx() as db:
             for job_id, attempt in jobs:
-                db.execute(Q["release"], (job_id, attempt, owner))
-                released += db.changes()
+                for (left,) in db.execute(Q["release"], (job_id, attempt, owner)).fetchall():
+                    released += 1
+                    db.execute(
+                        Q["event_insert"],
+                        event_row(now, job_id, left, "job.queued", "queued", RELEASED),
+                    )
         return released
 
-    def job_rescue(
-        self,
-        now: float,
-        dead: Sequence[str],
-        rescuer: str | None,
-        starts: Mapping[str, Set[tuple[int, int]] | None] | None = None,
-    ) -> list[Job]:
+    def job_orphans(self, dead: Sequence[str], rescuer: str | None) -> list[Job]:
         """Forget the daemons `dead` (the caller judged them dead, see daemon/peers.py)
-        and end the claims of running jobs no registered daemon owns, except the
-        rescuer's own. `now` only stamps what is written: no wall clock is compared
-        with a lease here, so a clock stepped an hour rescues nothing by mistake.
-
-        `starts`: by daemon, the (job, attempt) pairs its workers started, as far as
-        their journals tell (worker/starts.py); a claim not among them never started and
-        goes back to the queue without using an attempt. For a daemon not in `starts`,
-        or whose journal is gone (None), every claim counts as started: an attempt, so
-        a job that kills its daemon every time ends in the DLQ (invariant 3).
-        Returns the jobs rescued, each with the state it was moved to."""
-        starts = starts or {}
+        and return the running jobs no registered daemon owns now, except the
+        rescuer's own. Their attempts are then ended like any other (job_end_many,
+        fenced on the dead owner), by lifecycle's decision: the rescue holds no policy."""
         with self._tx() as db:
             db.execute(Q["daemons_dead_delete"], (_dumps(list(dead)), rescuer))
-            orphans = [job_from_row(r) for r in db.execute(Q["running_orphans"], (rescuer,))]
-            for job in orphans:
-                who = job.owner or "unknown"
-                journal = starts.get(who)
-                started = journal is None or (job.id, job.attempts) in journal
-                decision = lifecycle.after_lost_daemon(
-                    job.attempts,
-                    job.max_attempts,
-                    job.backoff,
-                    now,
-                    started=started,
-                    cancel_requested=job.cancel_requested,
-                )
-                if started:
-                    outcome = Outcome.LOST
-                    error = f"lost: daemon {who} stopped heartbeating while the job ran"
-                else:
-                    outcome = Outcome.NOT_STARTED
-                    error = (
-                        f"not started: daemon {who} stopped heartbeating before the job "
-                        "started; the claim did not count as an attempt"
-                    )
-                db.execute(
-                    Q["end_attempt"],
-                    (
-                        decision.state.value,
-                        decision.run_at,
-                        None,
-                        error,
-                        None,
-                        now if decision.state in lifecycle.FINAL else None,
-                        job.id,
-                        job.attempts,
-                        job.owner,
-                    ),
-                )
-                db.execute(
-                    Q["attempt_insert"],
-                    (
-                        job.id,
-                        job.attempts,
-                        outcome.value,
-                        job.started_at if started else None,
-                        now,
-                        error,
-                        None,
-                        job.owner,
-                        None,
-                        None,
-                        None,
-                        None,
-                    ),
-                )
-                job.state = decision.state
-        return orphans
+            return [job_from_row(r) for r in db.execute(Q["running_orphans"], (rescuer,))]

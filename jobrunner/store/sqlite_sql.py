@@ -8,8 +8,9 @@ import os
 import re
 from collections.abc import Sequence
 
-from jobrunner.lifecycle import FINAL, State
-from jobrunner.models import AttemptEnd, Job
+from jobrunner.jsonutil import dumps
+from jobrunner.lifecycle import EVENT_TYPES, FINAL, Outcome, State, event_type
+from jobrunner.models import AttemptEnd, Event, Job
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ def _job(row: Sequence[Any], args: Any, kwargs: Any) -> Job:
     )
 
 
-def end_attempt_row(end: AttemptEnd, owner: str) -> tuple[Any, ...]:
+def end_attempt_row(end: AttemptEnd, owner: str | None) -> tuple[Any, ...]:
     """The parameters of `end_attempt`: the job's row after the attempt, fenced."""
     final = end.next_state in FINAL
     return (
@@ -170,10 +171,11 @@ def end_attempt_row(end: AttemptEnd, owner: str) -> tuple[Any, ...]:
         end.job_id,
         end.attempt,
         owner,
+        0 if end.counted else 1,
     )
 
 
-def attempt_row(end: AttemptEnd, owner: str) -> tuple[Any, ...]:
+def attempt_row(end: AttemptEnd, owner: str | None) -> tuple[Any, ...]:
     """The parameters of `attempt_insert`: the attempt's line in the history."""
     return (
         end.job_id,
@@ -189,3 +191,48 @@ def attempt_row(end: AttemptEnd, owner: str) -> tuple[Any, ...]:
         end.exit_code,
         end.signal,
     )
+
+
+# -- the event feed (docs/architecture.md, "Events") ---------------------------------------
+
+
+def event_row(
+    at: float, job_id: int, attempt: int, type_: str, state: str, data: Any = None
+) -> tuple[Any, ...]:
+    """The parameters of `event_insert`."""
+    return (at, job_id, attempt, type_, state, dumps(data) if data else None)
+
+
+def submitted_event(at: float, job_id: int, row: Sequence[Any]) -> tuple[Any, ...]:
+    """The event of a job just inserted from `row` (see SQLiteStore._insert_row):
+    `job.queued` or `job.scheduled`, with its schedule's fire when a schedule made it."""
+    state = row[0]
+    data = {"schedule": row[14], "scheduled_for": row[15]} if row[14] is not None else None
+    return event_row(at, job_id, 0, EVENT_TYPES[STATES[state]], state, data)
+
+
+def end_event(end: AttemptEnd) -> tuple[Any, ...]:
+    """The event of an attempt's end: named after where the job went (lifecycle), with
+    how the attempt ended and its error when the name does not say it all."""
+    state = end.next_state
+    if end.outcome is Outcome.SUCCEEDED:  # the daemon's hot path: nothing to add
+        return (end.finished_at, end.job_id, end.attempt, "job.succeeded", state.value, None)
+    data: dict[str, Any] = {"outcome": end.outcome.value}
+    if end.error and end.error.strip():
+        data["error"] = end.error.strip().splitlines()[0][:200]
+    return event_row(
+        end.finished_at,
+        end.job_id,
+        end.attempt,
+        event_type(state, end.outcome),
+        state.value,
+        data,
+    )
+
+
+def event_from_row(row: Sequence[Any]) -> Event:
+    try:
+        data = json.loads(row[6]) if row[6] else None
+    except (ValueError, RecursionError):  # never a reason for a reader to stop
+        data = {"damage": "the event's data cannot be read back"}
+    return Event(row[0], row[1], row[2], row[3], row[4], STATES.get(row[5], row[5]), data)

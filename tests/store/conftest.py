@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from jobrunner.lifecycle import State, can_move
 from jobrunner.store import open_store
 from jobrunner.store.base import Store
 
@@ -26,7 +27,10 @@ def _location(backend: str, tmp_path: Path) -> str:
 
 @pytest.fixture(params=BACKENDS)
 def connect(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
-    """Open another connection to the same (initially empty) database; all closed after."""
+    """Open another connection to the same (initially empty) database; all closed after.
+
+    After each test, every transition the store made (its event feed, job by job) must
+    be one lifecycle.TRANSITIONS allows: the table is the truth, not a copy of it."""
     location = _location(request.param, tmp_path)
     opened: list[Store] = []
 
@@ -36,8 +40,24 @@ def connect(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable
         return store
 
     yield _connect
-    for store in opened:
-        store.close()
+    try:
+        if opened:
+            assert_every_transition_allowed(opened[0])
+    finally:
+        for store in opened:
+            store.close()
+
+
+def assert_every_transition_allowed(store: Store) -> None:
+    state: dict[int, State] = {}
+    seq = 0
+    while batch := store.events_after(seq, None, 1000):
+        for event in batch:
+            before = state.get(event.job_id)
+            if before is not None and event.state is not before:
+                assert can_move(before, event.state), f"{before} -> {event}"
+            state[event.job_id] = event.state
+        seq = batch[-1].seq
 
 
 @pytest.fixture

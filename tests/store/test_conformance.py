@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
+from jobrunner.daemon.rescue import rescue
 from jobrunner.errors import JobNotFound
-from jobrunner.lifecycle import FINAL, Outcome, State
+from jobrunner.lifecycle import FINAL, NOT_COUNTED, Outcome, State
 from jobrunner.models import Attempt, AttemptEnd, DaemonInfo, Job, JobInsert
 from jobrunner.store.base import CancelResult, ClaimRequest, Store
 
@@ -60,9 +61,29 @@ def end(job: Job, outcome: Outcome, state: State, **fields: Any) -> AttemptEnd:
     """The end of `job`'s attempt; `result=` is encoded as the worker does."""
     if "result" in fields:
         fields["result_json"] = json.dumps(fields.pop("result"))
+    fields.setdefault("counted", outcome not in NOT_COUNTED)  # as lifecycle decides
     fields.setdefault("started_at", job.started_at)
     fields.setdefault("finished_at", NOW + 1)
     return AttemptEnd(job.id, job.attempts, outcome, state, **fields)
+
+
+class Rescued(NamedTuple):
+    id: int
+    state: State
+
+
+def rescue_jobs(
+    store: Store,
+    now: float,
+    dead: list[str],
+    rescuer: str | None,
+    starts: dict[str, set[tuple[int, int]] | None] | None = None,
+) -> list[Rescued]:
+    """The daemon's rescue (daemon/rescue.py): the store finds the orphans, lifecycle
+    decides, the store applies the ends fenced; what moved, and where to."""
+    return [
+        Rescued(e.job_id, e.next_state) for _, e in rescue(store, dead, rescuer, starts or {}, now)
+    ]
 
 
 def get(store: Store, job_id: int) -> Job:
@@ -575,7 +596,7 @@ def test_cancelled_end_is_final(store: Store) -> None:
 def test_release_hands_back_claims_that_never_started(store: Store) -> None:
     a, b, c = insert(store, job(), job(), job())
     running = {j.id: j for j in claim(store)}
-    assert store.job_release_many(OWNER, [(a, 1), (b, 1)]) == 2
+    assert store.job_release_many(OWNER, [(a, 1), (b, 1)], NOW) == 2
     for job_id in (a, b):
         back = get(store, job_id)
         assert back.state is State.QUEUED
@@ -591,12 +612,12 @@ def test_release_hands_back_claims_that_never_started(store: Store) -> None:
 def test_release_is_fenced_by_owner_and_attempt(store: Store) -> None:
     (job_id,) = insert(store, job())
     claim_one(store, job_id)
-    assert store.job_release_many(OTHER, [(job_id, 1)]) == 0
-    assert store.job_release_many(OWNER, [(job_id, 2)]) == 0
-    assert store.job_release_many(OWNER, []) == 0
+    assert store.job_release_many(OTHER, [(job_id, 1)], NOW) == 0
+    assert store.job_release_many(OWNER, [(job_id, 2)], NOW) == 0
+    assert store.job_release_many(OWNER, [], NOW) == 0
     assert get(store, job_id).state is State.RUNNING
-    assert store.job_release_many(OWNER, [(job_id, 1)]) == 1
-    assert store.job_release_many(OWNER, [(job_id, 1)]) == 0  # already released
+    assert store.job_release_many(OWNER, [(job_id, 1)], NOW) == 1
+    assert store.job_release_many(OWNER, [(job_id, 1)], NOW) == 0  # already released
 
 
 # -- rescue ------------------------------------------------------------------------------------
@@ -613,11 +634,11 @@ def test_rescue_fails_the_attempts_of_a_daemon_judged_dead(store: Store) -> None
 
     # until the rescuer judges a daemon dead nothing moves, whatever the time: leases
     # are not compared with the rescuer's wall clock (see daemon/peers.py)
-    assert store.job_rescue(NOW + 10_000, [], live_daemon) == []
+    assert rescue_jobs(store, NOW + 10_000, [], live_daemon) == []
     assert {get(store, i).state for i in (retry, last, other)} == {State.RUNNING}
 
     later = NOW + 31
-    rescued = store.job_rescue(later, [dead_daemon], live_daemon)
+    rescued = rescue_jobs(store, later, [dead_daemon], live_daemon)
     assert {j.id for j in rescued} == {retry, last}
 
     retrying = get(store, retry)
@@ -643,7 +664,7 @@ def test_rescue_fails_the_attempts_of_a_daemon_judged_dead(store: Store) -> None
     late = AttemptEnd(retry, 1, Outcome.SUCCEEDED, State.SUCCEEDED, finished_at=later)
     assert store.job_end_many(dead_daemon, [late]) == [False]
     assert store.daemon_heartbeat(dead_daemon, later, later + 30) is False
-    assert store.job_rescue(later + 1, [dead_daemon], live_daemon) == []
+    assert rescue_jobs(store, later + 1, [dead_daemon], live_daemon) == []
 
 
 def test_rescue_returns_claims_that_never_started_without_using_an_attempt(
@@ -659,7 +680,7 @@ def test_rescue_returns_claims_that_never_started_without_using_an_attempt(
     assert set(claimed) == {started, waiting, cancel_me}
     store.job_cancel(cancel_me, NOW)
 
-    rescued = store.job_rescue(NOW + 31, [dead_daemon], rescuer, {dead_daemon: {(started, 1)}})
+    rescued = rescue_jobs(store, NOW + 31, [dead_daemon], rescuer, {dead_daemon: {(started, 1)}})
     assert {j.id: j.state for j in rescued} == {
         started: State.DEAD,
         waiting: State.QUEUED,
@@ -686,7 +707,7 @@ def test_rescue_counts_every_claim_as_started_without_a_journal(store: Store) ->
     store.daemon_register(daemon(dead_daemon, lease_until=NOW + 30))
     (job_id,) = insert(store, job(retries=1))
     claim_one(store, job_id, owner=dead_daemon)
-    (rescued,) = store.job_rescue(NOW + 31, [dead_daemon], None, {dead_daemon: None})
+    (rescued,) = rescue_jobs(store, NOW + 31, [dead_daemon], None, {dead_daemon: None})
     assert rescued.state is State.RETRYING
     assert [a.outcome for a in store.attempt_list(job_id)] == [Outcome.LOST]
 
@@ -699,7 +720,7 @@ def test_a_job_that_loses_its_daemon_every_time_ends_dead(store: Store) -> None:
         store.daemon_register(daemon(owner, lease_until=now + 30, started_at=now))
         claim_one(store, job_id, owner=owner, now=now)
         now += 31
-        assert [j.id for j in store.job_rescue(now, [owner], None)] == [job_id]
+        assert [j.id for j in rescue_jobs(store, now, [owner], None)] == [job_id]
     dead = get(store, job_id)
     assert (dead.state, dead.attempts) == (State.DEAD, 2)
     assert [a.outcome for a in store.attempt_list(job_id)] == [Outcome.LOST, Outcome.LOST]
@@ -710,7 +731,7 @@ def test_rescue_takes_jobs_of_a_daemon_that_unregistered(store: Store) -> None:
     (job_id,) = insert(store, job(retries=3))
     claim_one(store, job_id)
     store.daemon_unregister(OWNER)
-    assert [j.id for j in store.job_rescue(NOW + 1, [], "host-b:2:other")] == [job_id]
+    assert [j.id for j in rescue_jobs(store, NOW + 1, [], "host-b:2:other")] == [job_id]
     assert get(store, job_id).state is State.RETRYING
 
 
@@ -720,7 +741,7 @@ def test_a_registered_daemons_jobs_are_never_rescued_by_the_clock(store: Store) 
     claim_one(store, job_id)
     assert store.daemon_heartbeat(OWNER, NOW + 25, NOW + 55) is True
     for now in (NOW + 40, NOW + 3600, NOW - 3600):  # a rescuer's clock, stepped either way
-        assert store.job_rescue(now, [], "host-b:2:other") == []
+        assert rescue_jobs(store, now, [], "host-b:2:other") == []
     assert get(store, job_id).state is State.RUNNING
 
 
@@ -729,12 +750,12 @@ def test_a_daemon_never_rescues_its_own_jobs(store: Store) -> None:
     store.daemon_register(daemon(OWNER, lease_until=NOW + 30))
     (job_id,) = insert(store, job(retries=3))
     claim_one(store, job_id)
-    assert store.job_rescue(NOW + 1, [OWNER], OWNER) == []  # it cannot judge itself dead
+    assert rescue_jobs(store, NOW + 1, [OWNER], OWNER) == []  # it cannot judge itself dead
     assert [d.id for d in store.daemon_list()] == [OWNER]
     store.daemon_unregister(OWNER)  # as if a peer had forgotten it
-    assert store.job_rescue(NOW + 2, [], OWNER) == []
+    assert rescue_jobs(store, NOW + 2, [], OWNER) == []
     assert get(store, job_id).state is State.RUNNING
-    assert [j.id for j in store.job_rescue(NOW + 3, [], "host-b:2:other")] == [job_id]
+    assert [j.id for j in rescue_jobs(store, NOW + 3, [], "host-b:2:other")] == [job_id]
 
 
 def test_rescue_of_a_job_asked_to_cancel_cancels_it(store: Store) -> None:
@@ -743,7 +764,7 @@ def test_rescue_of_a_job_asked_to_cancel_cancels_it(store: Store) -> None:
     (job_id,) = insert(store, job(retries=5))
     claim_one(store, job_id)
     assert store.job_cancel(job_id, NOW + 5) == CancelResult("requested")
-    assert [j.id for j in store.job_rescue(NOW + 31, [OWNER], None)] == [job_id]
+    assert [j.id for j in rescue_jobs(store, NOW + 31, [OWNER], None)] == [job_id]
     got = get(store, job_id)
     assert got.state is State.CANCELLED
     assert got.finished_at == NOW + 31

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from types import FunctionType
 
+import apsw
 import pytest
 
 from jobrunner.errors import DatabaseCorrupt, StoreUnavailable
@@ -46,10 +47,12 @@ def test_a_read_meeting_a_damaged_page_is_database_corrupt(tmp_path: Path) -> No
     store = open_store(str(path))
     insert(store, 300)
     store.close()
-    data = path.read_bytes()
-    page_size = int.from_bytes(data[16:18], "big")
-    with open(path, "r+b") as f:  # the last page: a leaf of the jobs table
-        f.seek(len(data) - page_size)
+    conn = apsw.Connection(str(path))
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_schema WHERE name = 'jobs'").fetchone()
+    conn.close()
+    page_size = int.from_bytes(path.read_bytes()[16:18], "big")
+    with open(path, "r+b") as f:  # the jobs table's root page: its header
+        f.seek((root - 1) * page_size)
         f.write(b"\x00" * 12)
     store = open_store(str(path), create=False)
     with pytest.raises(DatabaseCorrupt, match="jobs.db: the database file is damaged"):

@@ -92,7 +92,10 @@ def test_one_key_alone_keeps_the_other_default(tmp_path: Path) -> None:
             '[retention]\nsucceded = "1d"\n',
             [":2:", "retention.succeded", "unknown key", "did you mean 'succeeded'"],
         ),
-        ('[retention]\ncancelled = "1d"\n', [":2:", "unknown key", "allowed: dead, succeeded"]),
+        (
+            '[retention]\ncancelled = "1d"\n',
+            [":2:", "unknown key", "allowed: dead, events, succeeded"],
+        ),
         ('retention = "7d"\n', [":1:", "retention", "expected a table"]),
     ],
 )
@@ -211,6 +214,21 @@ def test_a_backlog_goes_in_bounded_runs(world: World) -> None:
     assert world.left() == set(fresh)
     assert world.logs() == set(fresh)
     assert world.services.next_prune == world.clock.monotonic() + PRUNE_EVERY
+
+
+def test_the_event_feed_is_pruned_by_its_own_retention(tmp_path: Path) -> None:
+    """Events outlive the jobs they tell of only as long as `[retention] events` says,
+    and go in bounded batches, oldest first."""
+    w = World(tmp_path, RetentionConfig(succeeded=DAY, dead=DAY, events=2 * DAY))
+    try:
+        old = w.ended(State.SUCCEEDED, 3 * DAY, 2)  # their events are 3 days old
+        recent = w.ended(State.SUCCEEDED, 1.0)
+        assert {e.job_id for e in w.store.events_after(0, None, 100)} == {*old, *recent}
+        w.run()
+        assert {e.job_id for e in w.store.events_after(0, None, 100)} == set(recent)
+        assert w.left() == set(recent)
+    finally:
+        w.store.close()
 
 
 def test_short_retention_runs_more_often(tmp_path: Path) -> None:
