@@ -264,3 +264,6 @@ SELECT max(seq) FROM (SELECT seq, at FROM job_events ORDER BY seq LIMIT ?1) WHER
 -- name: events_delete_upto
 DELETE FROM job_events WHERE seq <= ?
 
+-- name: data_version
+-- Changes when another connection commits (sqlite_watch.py): cheap, it reads the WAL index.
+PRAGMA data_version

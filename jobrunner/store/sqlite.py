@@ -66,6 +66,7 @@ from jobrunner.store.sqlite_tx import (
     refusing_damage,
     write_transaction,
 )
+from jobrunner.store.sqlite_watch import Watch
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
@@ -369,6 +370,14 @@ class SQLiteStore(SQLiteClaims):
         """The newest event's seq (0 for none): where a reader that wants only what comes
         next starts."""
         return int(self.db.execute(Q["events_last_seq"]).fetchall()[0][0])
+
+    def events_watch(self, also: Sequence[str] = ()) -> Watch:
+        """Something to sleep on until a commit (or a write to a path of `also`): the
+        write-ahead log, watched with inotify (sqlite_watch.py)."""
+        return Watch([self.path + "-wal", *also], self._data_version)
+
+    def _data_version(self) -> int:
+        return int(self.db.execute(Q["data_version"]).fetchall()[0][0])
 
     def events_prune(self, before: float, batch: int = 1000) -> int:
         """Delete up to `batch` of the oldest events, those from before `before`; returns
