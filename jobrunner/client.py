@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 
-from jobrunner import clock, wake
+from jobrunner import clock
 from jobrunner.config import Config, config_path, database_path, load_config
 from jobrunner.durations import MAX_DURATION, MAX_SIZE
-from jobrunner.errors import JobNotFound, JobrunnerError, UsageError
+from jobrunner.errors import JobrunnerError, UsageError
 from jobrunner.jsonutil import depth_error, dumps
 from jobrunner.lifecycle import FINAL, State
 from jobrunner.models import Job, JobInsert
+from jobrunner.ops import get_job, submit, submit_calls
 from jobrunner.store import open_store
 from jobrunner.taskref import Submission, build_job
 
@@ -20,9 +20,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from jobrunner.store.base import Store
-
-
-WAIT_POLL = 0.01
 
 
 class JobFailed(JobrunnerError):
@@ -175,36 +172,27 @@ class Client:
             if not isinstance(args, list | tuple):
                 raise UsageError(f"submit_many: each call is a list of args, got {args!r}")
             encoded.append(_encode_json("args", args))
-        ids = self.store.job_insert_calls(template, encoded, clock.now())
-        wake.notify(self.db_path)
-        return ids
+        return submit_calls(self.store, template, encoded, clock.now())
 
     def insert(self, jobs: Sequence[JobInsert]) -> list[int]:
-        """Write prepared jobs in one transaction and wake the daemons; returns their ids."""
-        results = self.store.job_insert_many(jobs, clock.now())
-        wake.notify(self.db_path)
-        return [r.id for r in results]
+        """Write prepared jobs in one transaction and wake the daemons; returns their ids
+        (a job whose key was used before: that job's id, and nothing is written)."""
+        return [r.id for r in submit(self.store, jobs, clock.now())]
 
     # -- inspecting -----------------------------------------------------------------------
 
     def get(self, job_id: int) -> Job:
-        job = self.store.job_get(job_id)
-        if job is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        return job
+        """The job as it is now; JobNotFound if there is none."""
+        return get_job(self.store, job_id)
 
     def wait(self, job_id: int, timeout: float | None = None) -> Job:
         """The job once it has ended; TimeoutError if `timeout` passes first."""
-        deadline = None if timeout is None else clock.monotonic() + timeout
-        pause = WAIT_POLL / 10
-        while True:
-            job = self.get(job_id)
-            if job.state in FINAL:
-                return job
-            if deadline is not None and clock.monotonic() >= deadline:
-                raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s")
-            time.sleep(pause)
-            pause = min(WAIT_POLL * 10, pause * 1.5)
+        from jobrunner.ops.waiting import wait_for_end
+
+        job = wait_for_end(self.store, job_id, timeout)
+        if job.state not in FINAL:
+            raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s")
+        return job
 
 
 def _check_json(name: str, value: Any) -> None:

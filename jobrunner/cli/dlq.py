@@ -6,9 +6,10 @@ import argparse
 import sys
 from typing import Any
 
-from jobrunner.cli.jobs import _get, _print_json, job_id, limit, prune_ended
-from jobrunner.errors import UsageError
+from jobrunner.cli.jobs import _print_json, job_id, limit
+from jobrunner.errors import JobNotFound, UsageError
 from jobrunner.lifecycle import State
+from jobrunner.ops import get_job
 
 
 def add_parsers(sub: Any) -> None:
@@ -52,7 +53,7 @@ def dlq_list(ctx: Any, args: argparse.Namespace) -> int:
 
 def dlq_show(ctx: Any, args: argparse.Namespace) -> int:
     store = ctx.store()
-    job = _get(store, args.id)
+    job = get_job(store, args.id)
     if job.state is not State.DEAD:
         raise UsageError(f"job {job.id} is {job.state}, not in the dead-letter queue")
     attempts = store.attempt_list(job.id)
@@ -66,28 +67,30 @@ def dlq_show(ctx: Any, args: argparse.Namespace) -> int:
 
 
 def dlq_retry(ctx: Any, args: argparse.Namespace) -> int:
-    from jobrunner import clock, wake
+    from jobrunner import clock
+    from jobrunner.ops import control
 
     if bool(args.ids) == args.all:
         raise UsageError("name JOB_IDs or --all")
-    store = ctx.store()
-    if args.ids:
-        for i in args.ids:
-            job = _get(store, i)
-            if job.state is not State.DEAD:
-                raise UsageError(f"job {i} is {job.state}, not in the dead-letter queue")
-    moved = store.job_retry_dead(None if args.all else args.ids, clock.now())
-    if moved:
-        wake.notify(ctx.db_path)
-    sys.stdout.write("".join(f"{i}\n" for i in moved))  # the ids queued again
+    retried = control.retry(ctx.store(), None if args.all else args.ids, clock.now())
+    for i in args.ids:  # one named is unknown or not dead, so none moved: say which first
+        if i in retried.unknown:
+            raise JobNotFound(f"no job with id {i}")
+        if i in retried.not_dead:
+            raise UsageError(f"job {i} is {retried.not_dead[i]}, not in the dead-letter queue")
+    sys.stdout.write("".join(f"{i}\n" for i in retried.moved))  # the ids queued again
     return 0
 
 
 def dlq_purge(ctx: Any, args: argparse.Namespace) -> int:
     from jobrunner import clock
+    from jobrunner.cli.bar import progress_bar
     from jobrunner.durations import parse_duration
+    from jobrunner.ops import control
 
     age = parse_duration(args.older_than, "--older-than")
-    removed = prune_ended(ctx.store(), ctx.db_path, clock.now() - age, [State.DEAD])
-    sys.stdout.write(f"purged {removed} dead job(s)\n")
+    store = ctx.store()
+    with progress_bar("pruning") as advance:
+        purged = control.purge_dead(store, age, clock.now(), on_batch=advance)
+    sys.stdout.write(f"purged {purged.total} dead job(s)\n")
     return 0

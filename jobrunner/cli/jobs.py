@@ -8,8 +8,9 @@ import sys
 import time
 from typing import Any
 
-from jobrunner.errors import JobNotFound, UsageError
+from jobrunner.errors import UsageError
 from jobrunner.lifecycle import FINAL, State
+from jobrunner.ops import get_job
 
 EXIT_ENDED_BADLY = 1
 EXIT_TIMEOUT = 124
@@ -85,13 +86,6 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=prune)
 
 
-def _get(store: Any, job_id: int) -> Any:
-    job = store.job_get(job_id)
-    if job is None:
-        raise JobNotFound(f"no job with id {job_id}")
-    return job
-
-
 def _print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
@@ -99,7 +93,7 @@ def _print_json(value: Any) -> None:
 def status(ctx: Any, args: argparse.Namespace) -> int:
     store = ctx.store()
     if args.id is not None:
-        job = _get(store, args.id)
+        job = get_job(store, args.id)
         attempts = store.attempt_list(job.id)
         if args.json:
             _print_json({**job.to_dict(), "attempt_history": [a.to_dict() for a in attempts]})
@@ -176,27 +170,21 @@ def list_jobs(ctx: Any, args: argparse.Namespace) -> int:
 
 
 def wait(ctx: Any, args: argparse.Namespace) -> int:
-    from jobrunner.client import Client
     from jobrunner.durations import parse_duration
+    from jobrunner.ops.waiting import wait_for_end
 
     timeout = parse_duration(args.timeout, "--timeout") if args.timeout is not None else None
-    ctx.store()  # refuse a missing or foreign database before waiting on it
-    client = Client(ctx.db_path, ctx.config)
-    try:
-        if args.progress:
-            from jobrunner.cli.render import wait_with_progress
+    store = ctx.store()  # a missing or foreign database is refused before waiting on it
+    if args.progress:
+        from jobrunner.cli.render import progress_display
 
-            job = wait_with_progress(client, args.id, timeout)
-        else:
-            job = client.wait(args.id, timeout)
-    except TimeoutError:
-        sys.stderr.write(
-            f"jobrunner: job {args.id} still {_get(client.store, args.id).state} "
-            f"after {args.timeout}\n"
-        )
+        with progress_display(args.id) as show:
+            job = wait_for_end(store, args.id, timeout, on_progress=show)
+    else:
+        job = wait_for_end(store, args.id, timeout)
+    if job.state not in FINAL:
+        sys.stderr.write(f"jobrunner: job {args.id} still {job.state} after {args.timeout}\n")
         return EXIT_TIMEOUT
-    finally:
-        client.close()
     if job.state is State.SUCCEEDED:
         sys.stdout.write(json.dumps(job.result, ensure_ascii=False) + "\n")
         return 0
@@ -209,7 +197,7 @@ def logs(ctx: Any, args: argparse.Namespace) -> int:
     from jobrunner.worker.spool import read_output
 
     store = ctx.store()
-    _get(store, args.id)
+    get_job(store, args.id)
     log_dir = log_dir_for(ctx.db_path)
     out = sys.stdout.buffer
     offset = 0
@@ -221,7 +209,7 @@ def logs(ctx: Any, args: argparse.Namespace) -> int:
             offset += len(chunk)
         if not args.follow:
             return 0
-        if not chunk and _get(store, args.id).state in FINAL:
+        if not chunk and get_job(store, args.id).state in FINAL:
             # ended, and nothing new since: read once more for output written at the end
             out.write(read_output(log_dir, args.id, offset))
             out.flush()
@@ -230,52 +218,34 @@ def logs(ctx: Any, args: argparse.Namespace) -> int:
 
 
 def cancel(ctx: Any, args: argparse.Namespace) -> int:
-    from jobrunner import clock, wake
+    from jobrunner import clock
+    from jobrunner.ops import control
+    from jobrunner.ops.waiting import wait_for_stop
 
     store = ctx.store()
-    # job_cancel reports "cancelled" both for a waiting job it just cancelled and for
-    # one cancelled long ago; only the first is news.
-    state = _get(store, args.id).state
-    if state in FINAL:
-        raise UsageError(f"job {args.id} already ended {state}; nothing to cancel")
-    outcome = store.job_cancel(args.id, clock.now())
-    if outcome.state == "cancelled":
+    done = control.cancel(store, args.id, clock.now())
+    if done.outcome is control.CancelOutcome.ALREADY_ENDED:
+        raise UsageError(f"job {args.id} already ended {done.state}; nothing to cancel")
+    if done.outcome is control.CancelOutcome.CANCELLED:
         sys.stdout.write(f"job {args.id} cancelled\n")
         return 0
-    if outcome.state != "requested":
-        raise UsageError(f"job {args.id} already ended {outcome.state}; nothing to cancel")
-    wake.notify(ctx.db_path, wake.WAKE_CANCEL)
-    # Wait for its daemon to kill it: TERM, then KILL after the grace, plus slack.
-    deadline = clock.monotonic() + ctx.config.daemon.kill_grace + 5
-    while clock.monotonic() < deadline:
-        job = _get(store, args.id)
-        if job.state in FINAL or job.state is not State.RUNNING:
-            sys.stdout.write(f"job {args.id} {job.state}\n")
-            return 0
-        time.sleep(0.05)
-    sys.stdout.write(f"job {args.id}: cancel requested; its daemon will stop it\n")
+    job = wait_for_stop(store, ctx.config, args.id)
+    if job.state is not State.RUNNING:
+        sys.stdout.write(f"job {args.id} {job.state}\n")
+    else:
+        sys.stdout.write(f"job {args.id}: cancel requested; its daemon will stop it\n")
     return 0
 
 
 def prune(ctx: Any, args: argparse.Namespace) -> int:
     from jobrunner import clock
+    from jobrunner.cli.bar import progress_bar
     from jobrunner.durations import parse_duration
+    from jobrunner.ops import control
 
     age = parse_duration(args.older_than, "--older-than")
-    removed = prune_ended(
-        ctx.store(), ctx.db_path, clock.now() - age, [State.SUCCEEDED, State.DEAD, State.CANCELLED]
-    )
-    sys.stdout.write(f"pruned {removed} job(s)\n")
-    return 0
-
-
-def prune_ended(store: Any, db_path: str, before: float, states: list[State]) -> int:
-    """Delete ended jobs in small batches (never holding the write lock long) and their logs."""
-    from jobrunner.cli.bar import progress_bar
-    from jobrunner.paths import log_dir_for
-    from jobrunner.retention import prune
-
+    store = ctx.store()
     with progress_bar("pruning") as advance:
-        cutoffs = [(state, before) for state in states]
-        removed, _ = prune(store, log_dir_for(db_path), cutoffs, on_batch=advance)
-    return sum(removed.values())
+        pruned = control.prune(store, age, clock.now(), on_batch=advance)
+    sys.stdout.write(f"pruned {pruned.total} job(s)\n")
+    return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich import box
@@ -246,15 +248,12 @@ def config_summary(path: str | None, parsed: dict[str, Any]) -> None:
     console.print(json.dumps(parsed, indent=2), soft_wrap=True)
 
 
-def wait_with_progress(client: Any, job_id: int, timeout: float | None) -> Job:
-    """Client.wait with a live progress bar (on stderr, so stdout stays the result)."""
-    import time
-
+@contextlib.contextmanager
+def progress_display(job_id: int) -> Iterator[Callable[[Job], None]]:
+    """A live progress bar for `wait --progress` (on stderr, so stdout stays the result):
+    yields the function to call with the job each time it changes."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from jobrunner.lifecycle import FINAL
-
-    deadline = None if timeout is None else clock.monotonic() + timeout
     err = Console(stderr=True, highlight=False)
     columns = (
         TextColumn("job {task.fields[job]} {task.fields[state]}"),
@@ -265,16 +264,13 @@ def wait_with_progress(client: Any, job_id: int, timeout: float | None) -> Job:
     )
     with Progress(*columns, console=err, transient=not err.is_terminal) as bar:
         task = bar.add_task("", total=1.0, job=job_id, state="", message="")
-        while True:
-            job = client.get(job_id)
+
+        def show(job: Job) -> None:
             bar.update(
                 task,
                 completed=job.progress or 0.0,
                 state=str(job.state),
                 message=short(job.progress_message, 40),
             )
-            if job.state in FINAL:
-                return job
-            if deadline is not None and clock.monotonic() >= deadline:
-                raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s")
-            time.sleep(0.1)
+
+        yield show

@@ -6,13 +6,9 @@ import argparse
 import json
 import sys
 
-from jobrunner.errors import UsageError
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-    from jobrunner.config import ScheduleConfig
 
 
 def add_parsers(sub: Any) -> None:
@@ -37,14 +33,6 @@ def add_parsers(sub: Any) -> None:
     q = actions.add_parser("check", help="validate the config and print what it means")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=config_check)
-
-
-def _schedule(ctx: Any, name: str) -> ScheduleConfig:
-    schedules = ctx.config.schedules
-    if name not in schedules:
-        known = ", ".join(sorted(schedules)) or "none configured"
-        raise UsageError(f"no schedule named {name!r} in the config (schedules: {known})")
-    return schedules[name]
 
 
 def schedules_list(ctx: Any, args: argparse.Namespace) -> int:
@@ -96,36 +84,33 @@ def schedules_list(ctx: Any, args: argparse.Namespace) -> int:
 
 
 def schedules_run(ctx: Any, args: argparse.Namespace) -> int:
-    import random
+    from jobrunner import clock
+    from jobrunner.ops import schedules
 
-    from jobrunner import clock, wake
-    from jobrunner.daemon.scheduler import job_for_fire
-
-    sc = _schedule(ctx, args.name)
-    now = clock.now()
-    job = job_for_fire(sc, ctx.config, now, random.Random(), manual=True, now=now)
-    store = ctx.store(create=True)
-    job_id = store.job_insert_many([job], now)[0].id
-    wake.notify(ctx.db_path)
+    schedules.find_schedule(ctx.config, args.name)  # before the database is made
+    job_id = schedules.run(ctx.store(create=True), ctx.config, args.name, clock.now())
     sys.stdout.write(f"{job_id}\n")
     return 0
 
 
-def _set_paused(ctx: Any, name: str, paused: bool) -> int:
+def schedules_pause(ctx: Any, args: argparse.Namespace) -> int:
     from jobrunner import clock
+    from jobrunner.ops import schedules
 
-    _schedule(ctx, name)
-    ctx.store(create=True).schedule_set_paused(name, paused, clock.now())
-    sys.stdout.write(f"schedule {name} {'paused' if paused else 'resumed'}\n")
+    schedules.find_schedule(ctx.config, args.name)  # before the database is made
+    schedules.pause(ctx.store(create=True), ctx.config, args.name, clock.now())
+    sys.stdout.write(f"schedule {args.name} paused\n")
     return 0
 
 
-def schedules_pause(ctx: Any, args: argparse.Namespace) -> int:
-    return _set_paused(ctx, args.name, True)
-
-
 def schedules_resume(ctx: Any, args: argparse.Namespace) -> int:
-    return _set_paused(ctx, args.name, False)
+    from jobrunner import clock
+    from jobrunner.ops import schedules
+
+    schedules.find_schedule(ctx.config, args.name)  # before the database is made
+    schedules.resume(ctx.store(create=True), ctx.config, args.name, clock.now())
+    sys.stdout.write(f"schedule {args.name} resumed\n")
+    return 0
 
 
 def config_check(ctx: Any, args: argparse.Namespace) -> int:

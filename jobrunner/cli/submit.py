@@ -150,10 +150,9 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
         job = client.prepare(
             args.target[0], job_args, job_kwargs, check=not args.no_check, **options
         )
-    result = client.store.job_insert_many([job], _now())[0]
-    from jobrunner import wake
+    from jobrunner.ops import submit
 
-    wake.notify(client.db_path)
+    result = submit(client.store, [job], _now())[0]
     client.close()
     if args.json:
         sys.stdout.write(json.dumps({"id": result.id, "created": result.created}) + "\n")

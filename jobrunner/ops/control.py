@@ -1,0 +1,110 @@
+"""Controlling jobs: cancel, dlq retry, prune and dlq purge."""
+
+from __future__ import annotations
+
+import enum
+
+from jobrunner import wake
+from jobrunner.lifecycle import FINAL, State
+from jobrunner.ops import get_job, wake_daemons
+from jobrunner.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from jobrunner.store.base import Store
+
+ENDED = (State.SUCCEEDED, State.DEAD, State.CANCELLED)  # what `prune` deletes, in this order
+
+
+class CancelOutcome(enum.StrEnum):
+    CANCELLED = "cancelled"  # it was waiting (queued, scheduled, retrying): cancelled now
+    REQUESTED = "requested"  # it is running: its daemon was told to kill it
+    ALREADY_ENDED = "already_ended"  # it had ended (`Cancellation.state` says how); unchanged
+
+
+class Cancellation(Record):
+    outcome: CancelOutcome
+    state: State  # the job's state after the call
+
+
+class RetryResult(Record):
+    """What `retry` did. When a job named is unknown or not dead, nothing is moved."""
+
+    moved: list[int]  # queued again, each with a fresh round of attempts, in order
+    not_dead: dict[int, State]  # named but not in the dead-letter queue: the state it had
+    unknown: list[int]  # named but no such job
+
+
+class PruneResult(Record):
+    removed: dict[str, int]  # jobs deleted, with their logs, by final state
+
+    @property
+    def total(self) -> int:
+        return sum(self.removed.values())
+
+
+def cancel(store: Store, job_id: int, now: float) -> Cancellation:
+    """Cancel a job: one waiting is cancelled at once; for one running, the cancel is
+    recorded and its daemon woken to kill the job's processes (`waiting.wait_for_stop`
+    waits for that). JobNotFound if there is no such job."""
+    # job_cancel reports "cancelled" both for a waiting job it just cancelled and for one
+    # cancelled long ago; only the first is news, so an ended job is told apart first.
+    state = get_job(store, job_id).state
+    if state in FINAL:
+        return Cancellation(CancelOutcome.ALREADY_ENDED, state)
+    result = store.job_cancel(job_id, now)
+    if result.state == "cancelled":
+        return Cancellation(CancelOutcome.CANCELLED, State.CANCELLED)
+    if result.state == "requested":
+        wake_daemons(store, wake.WAKE_CANCEL)
+        return Cancellation(CancelOutcome.REQUESTED, State.RUNNING)
+    return Cancellation(CancelOutcome.ALREADY_ENDED, State(result.state))  # it ended meanwhile
+
+
+def retry(store: Store, job_ids: Sequence[int] | None, now: float) -> RetryResult:
+    """`dlq retry`: give dead jobs a fresh round of attempts; their earlier attempts and
+    errors stay. `job_ids` None: every dead job. Jobs named are checked first, and if any
+    is unknown or not dead nothing is moved (the result says which)."""
+    not_dead: dict[int, State] = {}
+    unknown: list[int] = []
+    for job_id in job_ids or ():
+        job = store.job_get(job_id)
+        if job is None:
+            unknown.append(job_id)
+        elif job.state is not State.DEAD:
+            not_dead[job_id] = job.state
+    if not_dead or unknown:
+        return RetryResult([], not_dead, unknown)
+    moved = store.job_retry_dead(job_ids, now)
+    if moved:
+        wake_daemons(store)
+    return RetryResult(moved, {}, [])
+
+
+def prune(
+    store: Store,
+    older_than: float,
+    now: float,
+    states: Sequence[State] = ENDED,
+    on_batch: Callable[[int], None] | None = None,
+) -> PruneResult:
+    """Delete the jobs in `states` (final ones) that ended more than `older_than` seconds
+    before `now`, and their logs; in small transactions, so the write lock is never held
+    long. `on_batch` is called with the count of each batch deleted."""
+    from jobrunner.paths import log_dir_for
+    from jobrunner.retention import prune as delete_ended
+
+    before = now - older_than
+    removed, _ = delete_ended(
+        store, log_dir_for(store.path), [(state, before) for state in states], on_batch=on_batch
+    )
+    return PruneResult(removed)
+
+
+def purge_dead(
+    store: Store, older_than: float, now: float, on_batch: Callable[[int], None] | None = None
+) -> PruneResult:
+    """`dlq purge`: `prune` for dead jobs only."""
+    return prune(store, older_than, now, (State.DEAD,), on_batch)

@@ -1,0 +1,49 @@
+"""Schedules by hand: run one now, pause, resume. The timetable lives in the config; the
+database holds each schedule's last fire and whether it is paused."""
+
+from __future__ import annotations
+
+from jobrunner.errors import UsageError
+from jobrunner.ops import wake_daemons
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from jobrunner.config import Config, ScheduleConfig
+    from jobrunner.store.base import Store
+
+
+def find_schedule(config: Config, name: str) -> ScheduleConfig:
+    """The schedule named `name` in the config, or a UsageError listing those there are.
+    Every operation here checks this first; an interface that would otherwise create the
+    database to call one can check it before (bad input writes nothing)."""
+    schedules = config.schedules
+    if name not in schedules:
+        known = ", ".join(sorted(schedules)) or "none configured"
+        raise UsageError(f"no schedule named {name!r} in the config (schedules: {known})")
+    return schedules[name]
+
+
+def run(store: Store, config: Config, name: str, now: float) -> int:
+    """Fire the schedule once now, outside its timetable: a job marked manual (even while
+    the schedule is paused); the timetable is unchanged. Returns the job's id."""
+    import random
+
+    from jobrunner.daemon.scheduler import job_for_fire
+
+    schedule = find_schedule(config, name)
+    job = job_for_fire(schedule, config, now, random.Random(), manual=True, now=now)
+    job_id = store.job_insert_many([job], now)[0].id
+    wake_daemons(store)
+    return job_id
+
+
+def pause(store: Store, config: Config, name: str, now: float) -> None:
+    """Stop firing the schedule until it is resumed (pausing twice is harmless)."""
+    find_schedule(config, name)
+    store.schedule_set_paused(name, True, now)
+
+
+def resume(store: Store, config: Config, name: str, now: float) -> None:
+    """Fire again from `now` on: fires missed while paused are not caught up."""
+    find_schedule(config, name)
+    store.schedule_set_paused(name, False, now)
