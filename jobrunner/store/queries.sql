@@ -194,6 +194,16 @@ ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,
     last_fire = CASE WHEN excluded.paused THEN last_fire ELSE excluded.last_fire END,
     updated_at = excluded.updated_at
 
+-- name: schedule_states
+-- One row per name in the JSON array ?1, in its order, whether or not a daemon has seen the
+-- schedule: its last job is read from the jobs (jobs_fire), not from its row, so a manual
+-- run of a schedule with no row yet is shown all the same.
+SELECT n.value, s.last_fire, coalesce(s.paused, 0),
+       (SELECT j.id FROM jobs j WHERE j.schedule = n.value
+        ORDER BY j.scheduled_for DESC LIMIT 1) AS last_job
+FROM json_each(?1) n LEFT JOIN schedules s ON s.name = n.value
+ORDER BY n.key
+
 -- name: schedule_latest_state
 SELECT state FROM jobs WHERE schedule = ? ORDER BY scheduled_for DESC LIMIT 1
 

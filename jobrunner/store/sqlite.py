@@ -491,6 +491,13 @@ class SQLiteStore(SQLiteClaims):
         with self._tx() as db:
             db.execute(Q["schedule_set_paused"], (name, now, int(paused)))
 
+    def schedule_states(self, names: Sequence[str]) -> list[ScheduleState]:
+        """Each named schedule, in the order given, whether or not a daemon has seen it
+        (then `last_fire` is None); `last_job_id` is its latest job by `scheduled_for`,
+        manual runs included."""
+        rows = self.db.execute(Q["schedule_states"], (json.dumps(list(names)),))
+        return [ScheduleState(r[0], r[1], bool(r[2]), r[3]) for r in rows]
+
     def schedule_latest_state(self, name: str) -> str | None:
         rows = self.db.execute(Q["schedule_latest_state"], (name,)).fetchall()
         return rows[0][0] if rows else None

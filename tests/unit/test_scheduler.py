@@ -531,6 +531,24 @@ def test_jitter_delays_run_at_but_not_scheduled_for(store: Store) -> None:
     assert all(j.state is State.SCHEDULED for j in jobs if j.run_at > j.created_at)
 
 
+def test_schedule_states_names_every_schedule_asked_for_seen_or_not(store: Store) -> None:
+    """What `schedules list` reads: one row per configured name, in its order; a schedule
+    no daemon has seen has no last fire, but its manual run is its last job."""
+    sc = sched("fresh", every=3600.0)
+    manual = job_for_fire(sc, config(sc), NOW, random.Random(0), manual=True, now=NOW)
+    (made,) = store.job_insert_many([manual], NOW)
+    Scheduler(config(sched("seen", every=60.0)), store).run_once(NOW - 30)
+    store.schedule_set_paused("paused", True, NOW)
+    states = store.schedule_states(["seen", "fresh", "paused", "unknown"])
+    assert [(s.name, s.last_fire, s.paused, s.last_job_id) for s in states] == [
+        ("seen", NOW - 30, False, None),
+        ("fresh", None, False, made.id),
+        ("paused", NOW, True, None),
+        ("unknown", None, False, None),
+    ]
+    assert store.schedule_states([]) == []
+
+
 def test_a_manual_fire_runs_now_and_is_marked(store: Store) -> None:
     sc = sched(every=3600.0, jitter=600.0)
     job = job_for_fire(sc, config(sc), NOW + 12.5, random.Random(0), manual=True, now=NOW + 12.5)
