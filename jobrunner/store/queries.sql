@@ -204,8 +204,19 @@ SELECT n.value, s.last_fire, coalesce(s.paused, 0),
 FROM json_each(?1) n LEFT JOIN schedules s ON s.name = n.value
 ORDER BY n.key
 
--- name: schedule_latest_state
-SELECT state FROM jobs WHERE schedule = ? ORDER BY scheduled_for DESC LIMIT 1
+-- name: schedule_last_jobs
+-- What an overlap = "skip" schedule waits for: the job of its latest fire at or before ?2
+-- (its last fire) and every job after it, which are manual runs (`schedules run`, marked in
+-- options, scheduled for when they were made). A skip schedule fires only when all of
+-- these have ended, so no earlier job can still be open. Reads jobs_fire from ?2 back over
+-- the manual runs to the fire's job, then forward: a few rows, however long the history.
+SELECT {job_columns} FROM jobs
+WHERE schedule = ?1 AND scheduled_for >= coalesce(
+    (SELECT scheduled_for FROM jobs
+     WHERE schedule = ?1 AND scheduled_for <= ?2
+       AND json_extract(CASE WHEN json_valid(options) THEN options END, '$.manual') IS NOT 1
+     ORDER BY scheduled_for DESC LIMIT 1), ?2)
+ORDER BY scheduled_for
 
 -- name: job_insert_fire
 INSERT INTO jobs (state, task, command, args, kwargs, queue, priority, max_attempts, retries,
