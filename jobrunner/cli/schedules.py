@@ -43,12 +43,12 @@ def schedules_list(ctx: Any, args: argparse.Namespace) -> int:
 
     config = ctx.config
     store = ctx.store(create=True)
-    states = {s.name: s for s in store.schedule_list()}
+    # one row per configured schedule, seen by a daemon or not (a manual run is its own)
+    states = store.schedule_states(list(config.schedules))
     now = clock.now()
     rows = []
-    for sc in config.schedules.values():
-        state = states.get(sc.name)
-        last_job = store.job_get(state.last_job_id) if state and state.last_job_id else None
+    for sc, state in zip(config.schedules.values(), states, strict=True):
+        last_job = store.job_get(state.last_job_id) if state.last_job_id else None
         upcoming = next_fires(sc, now, 3)
         rows.append(
             {
@@ -57,11 +57,11 @@ def schedules_list(ctx: Any, args: argparse.Namespace) -> int:
                 "timezone": sc.timezone,
                 "task": sc.task,
                 "command": sc.command,
-                "paused": bool(state and state.paused),
+                "paused": state.paused,
                 "next": [
                     {"local": describe_instant(t, sc.timezone)[0], "utc": iso(t)} for t in upcoming
                 ],
-                "last_fire": iso(state.last_fire) if state and state.last_fire else None,
+                "last_fire": iso(state.last_fire) if state.last_fire else None,
                 "last_job": None
                 if last_job is None
                 else {

@@ -13,6 +13,11 @@ on at the next run, which run_once asks for at once by returning `now` as the ne
 The missed fires a policy drops are stepped over, not computed one by one: "skip" starts
 at the grace cutoff, "once" at the latest missed fire, "all" at the `max_catchup`-th
 latest (counted backwards from the cutoff, over several runs if there are many).
+
+misfire = "all" with overlap = "skip" catches up in turn (`_in_turn`): one missed fire's
+job at a time, oldest first, each made once the jobs the schedule waits for have ended
+(`Store.schedule_last_jobs`); meanwhile run_once asks to run again soon, and less often as
+the wait goes on.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from itertools import islice
 from jobrunner.config import Config, ScheduleConfig
 from jobrunner.cron import CronSpec, interval_fires, interval_fires_before
 from jobrunner.lifecycle import WAITING, State
-from jobrunner.models import JobInsert
+from jobrunner.models import Job, JobInsert
 from jobrunner.taskref import Submission, build_job
 
 TYPE_CHECKING = False
@@ -42,6 +47,11 @@ ACTIVE = WAITING | {State.RUNNING}
 RUN_BUDGET = 1000
 # Jobs logged one line each per run; a larger catch-up part is logged as one line.
 LOG_EACH = 10
+# A catch-up in turn looks again this long after it made a job or began to wait (a job may
+# end in milliseconds), then after a tenth of the time waited so far, at most every
+# [daemon] poll_interval: the daemon is not woken when another process ends a job.
+RECHECK_FIRST = 0.02
+RECHECK_FRACTION = 0.1
 
 
 @functools.lru_cache(maxsize=256)
@@ -101,7 +111,10 @@ def job_for_fire(
     rng: random.Random,
     manual: bool = False,
     now: float | None = None,
+    catch_up: float | None = None,
 ) -> JobInsert:
+    """The job of one fire; `manual` for `schedules run` (made now), `catch_up` for a fire
+    of a catch-up in turn (where it ends: see `_in_turn`)."""
     run_at = (now if manual and now is not None else fire) + (
         rng.uniform(0, sc.jitter) if sc.jitter and not manual else 0.0
     )
@@ -121,7 +134,44 @@ def job_for_fire(
     job.scheduled_for = fire
     if manual:
         job.options = {**job.options, "manual": True}
+    if catch_up is not None:
+        job.options = {**job.options, "catch_up": catch_up}
     return job
+
+
+def _catch_up_of(job: Job) -> float | None:
+    """Where the catch-up in turn that made `job` ends (None: not made by one)."""
+    until = job.options.get("catch_up")
+    return float(until) if isinstance(until, int | float) else None
+
+
+def _fire_job(last_jobs: list[Job], last: float) -> Job | None:
+    """Of a schedule's last jobs (`Store.schedule_last_jobs`), its last fire's."""
+    first = last_jobs[0] if last_jobs else None
+    return first if first is not None and (first.scheduled_for or 0.0) <= last else None
+
+
+def _in_turn(sc: ScheduleConfig, first: float, now: float, fire_job: Job | None) -> float | None:
+    """misfire = "all" with overlap = "skip", `first` the earliest fire due and `fire_job`
+    the last fire's job: where the catch-up in turn going on ends (its fires are those
+    before), or None when there is none.
+
+    A catch-up begins when a fire is missed; its fires are those missed then, and each of
+    its jobs carries where it ends, so every daemon (and one started in the middle) goes
+    on with the same catch-up. Fires that fall due while it goes on are not added to it
+    (else a schedule whose jobs outlast its interval would never get out of it): they wait
+    for its last job, and then the latest of them is made, as overlap = "skip" makes one
+    job of fires due together (`Scheduler._run_schedule`)."""
+    until = _catch_up_of(fire_job) if fire_job is not None else None
+    if fire_job is not None and until is not None:
+        if first < until:
+            return until  # the catch-up goes on
+        if fire_job.state in ACTIVE:
+            return first  # its last job is open: the fires due meanwhile wait for it
+        if first <= (fire_job.finished_at or now):
+            return None  # it is over: the latest fire due is made, as on time
+    cutoff = now - sc.misfire_grace
+    return cutoff if first < cutoff else None  # a catch-up begins, or none
 
 
 @dataclass(slots=True)
@@ -183,11 +233,13 @@ class Scheduler:
         self.rng = rng or random.Random()
         self.budget = budget
         self.catch_ups: dict[str, _CatchUp] = {}
+        self.waiting_on: dict[str, int] = {}  # the job a catch-up in turn waits for (logged)
         self.turn = 0  # the schedule to start from: a long catch-up does not starve the rest
 
     def run_once(self, now: float) -> tuple[list[int], float | None]:
         """Fire what is due at `now`; returns the new job ids and the next fire time
-        (`now` itself when a catch-up is not finished: run again at once)."""
+        (`now` itself when a catch-up is not finished: run again at once; soon after `now`
+        while a catch-up in turn waits for a job to end)."""
         if not self.config.schedules:
             return [], None
         states = {s.name: s for s in self.store.schedule_list()}
@@ -206,37 +258,56 @@ class Scheduler:
             if last is None:  # first seen: its timetable starts now, nothing in the past
                 self.store.schedule_fire(sc.name, None, now, [], now)
                 last = now
-            if next(fires_after(sc, last, now), None) is None:  # nothing due
+            first = next(fires_after(sc, last, now), None)
+            if first is None:  # nothing due
                 upcoming += next_fires(sc, now, 1)
                 continue
             if budget <= 0:
                 behind = True
                 continue
-            ids, used, done = self._run_schedule(sc, last, now, budget)
+            ids, used, again = self._run_schedule(sc, last, first, now, budget)
             created += ids
             budget -= used
-            if done:
+            if again is None:  # done: the timetable's next fire
                 upcoming += next_fires(sc, now, 1)
-            else:
+            elif again <= now:
                 behind = True
+            else:
+                upcoming.append(again)
         if behind:
             return created, now
         return created, min(upcoming) if upcoming else None
 
     def _run_schedule(
-        self, sc: ScheduleConfig, last: float, now: float, budget: int
-    ) -> tuple[list[int], int, bool]:
-        """Fire one schedule: (job ids, fires computed or jobs made, whether it is done)."""
-        if sc.overlap == "skip":  # one job at most: the latest fire, if the policy keeps it
+        self, sc: ScheduleConfig, last: float, first: float, now: float, budget: int
+    ) -> tuple[list[int], int, float | None]:
+        """Fire one schedule whose earliest due fire is `first`: (job ids, fires computed
+        or jobs made, when to run it again: None when it is done, `now` when there is more
+        to do at once, a later time to look again)."""
+        if sc.overlap == "skip":
+            last_jobs = self.store.schedule_last_jobs(sc.name, last)
+            open_jobs = [j for j in last_jobs if j.state in ACTIVE]
+            if sc.misfire == "all":
+                until = _in_turn(sc, first, now, _fire_job(last_jobs, last))
+                if until is not None:
+                    return self._catch_up_in_turn(sc, last, now, budget, open_jobs, until)
+            # one job at most: the latest fire, if the policy keeps it and nothing is open
             latest = next(fires_before(sc, now, last), None)
             if latest is None:
-                return [], 1, True
+                return [], 1, None
             missed = latest < now - sc.misfire_grace
             kept = [latest] if not missed or sc.misfire != "skip" else []
             if missed and not kept:
                 self._log_dropped(sc, latest)
-            ids = self._fire(sc, last, latest, self._unless_active(sc, kept), now)
-            return ids or [], 1, True
+            if kept and open_jobs:
+                log.info(
+                    "schedule %s: fire skipped, its previous job is still %s (overlap=skip)",
+                    sc.name,
+                    open_jobs[-1].state,
+                )
+                kept = []
+            ids = self._fire(sc, last, latest, kept, now)
+            return ids or [], 2, None
         catch_up = self.catch_ups.pop(sc.name, None)
         if catch_up is None or catch_up.last != last or catch_up.schedule is not sc:
             catch_up = _CatchUp(sc, last, now - sc.misfire_grace)
@@ -247,7 +318,7 @@ class Scheduler:
                 self._log_dropped(sc, catch_up.dropped)
             if catch_up.keep_after is None:
                 self.catch_ups[sc.name] = catch_up
-                return [], used, False
+                return [], used, now
         room = budget - used
         taken = list(islice(fires_after(sc, max(last, catch_up.keep_after), now), room + 1))
         used += len(taken)
@@ -255,35 +326,82 @@ class Scheduler:
         if len(taken) > room:  # more to fire: go on from here at the next run
             if not chosen:
                 self.catch_ups[sc.name] = catch_up
-                return [], used, False
+                return [], used, now
             ids = self._fire(sc, last, chosen[-1], chosen, now)
             if ids is not None:  # (else another daemon moved it on: start afresh)
                 catch_up.last = chosen[-1]
                 self.catch_ups[sc.name] = catch_up
-            return ids or [], used, False
+            return ids or [], used, now
         new_last = chosen[-1] if chosen else next(fires_before(sc, now, last), None)
         if new_last is None:
-            return [], used + 1, True
-        return self._fire(sc, last, new_last, chosen, now) or [], used + 1, True
+            return [], used + 1, None
+        return self._fire(sc, last, new_last, chosen, now) or [], used + 1, None
 
-    def _unless_active(self, sc: ScheduleConfig, chosen: list[float]) -> list[float]:
-        if chosen:
-            previous = self.store.schedule_latest_state(sc.name)
-            if previous is not None and State(previous) in ACTIVE:
+    def _catch_up_in_turn(
+        self,
+        sc: ScheduleConfig,
+        last: float,
+        now: float,
+        budget: int,
+        open_jobs: list[Job],
+        until: float,
+    ) -> tuple[list[int], int, float | None]:
+        """Wait while a job of the schedule is open; else make the job of the earliest
+        fire of the catch-up that the policy keeps (of the fires missed before `until`,
+        the latest `max_catchup`), marked with `until`. Returns as `_run_schedule` does."""
+        if open_jobs:
+            job = open_jobs[-1]
+            if _catch_up_of(job) is None and self.waiting_on.get(sc.name) != job.id:
+                self.waiting_on[sc.name] = job.id
                 log.info(
-                    "schedule %s: fire skipped, its previous job is still %s (overlap=skip)",
+                    "schedule %s: missed fires wait for job %d (%s) to end (misfire=all, "
+                    "overlap=skip: they are made one after another)",
                     sc.name,
-                    previous,
+                    job.id,
+                    job.state,
                 )
-                return []
-        return chosen
+            # a job may end in milliseconds: look again soon, then less often
+            waited = now - max(max(j.created_at, j.started_at or 0.0) for j in open_jobs)
+            poll = self.config.daemon.poll_interval
+            return [], 2, now + min(poll, max(RECHECK_FIRST, waited * RECHECK_FRACTION))
+        self.waiting_on.pop(sc.name, None)
+        catch_up = self.catch_ups.pop(sc.name, None)
+        if (
+            catch_up is None
+            or catch_up.last != last
+            or catch_up.schedule is not sc
+            or catch_up.cutoff != until
+        ):
+            catch_up = _CatchUp(sc, last, until)
+        used = 0
+        if catch_up.keep_after is None:
+            used = catch_up.plan(budget)
+            if catch_up.dropped is not None:
+                self._log_dropped(sc, catch_up.dropped)
+            if catch_up.keep_after is None:  # still counting: go on at the next run
+                self.catch_ups[sc.name] = catch_up
+                return [], used + 2, now
+        # the policy keeps the latest missed fire at least: there is one before `until`
+        fire = next(fires_after(sc, max(last, catch_up.keep_after), until))
+        ids = self._fire(sc, last, fire, [fire], now, catch_up=until)
+        if ids is None:  # another daemon moved it on, or it was paused: read it again
+            return [], used + 3, now
+        catch_up.last = fire  # the plan holds for the whole catch-up
+        self.catch_ups[sc.name] = catch_up
+        return ids, used + 3, now + RECHECK_FIRST
 
     def _fire(
-        self, sc: ScheduleConfig, last: float, new_last: float, chosen: list[float], now: float
+        self,
+        sc: ScheduleConfig,
+        last: float,
+        new_last: float,
+        chosen: list[float],
+        now: float,
+        catch_up: float | None = None,
     ) -> list[int] | None:
         """Insert the chosen fires' jobs and move last_fire to `new_last`, compare-and-set;
         None when another daemon moved it first (or it was paused meanwhile)."""
-        jobs = [job_for_fire(sc, self.config, t, self.rng) for t in chosen]
+        jobs = [job_for_fire(sc, self.config, t, self.rng, catch_up=catch_up) for t in chosen]
         ids = self.store.schedule_fire(sc.name, last, new_last, jobs, now)
         if ids is None:
             return None

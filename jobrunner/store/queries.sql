@@ -194,8 +194,29 @@ ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,
     last_fire = CASE WHEN excluded.paused THEN last_fire ELSE excluded.last_fire END,
     updated_at = excluded.updated_at
 
--- name: schedule_latest_state
-SELECT state FROM jobs WHERE schedule = ? ORDER BY scheduled_for DESC LIMIT 1
+-- name: schedule_states
+-- One row per name in the JSON array ?1, in its order, whether or not a daemon has seen the
+-- schedule: its last job is read from the jobs (jobs_fire), not from its row, so a manual
+-- run of a schedule with no row yet is shown all the same.
+SELECT n.value, s.last_fire, coalesce(s.paused, 0),
+       (SELECT j.id FROM jobs j WHERE j.schedule = n.value
+        ORDER BY j.scheduled_for DESC LIMIT 1) AS last_job
+FROM json_each(?1) n LEFT JOIN schedules s ON s.name = n.value
+ORDER BY n.key
+
+-- name: schedule_last_jobs
+-- What an overlap = "skip" schedule waits for: the job of its latest fire at or before ?2
+-- (its last fire) and every job after it, which are manual runs (`schedules run`, marked in
+-- options, scheduled for when they were made). A skip schedule fires only when all of
+-- these have ended, so no earlier job can still be open. Reads jobs_fire from ?2 back over
+-- the manual runs to the fire's job, then forward: a few rows, however long the history.
+SELECT {job_columns} FROM jobs
+WHERE schedule = ?1 AND scheduled_for >= coalesce(
+    (SELECT scheduled_for FROM jobs
+     WHERE schedule = ?1 AND scheduled_for <= ?2
+       AND json_extract(CASE WHEN json_valid(options) THEN options END, '$.manual') IS NOT 1
+     ORDER BY scheduled_for DESC LIMIT 1), ?2)
+ORDER BY scheduled_for
 
 -- name: job_insert_fire
 INSERT INTO jobs (state, task, command, args, kwargs, queue, priority, max_attempts, retries,

@@ -500,9 +500,19 @@ class SQLiteStore(SQLiteClaims):
         with self._tx() as db:
             db.execute(Q["schedule_set_paused"], (name, now, int(paused)))
 
-    def schedule_latest_state(self, name: str) -> str | None:
-        rows = self.db.execute(Q["schedule_latest_state"], (name,)).fetchall()
-        return rows[0][0] if rows else None
+    def schedule_states(self, names: Sequence[str]) -> list[ScheduleState]:
+        """Each named schedule, in the order given, whether or not a daemon has seen it
+        (then `last_fire` is None); `last_job_id` is its latest job by `scheduled_for`,
+        manual runs included."""
+        rows = self.db.execute(Q["schedule_states"], (json.dumps(list(names)),))
+        return [ScheduleState(r[0], r[1], bool(r[2]), r[3]) for r in rows]
+
+    def schedule_last_jobs(self, name: str, last_fire: float) -> list[Job]:
+        """The jobs an overlap = "skip" schedule must see end before it fires again: the
+        job of its latest fire at or before `last_fire`, and every manual run made after
+        it; by scheduled_for."""
+        rows = self.db.execute(Q["schedule_last_jobs"], (name, last_fire))
+        return [job_from_row(r) for r in rows]
 
     # -- daemons --------------------------------------------------------------------------
 

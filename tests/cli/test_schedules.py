@@ -147,17 +147,21 @@ def test_list_shows_the_manual_run_as_the_last_job(workdir: Path, db: Path, conf
     assert f"{job_id} queued (manual)" in res.out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schedules list reads last_job from the schedules table, which has no row for a "
-    "schedule no daemon has seen (nor paused): a manual run of it is not shown",
-)
 def test_list_shows_a_manual_run_of_a_schedule_no_daemon_has_seen(
     workdir: Path, db: Path, config: Path
 ) -> None:
+    """No daemon has seen `nightly` (it has no row of its own in the database): its manual
+    run is its last job all the same, in --json and in the table."""
     job_id = int(cli(workdir, db, "schedules", "run", "nightly").out)
-    last = schedules(workdir, db)["nightly"]["last_job"]
-    assert last is not None and last["id"] == job_id and last["manual"] is True
+    rows = schedules(workdir, db)
+    last = rows["nightly"]["last_job"]
+    assert last is not None
+    assert (last["id"], last["state"], last["manual"]) == (job_id, "queued", True)
+    assert (rows["nightly"]["last_fire"], rows["nightly"]["paused"]) == (None, False)
+    assert rows["tick"]["last_job"] is None  # another schedule's job is not its own
+    res = cli(workdir, db, "schedules", "list")
+    assert res.code == 0, res.err
+    assert f"{job_id} queued (manual)" in res.out
 
 
 # -- pause / resume -------------------------------------------------------------------------------

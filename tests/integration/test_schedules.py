@@ -323,6 +323,61 @@ def test_overlap_skip_never_has_two_jobs_active(
             assert events[k - 1] == ("start", job_id)
 
 
+@pytest.mark.slow
+def test_misfire_all_with_overlap_skip_catches_up_one_job_after_another(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    """misfire = "all" with the default overlap = "skip", last fire 12 s ago: every missed
+    fire gets a job (they were collapsed into one), in order, each made once the previous
+    one has ended, so their runs never overlap; then the timetable goes on, on time."""
+    write_config(
+        workdir,
+        "[[schedules]]\n"
+        'name = "turn"\n'
+        'every = "2s"\n'
+        'task = "jtasks:slow"\n'
+        'args = ["turn", 0.5]\n'
+        'misfire = "all"\n'
+        'misfire_grace = "1s"\n',
+    )
+    last = float(int(time.time()) - 12)
+    with contextlib.closing(open_store(str(db))) as store:
+        assert store.schedule_fire("turn", None, last, [], last) == []
+    started = time.time()
+    daemons.append(Daemon(workdir, db, "--workers", "3"))
+    # surely missed: due more than the 1 s grace before the daemon could first look
+    missed = [
+        float(t) for t in range(int(last) + 1, int(started)) if t % 2 == 0 and t < started - 1
+    ]
+    assert len(missed) >= 4, missed
+    on_time = wait_for(
+        lambda: (
+            [j for j in fired(workdir, db, "turn") if j["created_at"] - j["scheduled_for"] < 1]
+            or None
+        ),
+        timeout=30,
+        every=0.2,
+        what="a fire made on time after the catch-up",
+    )
+    jobs = [
+        j for j in fired(workdir, db, "turn") if j["scheduled_for"] <= on_time[0]["scheduled_for"]
+    ]
+    assert_no_duplicates(jobs)
+    made = [j["scheduled_for"] for j in jobs]
+    assert set(missed) <= set(made), (
+        f"missed fires without a job: {sorted(set(missed) - set(made))}"
+    )
+    # one after another, oldest first: each made once the previous one had ended
+    for previous, job in zip(jobs, jobs[1:], strict=False):
+        assert previous["finished_at"] is not None, previous
+        assert job["created_at"] >= previous["finished_at"], (previous, job)
+    events = [(e.event, e.job_id) for e in ledger(workdir)]
+    for k, (event, job_id) in enumerate(events):  # the runs never overlapped
+        assert event == ("start" if k % 2 == 0 else "end"), events
+        if event == "end":
+            assert events[k - 1] == ("start", job_id)
+
+
 # -- two daemons on one file ----------------------------------------------------------------------
 
 

@@ -322,6 +322,10 @@ QUEUE_QUERIES = {
     "dead_ids": ((), "INDEX jobs_ended (state=?)"),
     "job_id_by_key": (("k10",), "INDEX jobs_key (key=?)"),
     "attempts_of": ((1,), "USING INDEX attempts_job (job_id=?)"),
+    # a schedule's latest job, and the jobs an overlap = "skip" schedule waits for
+    "schedule_list": ((), "INDEX jobs_fire (schedule=?)"),
+    "schedule_states": (('["a", "b"]',), "INDEX jobs_fire (schedule=?)"),
+    "schedule_last_jobs": (("a", NOW), "INDEX jobs_fire (schedule=? AND scheduled_for>?)"),
 }
 
 

@@ -299,29 +299,32 @@ def test_default_max_catchup_is_100(store: Store) -> None:
 # -- overlap --------------------------------------------------------------------------------------
 
 
-def test_overlap_skip_waits_for_the_previous_job_to_end(store: Store) -> None:
-    s = Scheduler(config(sched(every=60.0, overlap="skip")), store)
+@pytest.mark.parametrize("misfire", ["once", "all"])
+def test_overlap_skip_waits_for_the_previous_job_to_end(store: Store, misfire: str) -> None:
+    """On time, a fire is skipped while the previous job waits or runs (with misfire =
+    "all" too: nothing was missed)."""
+    s = Scheduler(config(sched(every=60.0, overlap="skip", misfire=misfire)), store)
     s.run_once(NOW)
     (first,) = s.run_once(NOW + 60)[0]
     assert s.run_once(NOW + 120) == ([], NOW + 180)  # still queued: skipped
     claimed = store.job_claim(ClaimRequest(owner="d1", now=NOW + 125, limit=5))
     assert [j.id for j in claimed] == [first]
     assert s.run_once(NOW + 180)[0] == []  # running: skipped
-    assert store.schedule_latest_state("tick") == "running"
+    assert [j.state for j in store.schedule_last_jobs("tick", NOW + 180)] == ["running"]
     store.job_cancel(first, NOW + 200)  # a running job: cancel is requested only
     assert s.run_once(NOW + 240)[0] == []
     _finish(store, first, "d1", NOW + 250)
-    assert store.schedule_latest_state("tick") == "succeeded"
+    assert [j.state for j in store.schedule_last_jobs("tick", NOW + 240)] == ["succeeded"]
     (second,) = s.run_once(NOW + 300)[0]
     assert fire_times(store) == [NOW + 60, NOW + 300]  # the skipped fires never come back
     assert second != first
 
 
-def test_overlap_skip_makes_one_job_even_when_several_fires_are_due(store: Store) -> None:
-    s = Scheduler(config(sched(every=60.0, overlap="skip", misfire="all")), store)
+def test_overlap_skip_makes_one_job_when_several_fires_are_due_on_time(store: Store) -> None:
+    s = Scheduler(config(sched(every=10.0, overlap="skip", misfire="all")), store)
     s.run_once(NOW)
-    assert len(s.run_once(NOW + 300.5)[0]) == 1
-    assert fire_times(store) == [NOW + 300]
+    assert len(s.run_once(NOW + 55)[0]) == 1  # a slow tick, not downtime
+    assert fire_times(store) == [NOW + 50]
 
 
 def test_overlap_skip_counts_a_waiting_job_of_any_kind(store: Store) -> None:
@@ -344,6 +347,201 @@ def test_overlap_allow_stacks_jobs(store: Store) -> None:
     s.run_once(NOW + 300)
     assert fire_times(store) == [NOW + 60 * k for k in range(1, 6)]
     assert all(j.state is State.QUEUED for j in jobs_of(store))
+
+
+def test_a_manual_run_after_the_last_fire_counts_for_overlap_skip(store: Store) -> None:
+    """The previous fire's job and every manual run made since are waited for, not only
+    the latest by scheduled_for."""
+    sc = sched(every=60.0, overlap="skip")
+    s = Scheduler(config(sc), store)
+    s.run_once(NOW)
+    (fired_job,) = s.run_once(NOW + 60)[0]
+    manual = job_for_fire(sc, config(sc), NOW + 61, random.Random(0), manual=True, now=NOW + 61)
+    (made,) = store.job_insert_many([manual], NOW + 61)
+    store.job_cancel(made.id, NOW + 62)  # the manual run ended; the fire's job still waits
+    assert s.run_once(NOW + 120)[0] == []
+    assert s.run_once(NOW + 180)[0] == []  # behind a skipped fire and the manual run
+    store.job_cancel(fired_job, NOW + 181)
+    assert len(s.run_once(NOW + 240)[0]) == 1
+
+
+def finish_jobs(store: Store, now: float, owner: str = "d1") -> list[int]:
+    """Run every job that is due at `now` to success: claim it and end it."""
+    claimed = store.job_claim(ClaimRequest(owner=owner, now=now, limit=1000))
+    for job in claimed:
+        _finish(store, job.id, owner, now)
+    return [j.id for j in claimed]
+
+
+def test_misfire_all_with_overlap_skip_catches_up_one_fire_after_another(store: Store) -> None:
+    """Down five minutes: each missed fire gets a job, oldest first, each made only once
+    the previous one has ended; then the timetable goes on."""
+    s = Scheduler(config(sched(every=60.0, misfire="all", misfire_grace=30.0)), store)
+    s.run_once(NOW)
+    now = NOW + 305  # 60 to 240 missed, 300 on time
+    ids, again = s.run_once(now)
+    assert fire_times(store) == [NOW + 60] and len(ids) == 1
+    assert now < again <= now + 1  # look again soon: the job may end at any moment
+    assert s.run_once(now) == ([], again)  # still queued: the next fire waits
+    for k in range(2, 5):  # each job takes 10 s
+        assert finish_jobs(store, now + 5) == ids
+        now += 10
+        ids, again = s.run_once(now)
+        assert fire_times(store) == [NOW + 60 * m for m in range(1, k + 1)], k
+        assert len(ids) == 1 and now < again <= now + 1
+    # 300, due when the catch-up began, waited for its last job: made now, late
+    assert s.run_once(now + 1) == ([], now + 1 + 0.1)
+    finish_jobs(store, now + 5)
+    ids, again = s.run_once(now + 10)
+    assert fire_times(store)[-1] == NOW + 300 and again == NOW + 360
+    finish_jobs(store, now + 15)
+    assert len(s.run_once(NOW + 360.5)[0]) == 1  # back to the timetable
+    jobs = jobs_of(store)
+    assert [j.scheduled_for for j in jobs] == [NOW + 60 * m for m in range(1, 7)]
+    for previous, job in zip(jobs, jobs[1:], strict=False):  # never two at once
+        assert previous.finished_at is not None and job.created_at >= previous.finished_at
+    assert state_of(store, "tick").last_fire == NOW + 360
+
+
+def run_for(
+    s: Scheduler, store: Store, start: float, seconds: float, job_seconds: float
+) -> list[float]:
+    """A daemon's life on a fake clock: the scheduler runs every second and each job it
+    makes runs `job_seconds` from when it was made; the fires whose job was made, as
+    seconds from `start`."""
+    clock = FakeClock(start)
+    ends: dict[int, float] = {}
+    while clock.now() <= start + seconds:
+        for job_id, end in list(ends.items()):
+            if end <= clock.now():
+                store.job_claim(ClaimRequest(owner="d1", now=end, limit=1000))
+                _finish(store, job_id, "d1", end)
+                del ends[job_id]
+        for job_id in s.run_once(clock.now())[0]:
+            ends[job_id] = clock.now() + job_seconds
+        clock.advance(1.0)
+    return [t - start for t in fire_times(store)]
+
+
+def test_a_catch_up_in_turn_never_skips_the_fire_due_when_it_began(store: Store) -> None:
+    """Three nights missed, back 10 s after tonight's fire: the three nights one after
+    another, then tonight's, though it is looked at every second while the catch-up's
+    last job runs."""
+    s = Scheduler(config(sched("nightly", cron="0 2 * * *", misfire="all")), store)
+    tonight = utc("2026-06-01T02:00")
+    s.run_once(tonight - 3.5 * 86400)
+    fires = run_for(s, store, tonight, 100, job_seconds=5)
+    assert fires == [-3 * 86400, -2 * 86400, -86400, 0]
+    made = [j.created_at - tonight for j in jobs_of(store)]
+    assert made == [0, 5, 10, 15]  # each as the previous one ended
+
+
+def test_fires_due_during_a_catch_up_in_turn_are_not_added_to_it(store: Store) -> None:
+    """Jobs that outlast the interval (100 s, every minute): the catch-up makes the fires
+    missed when it began (60 to 240), then one job for the latest fire due meanwhile (660),
+    as overlap = "skip" does, and is over: it does not go on for ever."""
+    s = Scheduler(config(sched(every=60.0, misfire="all", misfire_grace=30.0)), store)
+    s.run_once(NOW)
+    fires = run_for(s, store, NOW + 305, 700, job_seconds=100)
+    assert fires == [m - 305 for m in (60, 120, 180, 240, 660, 840, 960)]
+    jobs = jobs_of(store)
+    for previous, job in zip(jobs, jobs[1:], strict=False):  # never two at once
+        assert previous.finished_at is not None and job.created_at >= previous.finished_at
+
+
+def test_after_a_catch_up_in_turn_fires_on_time_are_made_as_ever(store: Store) -> None:
+    s = Scheduler(config(sched(every=10.0, misfire="all", misfire_grace=60.0)), store)
+    s.run_once(NOW)
+    s.run_once(NOW + 75)  # 10 missed (the only one): its job
+    finish_jobs(store, NOW + 76)
+    # a slow tick after it ended: 20 to 70 due on time, and 80, 90 after it ended
+    assert len(s.run_once(NOW + 95)[0]) == 1
+    assert fire_times(store) == [NOW + 10, NOW + 90]  # the latest, as overlap = "skip" makes
+
+
+def test_a_catch_up_in_turn_keeps_the_latest_max_catchup_missed_fires(store: Store) -> None:
+    s = Scheduler(
+        config(sched(every=60.0, misfire="all", max_catchup=2, misfire_grace=30.0)), store
+    )
+    s.run_once(NOW)
+    now = NOW + 605  # 60 to 540 missed, 600 on time
+    for _ in range(5):
+        s.run_once(now)
+        finish_jobs(store, now)
+    assert fire_times(store) == [NOW + 480, NOW + 540, NOW + 600]  # what `choose` keeps
+    assert state_of(store, "tick").last_fire == NOW + 600
+
+
+def test_a_catch_up_in_turn_waits_for_a_job_left_from_before_the_downtime(store: Store) -> None:
+    s = Scheduler(config(sched(every=60.0, misfire="all", misfire_grace=30.0)), store)
+    s.run_once(NOW)
+    (before,) = s.run_once(NOW + 60)[0]
+    store.job_claim(ClaimRequest(owner="d1", now=NOW + 61, limit=5))  # still running
+    assert s.run_once(NOW + 305)[0] == []
+    assert state_of(store, "tick").last_fire == NOW + 60  # nothing skipped: it waits
+    _finish(store, before, "d1", NOW + 400)
+    s.run_once(NOW + 401)
+    assert fire_times(store) == [NOW + 60, NOW + 120]
+
+
+def test_a_manual_run_does_not_let_a_catch_up_fire_overlap(store: Store) -> None:
+    sc = sched(every=60.0, misfire="all", misfire_grace=30.0)
+    s = Scheduler(config(sc), store)
+    s.run_once(NOW)
+    (first,) = s.run_once(NOW + 305)[0]
+    store.job_claim(ClaimRequest(owner="d1", now=NOW + 306, limit=5))
+    # a manual run, later than every catch-up fire, made and ended meanwhile
+    manual = job_for_fire(sc, config(sc), NOW + 307, random.Random(0), manual=True, now=NOW + 307)
+    (made,) = store.job_insert_many([manual], NOW + 307)
+    store.job_cancel(made.id, NOW + 308)
+    assert s.run_once(NOW + 309)[0] == []  # the catch-up job still runs
+    _finish(store, first, "d1", NOW + 310)
+    assert len(s.run_once(NOW + 311)[0]) == 1
+    assert fire_times(store)[:2] == [NOW + 60, NOW + 120]
+
+
+def test_waiting_looks_again_sooner_than_the_poll_and_less_often_as_it_goes_on(
+    store: Store,
+) -> None:
+    s = Scheduler(config(sched(every=3600.0, misfire="all", misfire_grace=30.0)), store)
+    s.run_once(NOW)
+    now = NOW + 3 * 3600 + 5
+    _, again = s.run_once(now)
+    waits = []
+    for dt_ in (0.0, 1.0, 5.0, 30.0, 600.0):
+        _, again = s.run_once(now + dt_)
+        waits.append(again - (now + dt_))
+    assert all(0 < w <= 1.0 for w in waits), waits  # [daemon] poll_interval at most
+    assert waits == sorted(waits) and waits[0] < 0.1, waits
+
+
+def test_a_catch_up_in_turn_leaves_other_schedules_alone(store: Store) -> None:
+    s = Scheduler(
+        config(
+            sched("nightly", cron="0 2 * * *", misfire="all"),
+            sched("tick", every=60.0, overlap="allow"),
+        ),
+        store,
+    )
+    s.run_once(NOW - 3 * 86400)
+    s.run_once(NOW + 0.5)
+    s.run_once(NOW + 60.5)
+    assert fire_times(store, "nightly") == [utc("2026-05-30T02:00")]  # its job waits
+    assert fire_times(store, "tick")[-2:] == [NOW, NOW + 60]  # the timetable goes on
+
+
+def test_two_daemons_catch_up_in_turn_one_fire_at_a_time(connect: Callable[[], Store]) -> None:
+    store, other = connect(), connect()
+    sc = sched(every=60.0, misfire="all", misfire_grace=30.0)
+    a, b = Scheduler(config(sc), store), Scheduler(config(sc), other)
+    a.run_once(NOW)
+    now = NOW + 245  # 60 to 180 missed, 240 on time
+    for k in range(1, 5):
+        a.run_once(now)
+        b.run_once(now)
+        assert len(fire_times(store)) == k
+        finish_jobs(store, now)
+    assert fire_times(store) == [NOW + 60 * m for m in range(1, 5)]
 
 
 def _finish(store: Store, job_id: int, owner: str, now: float) -> None:
@@ -531,6 +729,45 @@ def test_jitter_delays_run_at_but_not_scheduled_for(store: Store) -> None:
     assert all(j.state is State.SCHEDULED for j in jobs if j.run_at > j.created_at)
 
 
+def test_schedule_states_names_every_schedule_asked_for_seen_or_not(store: Store) -> None:
+    """What `schedules list` reads: one row per configured name, in its order; a schedule
+    no daemon has seen has no last fire, but its manual run is its last job."""
+    sc = sched("fresh", every=3600.0)
+    manual = job_for_fire(sc, config(sc), NOW, random.Random(0), manual=True, now=NOW)
+    (made,) = store.job_insert_many([manual], NOW)
+    Scheduler(config(sched("seen", every=60.0)), store).run_once(NOW - 30)
+    store.schedule_set_paused("paused", True, NOW)
+    states = store.schedule_states(["seen", "fresh", "paused", "unknown"])
+    assert [(s.name, s.last_fire, s.paused, s.last_job_id) for s in states] == [
+        ("seen", NOW - 30, False, None),
+        ("fresh", None, False, made.id),
+        ("paused", NOW, True, None),
+        ("unknown", None, False, None),
+    ]
+    assert store.schedule_states([]) == []
+
+
+def test_schedule_last_jobs_is_the_last_fire_s_job_and_the_manual_runs_since(
+    store: Store,
+) -> None:
+    sc = sched(every=60.0)
+
+    def manual(at: float) -> int:
+        job = job_for_fire(sc, config(sc), at, random.Random(0), manual=True, now=at)
+        return store.job_insert_many([job], at)[0].id
+
+    early = manual(NOW - 5)  # before any fire: seen only while no fire has a job
+    assert [j.id for j in store.schedule_last_jobs("tick", NOW - 10)] == [early]
+    s = Scheduler(config(sc), store)
+    s.run_once(NOW)
+    (fired,) = s.run_once(NOW + 60)[0]
+    after = [manual(NOW + 61), manual(NOW + 130)]
+    # the last fire moved on past skipped fires (120): still its job, and every run since
+    for last in (NOW + 60, NOW + 120, NOW + 180):
+        assert [j.id for j in store.schedule_last_jobs("tick", last)] == [fired, *after]
+    assert store.schedule_last_jobs("other", NOW + 180) == []
+
+
 def test_a_manual_fire_runs_now_and_is_marked(store: Store) -> None:
     sc = sched(every=3600.0, jitter=600.0)
     job = job_for_fire(sc, config(sc), NOW + 12.5, random.Random(0), manual=True, now=NOW + 12.5)
@@ -711,7 +948,19 @@ def test_runs_with_any_budget_add_up_to_the_misfire_policy(
         runs = run_until_caught_up(s, now)
         due = fires_between(sc, first, now)
         expected = choose(sc, due, now)
-        assert fire_times(store) == (expected[-1:] if overlap == "skip" else expected)
+        if overlap == "skip" and misfire == "all":
+            # one missed fire at a time, each once the previous job ended; then the latest
+            # on-time fire, as overlap = "skip" always makes
+            for _ in range(len(expected) + 1):
+                if not finish_jobs(store, now):
+                    break
+                runs += run_until_caught_up(s, now)
+            cutoff = now - grace
+            on_time = [t for t in expected if t >= cutoff]
+            expected = [t for t in expected if t < cutoff] + on_time[-1:]
+        elif overlap == "skip":
+            expected = expected[-1:]
+        assert fire_times(store) == expected
         assert state_of(store, "tick").last_fire == (due[-1] if due else first)
         assert all(len(ids) <= budget for ids in runs)
 
