@@ -4,13 +4,10 @@ what is new, instead of polling job rows (docs/architecture.md, "Events")."""
 from __future__ import annotations
 
 from jobrunner import clock
-from jobrunner.lifecycle import FINAL
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from jobrunner.models import Event, Job
+    from jobrunner.models import Event
     from jobrunner.store.base import FeedWatch, Store
 
 BATCH = 1000
@@ -45,37 +42,3 @@ class Follower:
 
     def close(self) -> None:
         self.watch.close()
-
-
-def wait_for_end(
-    store: Store,
-    job_id: int,
-    timeout: float | None,
-    on_event: Callable[[Event], None] | None = None,
-) -> Job | None:
-    """The job once it has ended, or None when `timeout` passed first. `on_event` sees
-    its events as they come (a progress bar). JobNotFound for no such job."""
-    from jobrunner.errors import JobNotFound
-
-    watch = store.events_watch()
-    try:
-        since = store.events_last_seq()  # after the watch: nothing is missed
-        job = store.job_get(job_id)
-        if job is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        if job.state in FINAL:
-            return job
-        follower = Follower(store, since, job_id, watch)
-        deadline = None if timeout is None else clock.monotonic() + timeout
-        while True:
-            left = None if deadline is None else max(0.0, deadline - clock.monotonic())
-            events = follower.next(left)
-            if not events:
-                return None
-            for event in events:
-                if on_event is not None:
-                    on_event(event)
-                if event.state in FINAL:
-                    return store.job_get(job_id)
-    finally:
-        watch.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any
 
 from jobrunner.errors import UsageError
@@ -14,7 +13,6 @@ from jobrunner.ops import get_job
 
 EXIT_ENDED_BADLY = 1
 EXIT_TIMEOUT = 124
-FOLLOW_POLL = 0.1
 
 
 MAX_JOB_ID = 2**63 - 1  # SQLite's largest rowid
@@ -200,21 +198,21 @@ def logs(ctx: Any, args: argparse.Namespace) -> int:
     get_job(store, args.id)
     log_dir = log_dir_for(ctx.db_path)
     out = sys.stdout.buffer
-    offset = 0
-    while True:
-        chunk = read_output(log_dir, args.id, offset)
-        if chunk:
-            out.write(chunk)
-            out.flush()
+
+    def write(chunk: bytes) -> None:
+        out.write(chunk)
+        out.flush()
+
+    if args.follow:
+        from jobrunner.ops.waiting import follow_output
+
+        follow_output(store, log_dir, args.id, write)
+    else:
+        offset = 0
+        while chunk := read_output(log_dir, args.id, offset):  # the log, then a spool
+            write(chunk)
             offset += len(chunk)
-        if not args.follow:
-            return 0
-        if not chunk and get_job(store, args.id).state in FINAL:
-            # ended, and nothing new since: read once more for output written at the end
-            out.write(read_output(log_dir, args.id, offset))
-            out.flush()
-            return 0
-        time.sleep(FOLLOW_POLL)
+    return 0
 
 
 def cancel(ctx: Any, args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ COMMANDS = {
     "backup": "maintenance",
     "check": "maintenance",
     "top": "maintenance",
+    "events": "events",
 }
 
 

@@ -40,6 +40,7 @@ RUNNING_ROWS = 10
 FAILURE_ROWS = 5
 SCHEDULE_ROWS = 5
 QUIT_KEYS = b"qQ"
+REGATHER = 5.0  # seconds a frame's figures may be reused while the feed does not move
 
 
 class Snapshot(Record):
@@ -273,9 +274,17 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 def run(store: Any, config: Any, db_path: str, interval: float, once: bool = False) -> int:
     fires = NextFires(config)
+    last: dict[str, Any] = {"seq": None, "at": 0.0, "snap": None}
 
     def view(live: bool) -> RenderableType:
-        return frame(gather(store, config, fires, clock.now()), db_path, live)
+        # The tables are read again only when the event feed moved (a cheap look at its
+        # newest seq), and every REGATHER seconds for what time alone changes (the
+        # throughput window, daemons' leases): no reading of job rows in a loop.
+        now = clock.now()
+        seq = store.events_last_seq()
+        if last["snap"] is None or seq != last["seq"] or now - last["at"] >= REGATHER:
+            last.update(seq=seq, at=now, snap=gather(store, config, fires, now))
+        return frame(last["snap"], db_path, live)
 
     if once:
         console.print(view(False))

@@ -1,15 +1,15 @@
 """Waiting: the one place an interface waits for a job to change.
 
-`wait`, `wait --progress`, `Client.wait`, `JobHandle.result` and `cancel` (waiting for the
-kill) all wait here. Today by reading the job's row with a growing pause (1 ms, up to
-100 ms); the event feed replaces `_watch` alone. See docs/architecture.md, "Operations".
+`wait`, `wait --progress`, `Client.wait`, `JobHandle.result`, `cancel` (waiting for the
+kill) and `logs --follow` all wait here, on the job event feed: they sleep until something
+is committed (the store's watch) and read the job's new events; its row is read only when
+one came. See docs/architecture.md, "Events" and "Operations".
 """
 
 from __future__ import annotations
 
-import time
-
 from jobrunner import clock
+from jobrunner.follow import Follower
 from jobrunner.lifecycle import FINAL, State
 from jobrunner.ops import get_job
 
@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from jobrunner.models import Job
     from jobrunner.store.base import Store
 
-FIRST_PAUSE = 0.001  # a job that ends within milliseconds is seen within one
-MAX_PAUSE = 0.1
 KILL_SLACK = 5.0  # beyond the daemon's TERM-to-KILL grace, before `cancel` stops waiting
 
 
@@ -55,22 +53,46 @@ def _watch(
     on_change: Callable[[Job], None] | None,
 ) -> Job:
     deadline = None if timeout is None else clock.monotonic() + timeout
-    pause = FIRST_PAUSE
-    seen: tuple[object, ...] | None = None
-    while True:
-        job = get_job(store, job_id)
-        if on_change is not None:
-            now_seen = (job.state, job.progress, job.progress_message)
-            if now_seen != seen:
-                seen = now_seen
+    watch = store.events_watch()
+    try:
+        # After the watch, before the row: a change between the two is in the feed.
+        follower = Follower(store, store.events_last_seq(), job_id, watch)
+        while True:
+            job = get_job(store, job_id)
+            if on_change is not None:
                 on_change(job)
-        if done(job):
-            return job
-        if deadline is None:
-            time.sleep(pause)
-        else:
-            left = deadline - clock.monotonic()
-            if left <= 0:
+            if done(job):
                 return job
-            time.sleep(min(pause, left))
-        pause = min(MAX_PAUSE, pause * 1.5)
+            left = None if deadline is None else deadline - clock.monotonic()
+            if left is not None and left <= 0:
+                return job
+            if not follower.next(left):  # nothing new about this job in time
+                return get_job(store, job_id)
+    finally:
+        watch.close()
+
+
+def follow_output(store: Store, log_dir: str, job_id: int, write: Callable[[bytes], None]) -> None:
+    """Write the job's output as it comes, until the job has ended and all it wrote is
+    out. Sleeps on the feed and on the log folders (output is not in the database)."""
+    from jobrunner.worker.spool import read_output, running_dir
+
+    watch = store.events_watch([log_dir, running_dir(log_dir)])
+    try:
+        follower = Follower(store, store.events_last_seq(), job_id, watch)
+        offset = 0
+        ended = get_job(store, job_id).state in FINAL
+        while True:
+            chunk = read_output(log_dir, job_id, offset)
+            if chunk:
+                write(chunk)
+                offset += len(chunk)
+                continue
+            if ended:
+                return  # ended, and nothing was left to read after the end was seen
+            if any(e.state in FINAL for e in follower.next(0)):
+                ended = True  # read once more: what it wrote last
+                continue
+            watch.wait(None)  # new output, or a commit
+    finally:
+        watch.close()

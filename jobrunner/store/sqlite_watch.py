@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import os
 import select
+import struct
 import time
 from collections.abc import Callable
 
@@ -28,6 +29,7 @@ IN_MOVED_TO = 0x00000080
 IN_CREATE = 0x00000100
 IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
+_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
 FALLBACK = 1.0  # seconds between looks when nothing can tell us of a write
 SETTLE = 0.25  # seconds a write may take to become a visible commit (the log's fsync)
 
@@ -49,12 +51,9 @@ class Watch:
         fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
         if fd < 0:
             return
-        watched = 0
         mask = IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO
-        for path in paths:
-            if _libc.inotify_add_watch(fd, os.fsencode(path), mask) >= 0:
-                watched += 1
-        if watched:
+        self.wds = [_libc.inotify_add_watch(fd, os.fsencode(path), mask) for path in paths]
+        if any(wd >= 0 for wd in self.wds):
             self.fd = fd
         else:
             os.close(fd)
@@ -71,9 +70,8 @@ class Watch:
         ready, _, _ = select.select([self.fd], [], [], limit)
         if not ready:
             return
-        self._drain()
-        if self.version is None:
-            return
+        if self._drain() or self.version is None:
+            return  # a path other than the database's log was written: nothing to confirm
         pause, waited = 0.0005, 0.0
         while not self._committed() and waited < SETTLE:  # written, not yet visible
             time.sleep(pause)
@@ -90,10 +88,18 @@ class Watch:
         self.seen = now
         return True
 
-    def _drain(self) -> None:
+    def _drain(self) -> bool:
+        """Read the pending notifications; True when one is of a path other than the
+        first (the database's write-ahead log)."""
+        other = False
         with contextlib.suppress(BlockingIOError):
-            while os.read(self.fd, 1 << 16):
-                pass
+            while data := os.read(self.fd, 1 << 16):
+                pos = 0
+                while pos + _EVENT.size <= len(data):
+                    wd, _mask, _cookie, size = _EVENT.unpack_from(data, pos)
+                    other |= wd != self.wds[0]
+                    pos += _EVENT.size + size
+        return other
 
     def close(self) -> None:
         if self.fd >= 0:
