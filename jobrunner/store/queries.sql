@@ -265,6 +265,15 @@ SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name
 -- name: event_insert
 INSERT INTO job_events (at, job_id, attempt, type, state, data) VALUES (?, ?, ?, ?, ?, ?)
 
+-- name: events_of_inserted
+-- The `job.queued`/`job.scheduled` events of the jobs ?2..?3 just inserted in this
+-- transaction, in ?1 of them (?4: the type for that state): one statement per batch.
+INSERT INTO job_events (at, job_id, attempt, type, state, data)
+SELECT created_at, id, 0, ?4, state,
+       CASE WHEN schedule IS NULL THEN NULL
+            ELSE json_object('schedule', schedule, 'scheduled_for', scheduled_for) END
+FROM jobs WHERE id BETWEEN ?2 AND ?3 AND state = ?1
+
 -- name: events_after
 -- The feed from a seq on (a walk of the primary key).
 SELECT seq, at, job_id, attempt, type, state, data FROM job_events

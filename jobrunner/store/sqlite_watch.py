@@ -72,7 +72,7 @@ class Watch:
             return
         if self._drain() or self.version is None:
             return  # a path other than the database's log was written: nothing to confirm
-        pause, waited = 0.0005, 0.0
+        pause, waited = 0.001, 0.0
         while not self._committed() and waited < SETTLE:  # written, not yet visible
             time.sleep(pause)
             waited += pause
