@@ -46,11 +46,18 @@ def attempt_end(
     retryable: bool = True,
     usage: tuple[float | None, int | None, int | None, int | None] = (None, None, None, None),
     note: str | None = None,
+    cancel_requested: bool = False,
 ) -> AttemptEnd:
     """The AttemptEnd for `job`'s current attempt ending with `outcome`; where the job
     goes next is lifecycle's decision."""
     decision = lifecycle.after_attempt(
-        outcome, job.attempts, job.max_attempts, job.backoff, now, retryable=retryable
+        outcome,
+        job.attempts,
+        job.max_attempts,
+        job.backoff,
+        now,
+        retryable=retryable,
+        cancel_requested=cancel_requested,
     )
     cpu, rss, exit_code, sig = usage
     return AttemptEnd(
@@ -139,24 +146,9 @@ def from_rescue(job: Job, started: bool, now: float) -> AttemptEnd:
             f"not started: daemon {who} stopped heartbeating before the job started; "
             "the claim did not count as an attempt"
         )
-    decision = lifecycle.after_attempt(
-        outcome,
-        job.attempts,
-        job.max_attempts,
-        job.backoff,
-        now,
-        cancel_requested=job.cancel_requested,
-    )
-    return AttemptEnd(
-        job.id,
-        job.attempts,
-        outcome,
-        decision.state,
-        decision.run_at,
-        counted=decision.counted,
-        error=error,
-        started_at=job.started_at if started else None,
-        finished_at=now,
+    started_at = job.started_at if started else None
+    return attempt_end(
+        job, outcome, now, error=error, started=started_at, cancel_requested=job.cancel_requested
     )
 
 
