@@ -32,7 +32,7 @@ import pytest
 
 from jobrunner.lifecycle import Outcome, State
 from jobrunner.store.sqlite import SQLiteStore
-from tests.faults.test_crash_storm import kill_daemon, ledger_lines, seed_on_failure
+from tests.faults.test_crash_storm import ended, kill_daemon, ledger_lines, seed_on_failure
 from tests.helpers import PYTHON, Daemon, env_for, wait_for
 from tests.integration.conftest import ledger, processes_of_test, write_config
 
@@ -222,14 +222,12 @@ def test_chaos_of_daemons_killed_while_three_kinds_of_submitter_add_jobs(
 
         store = SQLiteStore(str(db), create=False)
         try:
-
-            def all_ended() -> bool:
-                counts = Counter[str]()
-                for (state, _queue), n in store.job_counts().items():
-                    counts[state] += n
-                return counts[State.SUCCEEDED.value] + counts[State.DEAD.value] >= len(ids)
-
-            wait_for(all_ended, timeout=60, every=0.1, what="every acknowledged job to end")
+            wait_for(
+                lambda: ended(store) >= len(ids),
+                timeout=60,
+                every=0.1,
+                what="every acknowledged job to end",
+            )
             drain_took = time.monotonic() - began - kills_took
             jobs = {j.id: j for j in store.job_list(None, None, 10 * len(ids))}
             # 1. every acknowledged job exists and succeeded; no other job appeared

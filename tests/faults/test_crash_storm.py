@@ -66,6 +66,14 @@ def ledger_lines(workdir: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
+def ended(store: SQLiteStore) -> int:
+    """How many jobs ended succeeded or dead."""
+    counts = Counter[str]()
+    for (state, _queue), n in store.job_counts().items():
+        counts[state] += n
+    return counts[State.SUCCEEDED.value] + counts[State.DEAD.value]
+
+
 def running_jobs(db: Path) -> dict[int, str | None]:
     """Running job id -> owning daemon, straight from the store (faster than the CLI)."""
     store = SQLiteStore(str(db), create=False)
@@ -131,14 +139,7 @@ def test_crash_storm_loses_nothing_and_reruns_only_what_a_kill_cut_short(
         daemons.append(last)
         store = SQLiteStore(str(db), create=False)
         try:
-
-            def all_ended() -> bool:
-                counts = Counter[str]()
-                for (state, _queue), n in store.job_counts().items():
-                    counts[state] += n
-                return counts[State.SUCCEEDED.value] + counts[State.DEAD.value] == N_JOBS
-
-            wait_for(all_ended, timeout=60, every=0.1, what="every job to end")
+            wait_for(lambda: ended(store) == N_JOBS, timeout=60, every=0.1, what="every job to end")
             counts = Counter[str]()
             for (state, _queue), n in store.job_counts().items():
                 counts[state] += n

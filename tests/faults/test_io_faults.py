@@ -8,7 +8,6 @@ batch; the daemon rides the failure out and loses no job; the database stays sou
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import apsw
 import pytest
 
+from tests.faults.mounts import tmpfs
 from tests.faults.vfs_faults import LaunchedDaemon, hits, launcher_env, set_faults
 from tests.helpers import PYTHON, Daemon, cli, wait_for
 from tests.integration.conftest import (
@@ -172,22 +172,6 @@ def test_the_daemon_rides_out_failing_writes_and_loses_no_job(
 # -- a real full filesystem --------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def small_filesystem(where: Path, size: str = "8m"):
-    where.mkdir()
-    res = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a {size} tmpfs here ({res.stderr.strip() or res.returncode})")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=True)
-
-
 def fill(path: Path) -> int:
     """Write to `path` until the filesystem is full; returns the bytes written."""
     written = 0
@@ -206,7 +190,7 @@ def fill(path: Path) -> int:
 def test_a_real_full_disk_fails_submit_cleanly_and_the_daemon_resumes(
     workdir: Path, tasks: Path
 ) -> None:
-    with small_filesystem(workdir / "small") as small:
+    with tmpfs(workdir / "small") as small:
         db = small / "jobs.db"
         env = launcher_env(workdir, db)
         write_config(workdir, workers="2", lease='"2s"')

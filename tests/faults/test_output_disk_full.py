@@ -12,12 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.faults.mounts import tmpfs
 from tests.helpers import PYTHON, Daemon, cli, wait_for
 from tests.integration.conftest import job, submit, write_config, write_module
 
@@ -80,23 +79,6 @@ if __name__ == "__main__":  # as a command: python3 outjobs.py gap|shout TAG LIN
     else:
         shout(sys.argv[2], int(sys.argv[3]))
 """
-
-
-@contextlib.contextmanager
-def tmpfs(where: Path, options: str) -> Iterator[Path]:
-    where.mkdir()
-    res = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"{options},mode=0700", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip() or res.returncode})")
-    try:
-        yield where
-    finally:  # lazily if a failed test left a daemon holding files there
-        if subprocess.run(["umount", str(where)], capture_output=True).returncode:
-            subprocess.run(["umount", "-l", str(where)], check=True)
 
 
 def fill_blocks(path: Path) -> None:
