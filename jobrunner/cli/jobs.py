@@ -103,7 +103,7 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
     counts = store.job_counts()
     daemons = store.daemon_list()
     failures = store.job_recent_failures(5)
-    wal_bytes = store.db_wal_bytes()
+    wal_bytes = wal_size(store)
     warnings = database_warnings(store.path, wal_bytes)
     if args.json:
         from jobrunner import clock
@@ -142,12 +142,18 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def database_warnings(path: str, wal_bytes: int) -> list[str]:
+def wal_size(store: Any) -> int | None:
+    """The write-ahead log's size, None for a backend that has no such file."""
+    maintenance = store.maintenance()
+    return None if maintenance is None else maintenance.wal_bytes()
+
+
+def database_warnings(path: str, wal_bytes: int | None) -> list[str]:
     """What an operator should know about the database file itself."""
     from jobrunner.config import CHECKPOINT_EVERY, WAL_WARN_BYTES
 
     warnings = []
-    if wal_bytes > WAL_WARN_BYTES:
+    if wal_bytes is not None and wal_bytes > WAL_WARN_BYTES:
         warnings.append(
             f"the write-ahead log {path}-wal is {wal_bytes / (1 << 20):.0f} MiB (over "
             f"{WAL_WARN_BYTES >> 20} MiB): a running daemon truncates it every "
@@ -191,12 +197,8 @@ def wait(ctx: Any, args: argparse.Namespace) -> int:
 
 
 def logs(ctx: Any, args: argparse.Namespace) -> int:
-    from jobrunner.paths import log_dir_for
-    from jobrunner.worker.spool import read_output
-
     store = ctx.store()
     get_job(store, args.id)
-    log_dir = log_dir_for(ctx.db_path)
     out = sys.stdout.buffer
 
     def write(chunk: bytes) -> None:
@@ -206,10 +208,11 @@ def logs(ctx: Any, args: argparse.Namespace) -> int:
     if args.follow:
         from jobrunner.ops.waiting import follow_output
 
-        follow_output(store, log_dir, args.id, write)
+        follow_output(store, args.id, write)
     else:
         offset = 0
-        while chunk := read_output(log_dir, args.id, offset):  # the log, then a spool
+        output = store.output()
+        while chunk := output.read(args.id, offset):  # the log, then a running attempt's
             write(chunk)
             offset += len(chunk)
     return 0

@@ -19,7 +19,6 @@ import sys
 import uuid
 from dataclasses import dataclass
 
-from jobrunner import wake
 from jobrunner.clock import SYSTEM
 from jobrunner.config import Config
 from jobrunner.daemon.backoff import StoreBackoff
@@ -32,8 +31,7 @@ from jobrunner.daemon.services import Services
 from jobrunner.errors import DatabaseMoved, DatabaseUnusable, StoreUnavailable
 from jobrunner.models import DaemonInfo
 from jobrunner.node import node
-from jobrunner.paths import log_dir_for
-from jobrunner.store import open_store
+from jobrunner.store import WAKE_CANCEL, open_store
 from jobrunner.worker import spool
 from jobrunner.worker.containment import Containment
 from jobrunner.worker.guard import GroupGuard
@@ -81,7 +79,9 @@ class Supervisor:
         self.events = opts.events
         self.store = open_store(db_path, synchronous=config.daemon.synchronous)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.log_dir = log_dir_for(db_path)
+        # Where this host's workers write jobs' output (and start journals): the store's
+        # output folder on this host (store/base.py, OutputStore).
+        self.log_dir = self.store.output().local_dir
         os.makedirs(self.log_dir, mode=0o700, exist_ok=True)
         self.workers: dict[int, WorkerHandle] = {}  # by from_fd
         self.writers: dict[int, WorkerHandle] = {}  # by to_fd, while output is pending
@@ -130,7 +130,7 @@ class Supervisor:
     def start(self) -> None:
         preload(self.config)
         self.services.register()
-        self.wake = wake.WakeListener(self.db_path, self.id.replace(":", "-"))
+        self.wake = self.store.waker(self.id.replace(":", "-"))
         self.sig_r, self.sig_w = os.pipe()
         os.set_blocking(self.sig_r, False)
         os.set_blocking(self.sig_w, False)
@@ -260,7 +260,7 @@ class Supervisor:
             elif fd == self.wake.fileno():
                 data = self.wake.drain()
                 self.dispatch.check_db = True
-                if wake.WAKE_CANCEL in data:
+                if WAKE_CANCEL in data:
                     self.check_cancels = True
             elif fd in self.writers:
                 w = self.writers[fd]

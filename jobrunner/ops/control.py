@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import enum
 
-from jobrunner import wake
 from jobrunner.lifecycle import FINAL, State
 from jobrunner.ops import get_job, wake_daemons
 from jobrunner.record import Record
+from jobrunner.store import WAKE_CANCEL
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def cancel(store: Store, job_id: int, now: float) -> Cancellation:
     if result.state == "cancelled":
         return Cancellation(CancelOutcome.CANCELLED, State.CANCELLED)
     if result.state == "requested":
-        wake_daemons(store, wake.WAKE_CANCEL)
+        wake_daemons(store, WAKE_CANCEL)
         return Cancellation(CancelOutcome.REQUESTED, State.RUNNING)
     return Cancellation(CancelOutcome.ALREADY_ENDED, State(result.state))  # it ended meanwhile
 
@@ -93,13 +93,10 @@ def prune(
     """Delete the jobs in `states` (final ones) that ended more than `older_than` seconds
     before `now`, and their logs; in small transactions, so the write lock is never held
     long. `on_batch` is called with the count of each batch deleted."""
-    from jobrunner.paths import log_dir_for
     from jobrunner.retention import prune as delete_ended
 
     before = now - older_than
-    removed, _ = delete_ended(
-        store, log_dir_for(store.path), [(state, before) for state in states], on_batch=on_batch
-    )
+    removed, _ = delete_ended(store, [(state, before) for state in states], on_batch=on_batch)
     return PruneResult(removed)
 
 
