@@ -79,7 +79,7 @@ class Supervisor:
         self.clock = clock
         self.opts = opts
         self.events = opts.events
-        self.store = open_store(db_path, synchronous=config.daemon.synchronous)
+        self.store = open_store(db_path, synchronous=config.daemon.synchronous, writer=True)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.log_dir = log_dir_for(db_path)
         os.makedirs(self.log_dir, mode=0o700, exist_ok=True)
