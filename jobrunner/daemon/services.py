@@ -329,8 +329,7 @@ class Services:
             or _database(new) != _database(self.config)
         ):
             log.warning(
-                "config reloaded; changes to [daemon], imports or database apply after a "
-                "restart"
+                "config reloaded; changes to [daemon], imports or database apply after a restart"
             )
         new.daemon = self.config.daemon
         new.imports = self.config.imports

@@ -69,9 +69,7 @@ def test_readers_work_and_writers_fail_on_a_read_only_mount(
     assert listing(mount) == before
 
 
-def test_nothing_can_be_created_in_a_read_only_folder(
-    workdir: Path, db: Path, mount: Path
-) -> None:
+def test_nothing_can_be_created_in_a_read_only_folder(workdir: Path, db: Path, mount: Path) -> None:
     read_only(mount)
     ro_db = mount / "jobs.db"
     for argv in (["submit", "tasks:ok"], ["daemon"]):
