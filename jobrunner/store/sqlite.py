@@ -77,7 +77,6 @@ if TYPE_CHECKING:
 SUBMITTED = {s.value: lifecycle.EVENT_TYPES[s] for s in (State.QUEUED, State.SCHEDULED)}
 CANCEL_DATA = {"reason": "cancelled before it started"}
 RETRY_DATA = {"reason": "dlq retry"}
-OPEN_READWRITE = apsw.SQLITE_OPEN_READWRITE
 
 
 @refusing_damage  # a damaged file: DatabaseCorrupt from every method, reads included
@@ -105,10 +104,11 @@ class SQLiteStore(SQLiteClaims):
                 create,
                 lambda tmp: SQLiteStore(tmp, synchronous=synchronous, _new=True).close(),
             )
+        # why the file cannot be written here, or None
         self.read_only = read_only_reason(path) if not _new else None
         if self.read_only and writer:
             raise StoreUnavailable(f"{path}: cannot write the database: {self.read_only}")
-        name, flags = read_only_name(path) if self.read_only else (path, OPEN_READWRITE)
+        name, flags = read_only_name(path) if self.read_only else (path, apsw.SQLITE_OPEN_READWRITE)
         sidecars = {s for s in ("-wal", "-shm") if os.path.exists(path + s)}
         try:
             self.db: Any = apsw.Connection(name, flags=flags)
