@@ -22,6 +22,7 @@ from jobrunner.config import (
     WAL_CHECK_EVERY,
     WAL_WARN_BYTES,
     Config,
+    database_path,
     load_config,
 )
 from jobrunner.daemon.peers import PeerWatch, same_node
@@ -74,8 +75,10 @@ class Services:
         info: DaemonInfo,
         log_dir: str,
         lease: SharedLease | None = None,
+        config_file: str | None = None,
     ) -> None:
         self.config = config
+        self.config_file = config_file or config.path  # reloaded from, once it exists
         self.store = store
         self.clock = clock
         self.info = info
@@ -98,7 +101,7 @@ class Services:
         # also when the wall clock was stepped back and the next fire is an hour away
         self.next_schedule_poll = mono
         self.next_config_check = mono + CONFIG_CHECK_EVERY
-        self.config_mtime = _mtime(config.path)
+        self.config_mtime = _mtime(self.config_file)
         self.reload_requested = False
         self.next_prune = mono  # at start too: a daemon may not live a whole period
         self.next_checkpoint = mono + CHECKPOINT_EVERY
@@ -150,9 +153,9 @@ class Services:
 
     def run_due(self, mono: float, stopping: bool) -> Due:
         due = Due()
-        if self.config.path and (self.reload_requested or mono >= self.next_config_check):
+        if self.config_file and (self.reload_requested or mono >= self.next_config_check):
             self.next_config_check = mono + CONFIG_CHECK_EVERY
-            mtime = _mtime(self.config.path)
+            mtime = _mtime(self.config_file)
             if self.reload_requested or mtime != self.config_mtime:
                 self.reload_requested = False
                 self.config_mtime = mtime
@@ -365,14 +368,27 @@ class Services:
         """Reread the config (SIGHUP, or the file changed). A bad config is refused and
         the running one kept. Schedules, tasks and queue limits change at once; worker
         count, queues, lease and imports need a restart."""
-        path = self.config.path
+        path = self.config_file
+        if path is None or not os.path.exists(path):
+            log.warning(
+                "config not reloaded: %s does not exist; keeping the running config "
+                "(it is loaded once written there)",
+                path,
+            )
+            return None
         try:
             new = load_config(path)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the running config
             log.error("config reload refused, keeping the running config: %s", exc)
             return None
-        if new.daemon != self.config.daemon or new.imports != self.config.imports:
-            log.warning("config reloaded; changes to [daemon] or imports apply after a restart")
+        if (
+            new.daemon != self.config.daemon
+            or new.imports != self.config.imports
+            or _database(new) != _database(self.config)
+        ):
+            log.warning(
+                "config reloaded; changes to [daemon], imports or database apply after a restart"
+            )
         new.daemon = self.config.daemon
         new.imports = self.config.imports
         self.config = new
@@ -381,6 +397,10 @@ class Services:
         self.next_schedule_poll = 0.0
         log.info("config reloaded from %s: %d schedule(s)", path, len(new.schedules))
         return new
+
+
+def _database(config: Config) -> str:
+    return os.path.abspath(database_path(None, config))
 
 
 def _mtime(path: str | None) -> float | None:

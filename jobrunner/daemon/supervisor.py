@@ -68,6 +68,7 @@ class Options:
     workers: int
     queues: list[str] | None
     events: EventLog
+    config_file: str | None = None  # reread on SIGHUP and when it changes or appears
 
 
 class Supervisor:
@@ -77,7 +78,7 @@ class Supervisor:
         self.clock = clock
         self.opts = opts
         self.events = opts.events
-        self.store = open_store(db_path, synchronous=config.daemon.synchronous)
+        self.store = open_store(db_path, synchronous=config.daemon.synchronous, writer=True)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         # Where this host's workers write jobs' output (and start journals): the store's
         # output folder on this host (store/base.py, OutputStore).
@@ -118,7 +119,9 @@ class Supervisor:
                 "count as started",
                 self.log_dir,
             )
-        self.services = Services(config, self.store, clock, info, self.log_dir, self.lease)
+        self.services = Services(
+            config, self.store, clock, info, self.log_dir, self.lease, opts.config_file
+        )
         self.records = Records(self.store, self.id, self.events, clock)  # what to write
         self.dispatch = Dispatch(
             self.id, opts.queues, self.store, self.services, self.records, self.events, clock
@@ -518,9 +521,17 @@ def run(
     clock: Clock = SYSTEM,
     log_format: str = "text",
     log_stream: TextIO | None = None,
+    config_file: str | None = None,
 ) -> int:
-    """Run a daemon until SIGTERM/SIGINT; returns its exit code."""
+    """Run a daemon until SIGTERM/SIGINT; returns its exit code. `config_file`: the file
+    to reload the config from (default: the config's own path), also one that does not
+    exist yet: a daemon started without a config loads one written there later."""
     events = EventLog(log_stream or sys.stderr, log_format)
     install_log_handler(events)
-    opts = Options(workers or config.daemon.workers, queues or config.daemon.queues, events)
+    opts = Options(
+        workers or config.daemon.workers,
+        queues or config.daemon.queues,
+        events,
+        config_file or config.path,
+    )
     return Supervisor(config, db_path, clock, opts).run()

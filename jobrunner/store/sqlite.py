@@ -38,6 +38,8 @@ from jobrunner.store.sqlite_files import (
     file_id,
     leave_moved_path,
     open_or_create_file,
+    read_only_name,
+    read_only_reason,
     remove_new_sidecars,
     sidecar_ids,
 )
@@ -83,10 +85,19 @@ class SQLiteStore(SQLiteClaims):
     """One connection; not shared across fork (workers never open the database)."""
 
     def __init__(
-        self, path: str, *, create: bool = True, synchronous: str = "FULL", _new: bool = False
+        self,
+        path: str,
+        *,
+        create: bool = True,
+        synchronous: str = "FULL",
+        writer: bool = False,
+        _new: bool = False,
     ) -> None:
         """Open the jobrunner database at `path`; with `create`, make one when none is
-        there. (`_new`: `path` is the blank file create_database builds a database in.)"""
+        there. A database that cannot be written (a read-only mount, say) is opened to be
+        read, creating no file; its writes fail with StoreUnavailable, and a `writer`
+        (the daemon) is refused at once. (`_new`: `path` is the blank file
+        create_database builds a database in.)"""
         self.path = path
         if not _new:
             open_or_create_file(
@@ -94,9 +105,14 @@ class SQLiteStore(SQLiteClaims):
                 create,
                 lambda tmp: SQLiteStore(tmp, synchronous=synchronous, _new=True).close(),
             )
+        # why the file cannot be written here, or None
+        self.read_only = read_only_reason(path) if not _new else None
+        if self.read_only and writer:
+            raise StoreUnavailable(f"{path}: cannot write the database: {self.read_only}")
+        name, flags = read_only_name(path) if self.read_only else (path, apsw.SQLITE_OPEN_READWRITE)
         sidecars = {s for s in ("-wal", "-shm") if os.path.exists(path + s)}
         try:
-            self.db: Any = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
+            self.db: Any = apsw.Connection(name, flags=flags)
             open_stores.add(self)
             # Until the file is known to be ours, closing must not checkpoint: that would
             # fold another application's leftover -wal into its database and delete it.
@@ -109,10 +125,17 @@ class SQLiteStore(SQLiteClaims):
                 remove_new_sidecars(path, sidecars)
                 raise
             self.db.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0)
-            self.db.execute("PRAGMA journal_mode = WAL")
             if synchronous.upper() not in ("FULL", "NORMAL"):
                 raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
-            self.db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+            if self.read_only:
+                if not current:
+                    raise StoreUnavailable(
+                        f"{path}: the database needs an upgrade this jobrunner would write, "
+                        f"but cannot: {self.read_only}"
+                    )
+            else:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             if not current:
                 # Only a new or older database is written to here: opening one that is
                 # up to date must not write, or `status` would fail on a full disk.
@@ -179,6 +202,10 @@ class SQLiteStore(SQLiteClaims):
             self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     def _tx(self) -> AbstractContextManager[Any]:
+        if self.read_only:
+            raise StoreUnavailable(
+                f"{self.path}: cannot write the database: {self.read_only}; nothing was written"
+            )
         return write_transaction(self.db, self.path)
 
     def close(self) -> None:

@@ -466,6 +466,26 @@ def test_reload_on_change_refuses_a_bad_config_and_rereads_on_sighup(
     assert changed < broken < hup
 
 
+@pytest.mark.slow
+def test_a_daemon_started_without_a_config_loads_one_written_later(
+    workdir: Path, db: Path, daemons: list[Daemon]
+) -> None:
+    """No ./jobrunner.toml at start: SIGHUP says why nothing is reloaded, and the file
+    written there later is loaded, its schedules fire (as `schedules list` shows them)."""
+    assert not (workdir / "jobrunner.toml").exists()
+    daemon = Daemon(workdir, db, "--workers", "1")
+    daemons.append(daemon)
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: "config not reloaded" in daemon.log(), timeout=10, what="SIGHUP line")
+    line = next(x for x in daemon.log().splitlines() if "config not reloaded" in x)
+    assert f"{workdir / 'jobrunner.toml'} does not exist" in line
+    schedule = '[[schedules]]\nname = "late"\nevery = "1s"\ncommand = ["true"]\n'
+    write_config(workdir, schedule)
+    wait_fired(workdir, db, "late", 1, timeout=10)
+    assert "config reloaded from" in daemon.log()
+    assert daemon.proc.poll() is None
+
+
 # -- pause, resume and run NAME with a daemon running ---------------------------------------------
 
 
