@@ -7,7 +7,7 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import IO, Any, cast
 
 from rich import box
 from rich.cells import cell_len
@@ -57,7 +57,8 @@ def _piped() -> bool:
 PIPED_WIDTH = 100_000  # piped or captured: whole lines, never cut to a terminal's width
 
 if _piped():
-    console = Console(file=_Unpadded(), highlight=False, soft_wrap=False, width=PIPED_WIDTH)
+    unpadded = cast("IO[str]", _Unpadded())  # rich needs write, flush, isatty, fileno
+    console = Console(file=unpadded, highlight=False, soft_wrap=False, width=PIPED_WIDTH)
 else:
     console = Console(highlight=False, soft_wrap=False)
 
