@@ -256,7 +256,6 @@ class Event(Record):
             "seq": self.seq,
             "type": self.type,
             "at": iso(self.at),
-            "at_epoch": epoch(self.at),
             "job": self.job_id,
             "attempt": self.attempt,
             "state": str(self.state),

@@ -71,7 +71,7 @@ def add_parsers(sub: Any) -> None:
         "list",
         help="list jobs, newest first",
         description="List jobs, newest first: when = a scheduled or retrying job's run time, "
-        "else when it was queued, started or ended; took = how long it has run, or its last "
+        "else when it was submitted, started or ended; took = how long it has run, or its last "
         "attempt took.",
     )
     p.add_argument(

@@ -332,7 +332,7 @@ def progress_text(job: Job) -> Text:
 
 def job_when(job: Job, now: float) -> tuple[str, str]:
     """The list's `when` and `took`: a waiting job's run_at (scheduled, retrying) or
-    when it was queued, a running job's start and how long it has run, an ended job's
+    when it was submitted, a running job's start and how long it has run, an ended job's
     finish and how long its last attempt took."""
     if job.state in ("scheduled", "retrying"):
         return ago(job.run_at), ""

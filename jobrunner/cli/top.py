@@ -160,7 +160,7 @@ def _running(snap: Snapshot) -> Section:
     total = sum(n for (s, _), n in snap.counts.items() if s == "running")
     headers = ["id", "task", "queue", "tries", "elapsed", "progress"]
     flex = {"task": 3, "queue": 1, "progress": 2}
-    return Section("Running, longest first", headers, rows, flex, max(total, len(rows)))
+    return Section("Running", headers, rows, flex, max(total, len(rows)))
 
 
 def _failures(snap: Snapshot) -> Section:
@@ -248,7 +248,10 @@ def frame(
     parts = list(head)
     for sec, n in zip(sections, shown, strict=True):
         hidden = sec.total - n
-        title = sec.title + (f" ({n} of {sec.total})" if hidden > 0 else "")
+        if sec.title == "Running":  # how many run, and which of them are shown
+            title = f"Running ({sec.total})" + (f", longest {n} shown" if hidden > 0 else "")
+        else:
+            title = sec.title + (f" ({n} of {sec.total})" if hidden > 0 else "")
         parts.append(Text(title, style="bold", no_wrap=True, overflow="ellipsis"))
         if not sec.rows:
             parts.append(Text(sec.empty, style="dim"))
