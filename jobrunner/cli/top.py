@@ -117,6 +117,7 @@ class Section(Record):
     total: int  # rows there are (more than `rows` when the query was capped)
     empty: str = "none"
     right: tuple[str, ...] = ()
+    summary: int = 0  # leading rows that sum up the others (the queues' "all"): not counted
 
 
 def _queues(snap: Snapshot) -> Section:
@@ -128,7 +129,9 @@ def _queues(snap: Snapshot) -> Section:
         totals = [sum(n for (s, _), n in snap.counts.items() if s == st) for st in STATE_ORDER]
         rows.insert(0, [Text("all", style="bold"), *[str(n or "") for n in totals]])
     headers = ["queue", *STATE_ORDER]
-    return Section("Queues", headers, rows, {"queue": 1}, len(rows), "no jobs", tuple(STATE_ORDER))
+    right = tuple(STATE_ORDER)
+    summary = len(rows) - len(queues)
+    return Section("Queues", headers, rows, {"queue": 1}, len(rows), "no jobs", right, summary)
 
 
 def _throughput(snap: Snapshot) -> Text:
@@ -251,7 +254,8 @@ def frame(
         if sec.title == "Running":  # how many run, and which of them are shown
             title = f"Running ({sec.total})" + (f", longest {n} shown" if hidden > 0 else "")
         else:
-            title = sec.title + (f" ({n} of {sec.total})" if hidden > 0 else "")
+            counts = (n - sec.summary, sec.total - sec.summary)
+            title = sec.title + (" ({} of {})".format(*counts) if hidden > 0 else "")
         parts.append(Text(title, style="bold", no_wrap=True, overflow="ellipsis"))
         if not sec.rows:
             parts.append(Text(sec.empty, style="dim"))

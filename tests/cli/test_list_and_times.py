@@ -276,6 +276,8 @@ def test_top_fits_80_by_24_and_keeps_every_section(workdir: Path, db: Path) -> N
     rows = text.splitlines()
     assert len(rows) <= 24 and all(len(row) <= 80 for row in rows), text
     assert "1 daemon, 1 worker " in rows[0], rows[0]
+    (queues,) = [row for row in rows if row.startswith("Queues (")]
+    assert re.fullmatch(r"Queues \(\d of 30\)\s*", queues), queues  # "all" is not a queue
     for title in ("Queues (", "Running (12), longest ", "Recent failures (", "Next schedules ("):
         (line,) = [row for row in rows if row.startswith(title)]
         index = rows.index(line)
