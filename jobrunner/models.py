@@ -23,6 +23,12 @@ def iso(ts: float | None) -> str | None:
     )
 
 
+def epoch(ts: float | None) -> float | None:
+    """A time in JSON beside its ISO text, as seconds since the epoch (what `jq`'s
+    `todate` and `date -d @` take: `fromdateiso8601` refuses the milliseconds)."""
+    return None if ts is None else round(ts, 6)
+
+
 class JobInsert(Record):
     """Everything needed to create one job. Exactly one of `task` and `command` is set."""
 
@@ -114,6 +120,17 @@ class Job(Record):
             "cancel_requested": self.cancel_requested,
             "progress": self.progress,
             "progress_message": self.progress_message,
+            "manual": bool(self.options.get("manual")),  # a schedule's run outside its timetable
+            "wall_seconds": (
+                round(self.finished_at - self.started_at, 6)
+                if self.finished_at is not None and self.started_at is not None
+                else None
+            ),  # the last attempt's, once the job ended
+            "created_at_epoch": epoch(self.created_at),
+            "run_at_epoch": epoch(self.run_at),
+            "started_at_epoch": epoch(self.started_at),
+            "finished_at_epoch": epoch(self.finished_at),
+            "scheduled_for_epoch": epoch(self.scheduled_for),
             **({"damage": self.damage} if self.damage else {}),
         }
 
@@ -148,6 +165,8 @@ class Attempt(Record):
             "error": self.error,
             "traceback": self.traceback,
             "owner": self.owner,
+            "started_at_epoch": epoch(self.started_at),
+            "finished_at_epoch": epoch(self.finished_at),
         }
 
 

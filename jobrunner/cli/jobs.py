@@ -46,17 +46,50 @@ def limit(text: str) -> int:
     return value
 
 
+def states(text: str) -> list[str]:
+    """A --state: one state, or several separated by commas."""
+    known = [s.value for s in State]
+    names = [name.strip() for name in text.split(",")]
+    for name in names:
+        if name not in known:
+            raise argparse.ArgumentTypeError(f"{name!r} is not a state ({', '.join(known)})")
+    return names
+
+
+LIST_LIMIT = 50
+UTC_HELP = "show times in UTC (default: local time, as TZ says; JSON is always UTC)"
+
+
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("status", help="overview, or one job")
     p.add_argument("id", nargs="?", type=job_id, metavar="JOB_ID")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--utc", action="store_true", help=UTC_HELP)
     p.set_defaults(func=status)
 
-    p = sub.add_parser("list", help="list jobs, newest first")
-    p.add_argument("--state", choices=[s.value for s in State])
+    p = sub.add_parser(
+        "list",
+        help="list jobs, newest first",
+        description="List jobs, newest first: when = a scheduled or retrying job's run time, "
+        "else when it was submitted, started or ended; took = how long it has run, or its last "
+        "attempt took.",
+    )
+    p.add_argument(
+        "--state",
+        type=states,
+        action="extend",
+        metavar="STATE[,STATE]",
+        help="only jobs in these states (repeat or separate by commas)",
+    )
     p.add_argument("--queue")
-    p.add_argument("--limit", type=limit, default=50)
+    p.add_argument("--task", help="only jobs of this function (module:function) or [tasks.NAME]")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--limit", type=limit, default=LIST_LIMIT, help=f"at most N jobs (default {LIST_LIMIT})"
+    )
+    shown.add_argument("--all", action="store_true", help="every job that matches")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--utc", action="store_true", help=UTC_HELP)
     p.set_defaults(func=list_jobs)
 
     p = sub.add_parser(
@@ -98,6 +131,7 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
             return 0
         from jobrunner.cli import render
 
+        render.use_utc(args.utc)
         render.job_detail(job, attempts)
         return 0
     counts = store.job_counts()
@@ -107,6 +141,7 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
     warnings = database_warnings(store.path, wal_bytes)
     if args.json:
         from jobrunner import clock
+        from jobrunner.models import epoch, iso
 
         by_state: dict[str, int] = {s.value: 0 for s in State}
         by_queue: dict[str, dict[str, int]] = {}
@@ -126,6 +161,12 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
                         "workers": d.workers,
                         "queues": d.queues,
                         "alive": d.lease_until >= now,
+                        "started_at": iso(d.started_at),
+                        "heartbeat_at": iso(d.heartbeat_at),
+                        "lease_until": iso(d.lease_until),
+                        "started_at_epoch": epoch(d.started_at),
+                        "heartbeat_at_epoch": epoch(d.heartbeat_at),
+                        "lease_until_epoch": epoch(d.lease_until),
                     }
                     for d in daemons
                 ],
@@ -137,6 +178,7 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
         return 0
     from jobrunner.cli import render
 
+    render.use_utc(args.utc)
     render.overview(counts, daemons, failures)
     render.warnings(warnings)
     return 0
@@ -163,13 +205,23 @@ def database_warnings(path: str, wal_bytes: int | None) -> list[str]:
 
 
 def list_jobs(ctx: Any, args: argparse.Namespace) -> int:
-    jobs = ctx.store().job_list(args.state, args.queue, args.limit)
+    shown = MAX_JOB_ID if args.all else args.limit
+    # one more than shown: whether jobs were left out, without counting them all
+    jobs = ctx.store().job_list(args.state, args.queue, min(shown + 1, MAX_JOB_ID), args.task)
+    left_out = len(jobs) > shown
+    del jobs[shown:]
     if args.json:
         _print_json([j.to_dict() for j in jobs])
-        return 0
-    from jobrunner.cli import render
+    else:
+        from jobrunner.cli import render
 
-    render.job_table(jobs)
+        render.use_utc(args.utc)
+        render.job_table(jobs)
+    if left_out:  # on stderr: stdout stays the table, or JSON
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"jobrunner: the newest {shown} jobs shown, more match; --limit N or --all for more\n"
+        )
     return 0
 
 

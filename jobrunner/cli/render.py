@@ -3,21 +3,64 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import os
+import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import IO, Any, cast
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from jobrunner import clock
 from jobrunner.durations import format_duration
-from jobrunner.models import Attempt, DaemonInfo, Job, iso
+from jobrunner.models import Attempt, DaemonInfo, Job
 
-console = Console(highlight=False, soft_wrap=False)
-if not console.is_terminal:
-    console.width = 160  # piped or captured: room for whole lines instead of 80 columns
+
+class _Unpadded:
+    """stdout when it is not a terminal: each line without the spaces rich pads it with
+    (a table's last column), so piped output is the text alone."""
+
+    def __init__(self) -> None:
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        if lines:
+            sys.stdout.write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            sys.stdout.write(self.pending)
+            self.pending = ""
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return sys.stdout.fileno()
+
+
+def _piped() -> bool:
+    try:
+        return not os.isatty(sys.stdout.fileno())
+    except (AttributeError, ValueError, OSError):
+        return True
+
+
+PIPED_WIDTH = 100_000  # piped or captured: whole lines, never cut to a terminal's width
+
+if _piped():
+    unpadded = cast("IO[str]", _Unpadded())  # rich needs write, flush, isatty, fileno
+    console = Console(file=unpadded, highlight=False, soft_wrap=False, width=PIPED_WIDTH)
+else:
+    console = Console(highlight=False, soft_wrap=False)
 
 STATE_STYLE = {
     "scheduled": "cyan",
@@ -44,75 +87,166 @@ def ago(ts: float | None) -> str:
     return format_duration(delta) + " ago"
 
 
-def short(text: str | None, width: int = 60) -> str:
+def short(text: str | None, width: int | None = None) -> str:
+    """The first line of `text`; cut to `width` only on a terminal (piped: whole)."""
     if not text:
         return ""
     line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= width else line[: width - 1] + "…"
+    if width is None or not console.is_terminal or len(line) <= width:
+        return line
+    return line[: width - 1] + "…"
+
+
+# -- times: local (as TZ says) unless --utc; JSON stays in UTC --------------------------
+
+_show_utc = [False]
+
+
+def use_utc(utc: bool) -> None:
+    _show_utc[0] = utc
+
+
+def _datetime(ts: float) -> dt.datetime:
+    moment = dt.datetime.fromtimestamp(ts, dt.UTC)
+    return moment if _show_utc[0] else moment.astimezone()  # local: follows TZ
+
+
+def when(ts: float | None) -> str:
+    """`2026-12-02 15:03:07+01:00` (local), `2026-12-02 14:03:07Z` (--utc)."""
+    if ts is None:
+        return "-"
+    text = _datetime(ts).isoformat(sep=" ", timespec="seconds")
+    return text.replace("+00:00", "Z") if _show_utc[0] else text
+
+
+def when_short(ts: float | None, now: float) -> str:
+    """The time alone within the day around `now`, else the date and minute."""
+    if ts is None:
+        return "-"
+    moment = _datetime(ts)
+    if abs(ts - now) < 43_200 and moment.date() == _datetime(now).date():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _table(title: str | None = None) -> Table:
+    """A compact table: two spaces between columns, none at the edges, no blank lines."""
+    return Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        padding=(0, 1, 0, 0),  # with the box's divider: two spaces between columns
+        pad_edge=False,
+        show_edge=False,
+        title_style="bold",
+    )
+
+
+def fitted(
+    title: str | None,
+    headers: list[str],
+    rows: list[list[Any]],
+    flex: dict[str, int],
+    width: int | None = None,
+    right: tuple[str, ...] = (),
+) -> Table:
+    """A table laid out for `width` (the console's): every column as wide as its widest
+    cell, except the `flex` ones (header -> share), which share what is left and are cut
+    with … . Piped, the console is wide enough for every cell: nothing is cut."""
+    width = console.width if width is None else width
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(headers)
+    natural = [
+        max([cell_len(h)] + [cell_len(c.plain if isinstance(c, Text) else str(c)) for c in col])
+        for h, col in zip(headers, columns, strict=True)
+    ]
+    widths = list(natural)
+    flexible = [i for i, h in enumerate(headers) if h in flex]
+    left = (
+        width - 2 * (len(headers) - 1) - sum(w for i, w in enumerate(natural) if i not in flexible)
+    )
+    # the narrowest first: what one leaves of its share goes to the wider ones
+    shares = sum(flex[headers[i]] for i in flexible)
+    for i in sorted(flexible, key=lambda i: natural[i]):
+        share = flex[headers[i]]
+        widths[i] = max(4, min(natural[i], left * share // max(shares, 1)))
+        left -= widths[i]
+        shares -= share
+    table = _table(title)
+    for header, w in zip(headers, widths, strict=True):
+        table.add_column(
+            header,
+            width=w,
+            no_wrap=True,
+            overflow="ellipsis",
+            justify="right" if header in right else "left",
+        )
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def overview(
     counts: dict[tuple[str, str], int], daemons: list[DaemonInfo], failures: list[Job]
 ) -> None:
     queues = sorted({q for _, q in counts})
-    table = Table(title="Jobs", box=box.SIMPLE_HEAD, title_justify="left")
-    table.add_column("queue")
-    for state in STATE_ORDER:
-        table.add_column(
-            state, justify="right", style=STATE_STYLE[state], no_wrap=True, min_width=len(state)
-        )
-    for queue in queues:
-        table.add_row(queue, *[str(counts.get((s, queue), 0) or "") for s in STATE_ORDER])
+    rows: list[list[Any]] = [
+        [queue, *[str(counts.get((s, queue), 0) or "") for s in STATE_ORDER]] for queue in queues
+    ]
     if len(queues) != 1:
-        table.add_row(
-            Text("all", style="bold"),
-            *[
-                str(sum(n for (s, _), n in counts.items() if s == state) or "")
-                for state in STATE_ORDER
-            ],
-        )
+        totals = [sum(n for (s, _), n in counts.items() if s == st) for st in STATE_ORDER]
+        rows.append([Text("all", style="bold"), *[str(n or "") for n in totals]])
+    table = fitted("Jobs", ["queue", *STATE_ORDER], rows, {"queue": 1}, right=tuple(STATE_ORDER))
+    for column in table.columns[1:]:
+        column.style = STATE_STYLE[str(column.header)]
     console.print(table)
+    console.print()
     now = clock.now()
     if daemons:
-        d = Table(title="Daemons", box=box.SIMPLE_HEAD, title_justify="left")
-        for col in ("id", "workers", "queues", "started", "heartbeat", "alive"):
-            d.add_column(col)
-        for info in daemons:
-            alive = (
-                Text("yes", style="green")
-                if info.lease_until >= now
-                else Text("lease expired", style="red")
-            )
-            d.add_row(
+        rows = [
+            [
                 info.id,
                 str(info.workers),
                 ",".join(info.queues or ["*"]),
                 ago(info.started_at),
                 ago(info.heartbeat_at),
-                alive,
-            )
-        console.print(d)
+                Text("yes", style="green")
+                if info.lease_until >= now
+                else Text("lease expired", style="red"),
+            ]
+            for info in daemons
+        ]
+        headers = ["id", "workers", "queues", "started", "heartbeat", "alive"]
+        console.print(fitted("Daemons", headers, rows, {"id": 2, "queues": 1}))
     else:
         console.print(Text("No daemon is running.", style="yellow"))
     if failures:
-        f = Table(title="Latest failures", box=box.SIMPLE_HEAD, title_justify="left")
-        for col in ("id", "state", "task", "attempts", "when", "error"):
-            f.add_column(col)
-        for job in failures:
-            f.add_row(
+        console.print()
+        rows = [
+            [
                 str(job.id),
                 state_text(job.state),
-                short(job.label, 40),
+                short(job.label),
                 f"{job.attempts}/{job.max_attempts}",
                 ago(job.finished_at or job.run_at),
                 short(job.error),
-            )
-        console.print(f)
+            ]
+            for job in failures
+        ]
+        headers = ["id", "state", "task", "tries", "when", "error"]
+        console.print(fitted("Latest failures", headers, rows, {"task": 1, "error": 2}))
 
 
 def warnings(messages: list[str]) -> None:
     for message in messages:
         console.print(Text(f"warning: {message}", style="yellow"))
+
+
+def _at(ts: float) -> str:
+    return f"{when(ts)} ({ago(ts)})"
 
 
 def job_detail(job: Job, attempts: list[Attempt], tracebacks: bool = False) -> None:
@@ -125,13 +259,17 @@ def job_detail(job: Job, attempts: list[Attempt], tracebacks: bool = False) -> N
         ("queue", job.queue),
         ("priority", str(job.priority)),
         ("attempts", f"{job.attempts} of {job.max_attempts}"),
-        ("created", f"{iso(job.created_at)} ({ago(job.created_at)})"),
-        ("run at", f"{iso(job.run_at)} ({ago(job.run_at)})"),
     ]
+    if job.schedule:
+        fire = "a manual run" if job.options.get("manual") else f"the fire of {_at_fire(job)}"
+        rows.append(("schedule", f"{job.schedule} ({fire})"))
+    rows += [("created", _at(job.created_at)), ("run at", _at(job.run_at))]
     if job.started_at:
-        rows.append(("started", f"{iso(job.started_at)} ({ago(job.started_at)})"))
+        rows.append(("started", _at(job.started_at)))
     if job.finished_at:
-        rows.append(("finished", f"{iso(job.finished_at)} ({ago(job.finished_at)})"))
+        rows.append(("finished", _at(job.finished_at)))
+        if job.started_at:
+            rows.append(("took", format_duration(max(0.0, job.finished_at - job.started_at))))
     if job.timeout:
         rows.append(("timeout", format_duration(job.timeout)))
     if job.key:
@@ -147,33 +285,39 @@ def job_detail(job: Job, attempts: list[Attempt], tracebacks: bool = False) -> N
     if job.damage:
         rows.append(("damage", Text(job.damage, style="red")))
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
     for name, value in rows:
         grid.add_row(name, value)
     console.print(grid)
     if attempts:
-        table = Table(title="Attempts", box=box.SIMPLE_HEAD, title_justify="left")
-        for col in ("#", "outcome", "started", "took", "cpu", "peak rss", "error"):
-            table.add_column(col)
+        table_rows = []
         for a in attempts:
             took = format_duration(a.finished_at - a.started_at) if a.started_at else "-"
             style = "green" if a.outcome == "succeeded" else "red"
-            table.add_row(
-                str(a.attempt),
-                Text(a.outcome, style=style),
-                iso(a.started_at) or "-",
-                took,
-                "-" if a.cpu_seconds is None else format_duration(a.cpu_seconds),
-                "-" if a.max_rss_kb is None else f"{a.max_rss_kb / 1024:.1f} MiB",
-                short(a.error, 80),
+            table_rows.append(
+                [
+                    str(a.attempt),
+                    Text(a.outcome, style=style),
+                    when(a.started_at),
+                    took,
+                    "-" if a.cpu_seconds is None else format_duration(a.cpu_seconds),
+                    "-" if a.max_rss_kb is None else f"{a.max_rss_kb / 1024:.1f} MiB",
+                    short(a.error),
+                ]
             )
-        console.print(table)
+        headers = ["#", "outcome", "started", "took", "cpu", "peak rss", "error"]
+        console.print()
+        console.print(fitted("Attempts", headers, table_rows, {"error": 1}))
     if tracebacks:
         for a in attempts:
             if a.traceback:
                 console.print(Text(f"attempt {a.attempt} traceback:", style="bold"))
                 console.print(Text(a.traceback.rstrip()), soft_wrap=True)
+
+
+def _at_fire(job: Job) -> str:
+    return when(job.scheduled_for) if job.scheduled_for is not None else "-"
 
 
 def progress_text(job: Job) -> Text:
@@ -186,30 +330,54 @@ def progress_text(job: Job) -> Text:
     return text
 
 
+def job_when(job: Job, now: float) -> tuple[str, str]:
+    """The list's `when` and `took`: a waiting job's run_at (scheduled, retrying) or
+    when it was submitted, a running job's start and how long it has run, an ended job's
+    finish and how long its last attempt took."""
+    if job.state in ("scheduled", "retrying"):
+        return ago(job.run_at), ""
+    if job.state == "running":
+        start = job.started_at or job.run_at
+        return ago(start), format_duration(max(0.0, now - start))
+    if job.finished_at is not None:
+        took = "" if job.started_at is None else format_duration(job.finished_at - job.started_at)
+        return ago(job.finished_at), took
+    return ago(job.created_at), ""
+
+
 def job_table(jobs: list[Job], title: str | None = None) -> None:
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    for col in ("id", "state", "task", "queue", "prio", "attempts", "created", "progress / error"):
-        table.add_column(col)
+    now = clock.now()
+    prio = any(job.priority for job in jobs)  # a column only when some job has one
+    rows = []
     for job in jobs:
         running = job.state == "running" and job.progress is not None
-        table.add_row(
-            str(job.id),
-            state_text(job.state),
-            short(job.label, 40),
-            job.queue,
-            str(job.priority),
-            f"{job.attempts}/{job.max_attempts}",
-            ago(job.created_at),
-            progress_text(job) if running else short(job.error, 50),
+        at, took = job_when(job, now)
+        rows.append(
+            [
+                str(job.id),
+                state_text(job.state),
+                short(job.label),
+                job.queue,
+                *([str(job.priority)] if prio else []),
+                f"{job.attempts}/{job.max_attempts}",
+                at,
+                took,
+                progress_text(job) if running else Text(short(job.error), style="red"),
+            ]
         )
-    console.print(table)
+    headers = ["id", "state", "task", "queue", *(["prio"] if prio else [])]
+    headers += ["tries", "when", "took", "progress / error"]
+    flex = {"task": 3, "queue": 2, "progress / error": 4}
+    console.print(fitted(title, headers, rows, flex, right=("id", "prio", "tries", "took")))
 
 
 def _json(value: Any) -> str:
     import json
 
     text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 200 else text[:199] + "…"
+    if len(text) <= 200 or not console.is_terminal:  # piped: whole (`--json` for data)
+        return text
+    return text[:199] + "…"
 
 
 def schedules(rows: list[dict[str, Any]]) -> None:

@@ -32,7 +32,12 @@ def add_parsers(sub: Any) -> None:
     when = p.add_mutually_exclusive_group()
     when.add_argument("--delay", metavar="DUR")
     when.add_argument("--at", metavar="ISO8601", help="a time; without an offset, local time")
-    p.add_argument("--retries", type=int, metavar="N", help="retries after the first attempt")
+    p.add_argument(
+        "--retries",
+        type=int,
+        metavar="N",
+        help="retries after the first attempt (default 3, commands too; 0: run once)",
+    )
     p.add_argument("--backoff", metavar="DUR", help="base of the exponential backoff")
     p.add_argument("--timeout", metavar="DUR")
     p.add_argument("--key", metavar="IDEMPOTENCY_KEY")
@@ -44,7 +49,9 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="do not check that the task's module can be found here",
     )
-    p.add_argument("--json", action="store_true", help="print {id, created} as JSON")
+    p.add_argument(
+        "--json", action="store_true", help="print {id, created} as JSON (--file: one a line)"
+    )
     p.set_defaults(func=run)
 
 
@@ -117,9 +124,15 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
         if args.target or args.cmd:
             raise UsageError("--file takes no TASK or --cmd; each line names its own")
         jobs = _read_file(client, args.file, check=not args.no_check)
-        ids = client.insert(jobs) if jobs else []
-        sys.stdout.write("".join(f"{i}\n" for i in ids))
+        from jobrunner.ops import submit
+
+        results = submit(client.store, jobs, _now()) if jobs else []
         client.close()
+        if args.json:  # one {id, created} a line, as for a single job
+            lines = (json.dumps({"id": r.id, "created": r.created}) for r in results)
+        else:
+            lines = (str(r.id) for r in results)
+        sys.stdout.write("".join(f"{line}\n" for line in lines))
         return 0
     flags = {
         k: getattr(args, k)

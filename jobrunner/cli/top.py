@@ -15,10 +15,8 @@ import sys
 import time
 from typing import Any
 
-from rich import box
 from rich.console import Group, RenderableType
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
 from jobrunner import clock
@@ -27,12 +25,15 @@ from jobrunner.cli.render import (
     STATE_STYLE,
     ago,
     console,
+    fitted,
+    plural,
     progress_text,
     short,
     state_text,
+    when_short,
 )
 from jobrunner.durations import format_duration
-from jobrunner.models import Job, iso
+from jobrunner.models import Job
 from jobrunner.record import Record, field
 
 THROUGHPUT_WINDOW = 60.0  # "finished in the last minute"
@@ -54,6 +55,7 @@ class Snapshot(Record):
     schedules: list[tuple[str, str, float | None, bool]]  # name, expression, next, paused
     wal_bytes: int | None = 0
     warnings: list[str] = field(default_factory=list)
+    schedules_total: int = 0
 
 
 class NextFires:
@@ -99,34 +101,42 @@ def gather(store: Any, config: Any, fires: NextFires, now: float) -> Snapshot:
         running=store.job_running(RUNNING_ROWS),
         failures=failures,
         schedules=schedules[:SCHEDULE_ROWS],
+        schedules_total=len(schedules),
         wal_bytes=wal_bytes,
         warnings=database_warnings(store.path, wal_bytes),
     )
 
 
-def _title(text: str) -> Text:
-    return Text(text, style="bold")
+class Section(Record):
+    """One part of the view: a title, a table's header and rows (or a line of text)."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[Any]]
+    flex: dict[str, int]
+    total: int  # rows there are (more than `rows` when the query was capped)
+    empty: str = "none"
+    right: tuple[str, ...] = ()
+    summary: int = 0  # leading rows that sum up the others (the queues' "all"): not counted
 
 
-def _queues(snap: Snapshot) -> RenderableType:
-    if not snap.counts:
-        return Text("no jobs", style="dim")
+def _queues(snap: Snapshot) -> Section:
     queues = sorted({q for _, q in snap.counts})
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("queue")
-    for state in STATE_ORDER:
-        table.add_column(state, justify="right", style=STATE_STYLE[state], min_width=len(state))
-    for queue in queues:
-        table.add_row(queue, *[str(snap.counts.get((s, queue), 0) or "") for s in STATE_ORDER])
+    rows: list[list[Any]] = [
+        [q, *[str(snap.counts.get((s, q), 0) or "") for s in STATE_ORDER]] for q in queues
+    ]
     if len(queues) > 1:
         totals = [sum(n for (s, _), n in snap.counts.items() if s == st) for st in STATE_ORDER]
-        table.add_row(Text("all", style="bold"), *[str(n or "") for n in totals])
-    return table
+        rows.insert(0, [Text("all", style="bold"), *[str(n or "") for n in totals]])
+    headers = ["queue", *STATE_ORDER]
+    right = tuple(STATE_ORDER)
+    summary = len(rows) - len(queues)
+    return Section("Queues", headers, rows, {"queue": 1}, len(rows), "no jobs", right, summary)
 
 
 def _throughput(snap: Snapshot) -> Text:
     total = sum(snap.ended.values())
-    text = Text(f"{total} finished in the last minute")
+    text = Text.assemble(("Throughput", "bold"), f"  {total} finished in the last minute")
     parts = [(s, snap.ended[s]) for s in STATE_ORDER if snap.ended.get(s)]
     if parts:
         text.append(": ")
@@ -136,91 +146,125 @@ def _throughput(snap: Snapshot) -> Text:
     return text
 
 
-def _running(snap: Snapshot) -> RenderableType:
-    if not snap.running:
-        return Text("none", style="dim")
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("id", "task", "queue", "attempt", "elapsed", "progress"):
-        table.add_column(col)
+def _running(snap: Snapshot) -> Section:
+    rows = []
     for job in snap.running:
         elapsed = snap.now - job.started_at if job.started_at else 0.0
-        table.add_row(
-            str(job.id),
-            short(job.label, 40),
-            job.queue,
-            f"{job.attempts}/{job.max_attempts}",
-            format_duration(max(0.0, elapsed)),
-            progress_text(job) if job.progress is not None else Text("-", style="dim"),
+        rows.append(
+            [
+                str(job.id),
+                short(job.label),
+                job.queue,
+                f"{job.attempts}/{job.max_attempts}",
+                format_duration(max(0.0, elapsed)),
+                progress_text(job) if job.progress is not None else Text("-", style="dim"),
+            ]
         )
-    return table
+    total = sum(n for (s, _), n in snap.counts.items() if s == "running")
+    headers = ["id", "task", "queue", "tries", "elapsed", "progress"]
+    flex = {"task": 3, "queue": 1, "progress": 2}
+    return Section("Running", headers, rows, flex, max(total, len(rows)))
 
 
-def _failures(snap: Snapshot) -> RenderableType:
-    if not snap.failures:
-        return Text("none", style="dim")
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("id", "state", "task", "attempts", "when", "last attempt", "cause"):
-        table.add_column(col)
-    for job, outcome in snap.failures:
-        table.add_row(
+def _failures(snap: Snapshot) -> Section:
+    rows = [
+        [
             str(job.id),
             state_text(job.state),
-            short(job.label, 30),
+            short(job.label),
             f"{job.attempts}/{job.max_attempts}",
             ago(job.finished_at or job.run_at),
             outcome or "-",
-            Text(short(job.error, 60), style="red"),
-        )
-    return table
+            Text(short(job.error), style="red"),
+        ]
+        for job, outcome in snap.failures
+    ]
+    headers = ["id", "state", "task", "tries", "when", "last attempt", "cause"]
+    return Section("Recent failures", headers, rows, {"task": 1, "cause": 2}, len(rows))
 
 
-def _schedules(snap: Snapshot) -> RenderableType:
-    if not snap.schedules:
-        return Text("no [[schedules]] in the config", style="dim")
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("name", "when", "next fire (UTC)", "in"):
-        table.add_column(col)
+def _schedules(snap: Snapshot) -> Section:
+    rows: list[list[Any]] = []
     for name, expression, when, paused in snap.schedules:
         if paused:
-            table.add_row(name, expression, Text("paused", style="yellow"), "")
+            rows.append([name, expression, Text("paused", style="yellow"), ""])
         else:
             left = "-" if when is None else format_duration(max(0.0, when - snap.now))
-            table.add_row(name, expression, iso(when) or "never", left)
-    return table
+            rows.append(
+                [name, expression, "never" if when is None else when_short(when, snap.now), left]
+            )
+    headers = ["name", "when", "next fire", "in"]
+    total = max(snap.schedules_total, len(rows))
+    flex = {"name": 1, "when": 1}
+    return Section("Next schedules", headers, rows, flex, total, "no [[schedules]] in the config")
 
 
-def frame(snap: Snapshot, db_path: str, live: bool) -> RenderableType:
-    running_total = sum(n for (s, _), n in snap.counts.items() if s == "running")
+def _budget(sections: list[Section], lines: int) -> list[int]:
+    """Rows each section may show in `lines`, shared out one at a time so that a long
+    section cannot push the others off the screen."""
+    shown = [0] * len(sections)
+    while lines > 0:
+        wanting = [i for i, sec in enumerate(sections) if shown[i] < len(sec.rows)]
+        if not wanting:
+            break
+        for i in wanting[:lines]:
+            shown[i] += 1
+            lines -= 1
+    return shown
+
+
+def frame(
+    snap: Snapshot, db_path: str, live: bool, width: int | None = None, height: int | None = None
+) -> RenderableType:
+    """One view. On a terminal it fits `width` x `height` (80 x 24 and up): every section
+    keeps its title and header, and shares the lines left; piped, everything is shown."""
     if snap.daemons_alive:
-        daemons = Text(f"{snap.daemons_alive} daemon(s), {snap.workers} workers", style="green")
+        daemons = Text(
+            f"{plural(snap.daemons_alive, 'daemon')}, {plural(snap.workers, 'worker')}",
+            style="green",
+        )
     else:
         daemons = Text("no daemon running", style="yellow")
     header = Text.assemble(
         ("jobrunner top", "bold"),
-        f"  {db_path}  {iso(snap.now)}  ",
+        f"  {when_short(snap.now, snap.now)}  ",
         daemons,
-        ("   q quits" if live else "", "dim"),
+        ("  q quits" if live else "", "dim"),
+        f"  {db_path}",
+        no_wrap=True,
+        overflow="ellipsis",
     )
-    more = running_total - len(snap.running)
-    parts: list[RenderableType] = [
+    sections = [_queues(snap), _running(snap), _failures(snap), _schedules(snap)]
+    head: list[RenderableType] = [
         header,
-        *[Text(f"warning: {w}", style="yellow") for w in snap.warnings],
-        Text(""),
-        _title("Queues"),
-        _queues(snap),
-        _title("Throughput"),
+        *[
+            Text(f"warning: {w}", style="yellow", no_wrap=True, overflow="ellipsis")
+            for w in snap.warnings
+        ],
         _throughput(snap),
-        Text(""),
-        _title(
-            f"Running ({running_total})"
-            + (f", longest {len(snap.running)} shown" if more > 0 else "")
-        ),
-        _running(snap),
-        _title("Recent failures"),
-        _failures(snap),
-        _title("Next schedules"),
-        _schedules(snap),
     ]
+    if height is None:
+        shown = [len(sec.rows) for sec in sections]
+    else:  # each section: its title, and its header and rule (or one line saying "none")
+        fixed = len(head) + sum(1 + (2 if sec.rows else 1) for sec in sections)
+        shown = _budget(sections, height - fixed)
+    parts = list(head)
+    for sec, n in zip(sections, shown, strict=True):
+        hidden = sec.total - n
+        if sec.title == "Running":  # how many run, and which of them are shown
+            title = f"Running ({sec.total})" + (f", longest {n} shown" if hidden > 0 else "")
+        else:
+            counts = (n - sec.summary, sec.total - sec.summary)
+            title = sec.title + (" ({} of {})".format(*counts) if hidden > 0 else "")
+        parts.append(Text(title, style="bold", no_wrap=True, overflow="ellipsis"))
+        if not sec.rows:
+            parts.append(Text(sec.empty, style="dim"))
+            continue
+        table = fitted(None, sec.headers, sec.rows[:n], sec.flex, width, sec.right)
+        if sec.title == "Queues":
+            for column in table.columns[1:]:
+                column.style = STATE_STYLE[str(column.header)]
+        parts.append(table)
     return Group(*parts)
 
 
@@ -284,7 +328,9 @@ def run(store: Any, config: Any, db_path: str, interval: float, once: bool = Fal
         seq = store.events_last_seq()
         if last["snap"] is None or seq != last["seq"] or now - last["at"] >= REGATHER:
             last.update(seq=seq, at=now, snap=gather(store, config, fires, now))
-        return frame(last["snap"], db_path, live)
+        if not live:  # piped, or --once: everything, nothing cut
+            return frame(last["snap"], db_path, live)
+        return frame(last["snap"], db_path, live, console.width, console.height)
 
     if once:
         console.print(view(False))

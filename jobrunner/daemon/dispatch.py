@@ -83,7 +83,7 @@ class Dispatch:
                 self.events.emit(
                     "claim",
                     count=len(jobs),
-                    jobs=",".join(f"{j.id}/{j.attempts}" for j in jobs),
+                    jobs=[{"id": j.id, "attempt": j.attempts} for j in jobs],
                 )
             if len(jobs) == want:
                 self.check_db = True  # there may be more

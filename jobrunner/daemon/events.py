@@ -1,6 +1,8 @@
 """The daemon's log: one line per event, as text or JSON lines, written in batches.
 
-Events carry fields (job, attempt, outcome, duration, ...). At thousands of jobs a
+Events carry fields (job, attempt, outcome, duration, ...): in JSON as they are (numbers,
+booleans, lists of objects); in text as key=value, a list of objects as `7/1,8/1` (each
+object's values joined by `/`). At thousands of jobs a
 second, a write per line would cost the supervisor a syscall per job, so lines are
 buffered and written once per loop iteration. Messages from the `logging` module
 (jobrunner.daemon, jobrunner.scheduler) go through the same formatter.
@@ -64,6 +66,10 @@ class EventLog:
                 text = str(value)
             elif kind is float:
                 text = f"{value:.6g}"
+            elif kind is bool:
+                text = "true" if value else "false"
+            elif kind is list:  # claimed jobs: [{"id": 7, "attempt": 1}, ...] -> 7/1,...
+                text = ",".join("/".join(map(str, item.values())) for item in value)
             else:
                 text = str(value)
                 if _needs_quotes(text):

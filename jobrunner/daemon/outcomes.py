@@ -188,6 +188,8 @@ def log_end(events: EventLog, end: AttemptEnd) -> None:
         ts=end.finished_at,
         job=end.job_id,
         attempt=end.attempt,
+        # not counted (interrupted, not started): the job runs this attempt number again
+        counted=None if end.counted else False,
         outcome=end.outcome.value,
         duration=None if took is None else round(took, 6),
         retry_in=None if end.run_at is None else round(end.run_at - end.finished_at, 3),

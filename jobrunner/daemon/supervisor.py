@@ -153,9 +153,10 @@ class Supervisor:
         for w in self.workers.values():
             self.poller.register(w.from_fd, select.POLLIN)
         log.info(
-            "daemon %s ready: %d workers, queues %s, database %s, %s",
+            "daemon %s ready: %d worker%s, queues %s, database %s, %s",
             self.id,
             self.opts.workers,
+            "" if self.opts.workers == 1 else "s",
             ",".join(self.opts.queues or ["*"]),
             self.db_path,
             self.contain.describe(),

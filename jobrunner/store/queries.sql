@@ -142,10 +142,34 @@ FROM attempts WHERE job_id = ? ORDER BY rowid
 SELECT state, queue, count(*) FROM jobs GROUP BY state, queue
 
 -- name: job_list
+-- Every state: the primary key walked newest first, stopping at the limit.
+-- ?1 queue, ?2 task (the function, or a [tasks.NAME]), ?3 limit; NULL: any.
 SELECT {job_columns} FROM jobs
-WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR queue = ?2)
+WHERE (?1 IS NULL OR queue = ?1)
+  AND (?2 IS NULL OR task = ?2 OR json_extract(options, '$.task_name') = ?2)
 ORDER BY id DESC
 LIMIT ?3
+
+-- name: job_list_in_states
+-- {{ids}}: one job_list_ids_in_state per state asked for, joined by UNION ALL.
+SELECT {job_columns} FROM jobs
+WHERE id IN ({{ids}})
+ORDER BY id DESC
+LIMIT ?3
+
+-- name: job_list_ids_in_state
+-- One state's newest ids, read from the partial index that holds that state (never a
+-- walk of the whole table): {{index}} and {{condition}} come from
+-- sqlite_sql.LIST_INDEXES; the condition repeats the index's own, which SQLite needs
+-- to use it.
+SELECT id FROM (
+    SELECT id FROM jobs INDEXED BY {{index}}
+    WHERE {{condition}}
+      AND (?1 IS NULL OR queue = ?1)
+      AND (?2 IS NULL OR task = ?2 OR json_extract(options, '$.task_name') = ?2)
+    ORDER BY id DESC
+    LIMIT ?3
+)
 
 -- name: recent_failures
 SELECT {job_columns} FROM jobs

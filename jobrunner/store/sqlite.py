@@ -49,6 +49,7 @@ from jobrunner.store.sqlite_sql import (
     APPLICATION_ID,
     BUSY_TIMEOUT_MS,
     INSERT_CHUNK,
+    LIST_INDEXES,
     MIGRATIONS,
     QUEUED,
     SCHEDULED,
@@ -58,6 +59,7 @@ from jobrunner.store.sqlite_sql import (
     event_row,
     insert_many_sql,
     job_from_row,
+    job_list_sql,
     submitted_event,
 )
 from jobrunner.store.sqlite_tx import (
@@ -308,9 +310,25 @@ class SQLiteStore(SQLiteClaims):
         return job_from_row(rows[0]) if rows else None
 
     def job_list(
-        self, state: str | None = None, queue: str | None = None, limit: int = 50
+        self,
+        state: str | Sequence[str] | None = None,
+        queue: str | None = None,
+        limit: int = 50,
+        task: str | None = None,
     ) -> list[Job]:
-        return [job_from_row(r) for r in self.db.execute(Q["job_list"], (state, queue, limit))]
+        """The newest jobs in any of `state` (one state or several; None: every state),
+        in `queue`, of `task` (a function or a [tasks.NAME])."""
+        if state is None:
+            sql = Q["job_list"]
+        else:
+            states = (state,) if isinstance(state, str) else tuple(state)
+            unknown = [s for s in states if s not in LIST_INDEXES]
+            if unknown:
+                raise ValueError(f"not a job state: {unknown[0]!r}")
+            if not states:
+                return []
+            sql = job_list_sql(tuple(sorted(set(states))))
+        return [job_from_row(r) for r in self.db.execute(sql, (queue, task, limit))]
 
     def job_counts(self) -> dict[tuple[str, str], int]:
         return {(s, q): n for s, q, n in self.db.execute(Q["counts"])}

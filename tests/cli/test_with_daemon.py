@@ -130,6 +130,11 @@ def test_status_shows_the_running_daemon(live: Ran) -> None:
     assert [(d["alive"], d["workers"], d["queues"]) for d in data["daemons"]] == [
         (True, 2, ["default"])
     ]
+    (daemon,) = data["daemons"]
+    for key in ("started_at", "heartbeat_at", "lease_until"):  # UTC, and epoch seconds
+        assert ISO_UTC.match(daemon[key]), (key, daemon)
+        assert isinstance(daemon[f"{key}_epoch"], float), (key, daemon)
+    assert daemon["started_at"] <= daemon["heartbeat_at"] < daemon["lease_until"]
     assert data["counts"]["succeeded"] >= 3 and data["counts"]["dead"] == 2
     assert {j["id"] for j in data["recent_failures"]} == {live.dead, live.dead2}
     human = cli(live.workdir, live.db, "status")

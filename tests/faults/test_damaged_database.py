@@ -74,7 +74,8 @@ COMMANDS = {
     "status-id": ["status", str(JOBS)],
     "list": ["list"],
     "list-json": ["list", "--json"],
-    "dlq-list": ["dlq", "list"],
+    # (`dlq list` reads dead jobs only, from their index: with none, it never meets the damage)
+    "list-states": ["list", "--state", "dead,queued"],
     "dlq-show": ["dlq", "show", str(JOBS)],
     "dlq-retry": ["dlq", "retry", str(JOBS)],
     "submit": ["submit", "--no-check", "jtasks:record"],

@@ -931,6 +931,35 @@ def test_list_filters_by_state_and_queue_newest_first(store: Store) -> None:
     assert store.job_list(state="dead") == []
 
 
+def test_list_takes_several_states_and_a_task_newest_first(store: Store) -> None:
+    """`list --state A --state B --task T`: every state from its own index, merged newest
+    first; the task is the function or the [tasks.NAME] (a named command task too)."""
+    dead = make_dead(store).id
+    named = {"task_name": "thumbnail"}
+    queued, later, running, other, command = insert(
+        store,
+        job(),
+        job(run_at=NOW + 60),
+        job(priority=50, options=named),
+        job(task="app.tasks:other"),
+        job(task=None, command=["echo"], options=named),
+    )
+    claim_one(store, running)
+    assert [j.id for j in store.job_list(["queued", "dead"])] == [command, other, queued, dead]
+    assert [j.id for j in store.job_list(("scheduled", "running", "scheduled"))] == [
+        running,
+        later,
+    ]
+    assert [j.id for j in store.job_list(["queued", "dead"], limit=2)] == [command, other]
+    assert [j.id for j in store.job_list(task="app.tasks:other")] == [other]
+    assert [j.id for j in store.job_list(task="thumbnail")] == [command, running]
+    assert [j.id for j in store.job_list(["running"], task="thumbnail")] == [running]
+    assert [j.id for j in store.job_list(["queued"], queue="email", task="thumbnail")] == []
+    assert [j.id for j in store.job_list(task="app.tasks:work", limit=2)] == [running, later]
+    assert store.job_list([]) == []
+    assert store.job_list(["succeeded", "cancelled", "retrying"]) == []
+
+
 def test_recent_failures_are_dead_or_retrying_jobs_with_an_error(store: Store) -> None:
     older_dead = make_dead(store)
     (retry_id,) = insert(store, job(retries=3))

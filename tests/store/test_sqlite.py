@@ -25,6 +25,7 @@ from jobrunner.store.sqlite import (
     Q,
     SQLiteStore,
 )
+from jobrunner.store.sqlite_sql import LIST_INDEXES, job_list_sql
 
 NOW = 1_800_000_000.0
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "jobrunner" / "store" / "migrations"
@@ -357,3 +358,20 @@ def test_claim_reads_the_index_in_order_without_sorting_the_backlog(
     steps = plan(store, "claim_queued_anywhere", ('["email"]', 10))
     assert steps[0] == "SCAN jobs USING INDEX jobs_queued", steps
     assert not [s for s in steps if "TEMP B-TREE" in s], steps
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["fresh", "analyzed"])
+def test_list_by_state_reads_each_states_index(store: SQLiteStore, analyzed: bool) -> None:
+    """`list --state`: each state asked for is read from the partial index holding it,
+    never by walking the whole table."""
+    if analyzed:
+        fill(store)
+    indexes = {index for index, _ in LIST_INDEXES.values()}
+    every = tuple(sorted(LIST_INDEXES))
+    steps = [
+        row[3]
+        for row in store.db.execute("EXPLAIN QUERY PLAN " + job_list_sql(every), (None, None, 50))
+    ]
+    assert {i for i in indexes if any(f"INDEX {i}" in step for step in steps)} == indexes, steps
+    assert not [s for s in steps if re.fullmatch(r"SCAN jobs", s)], steps
+    assert len(store.job_list(every, limit=10_000)) == len(store.job_list(limit=10_000))
