@@ -347,6 +347,9 @@ class Client:
 
         if bool(job_ids) == all_dead:
             raise UsageError("retry: name job ids, or all_dead=True")
+        for i in job_ids:
+            if isinstance(i, bool) or not isinstance(i, int):
+                raise UsageError(f"retry: job ids are whole numbers, got {i!r}")
         retried = control.retry(self.store, None if all_dead else job_ids, clock.now())
         for i in job_ids:
             if i in retried.unknown:

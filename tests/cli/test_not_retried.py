@@ -64,4 +64,4 @@ def test_permanent_failures_are_not_retried(workdir: Path, db: Path, daemons: li
             return client.get(typo).state == "dead" and len(client.store.attempt_list(typo)) == 2
 
         wait_for(dead_again, what="the retried job to fail again")
-        assert client.get(typo).error.startswith("not retried: ")
+        assert (client.get(typo).error or "").startswith("not retried: ")

@@ -63,8 +63,8 @@ def test_durations_and_times_take_python_types(tmp_path: Path) -> None:
         ).job()
         local = dt.datetime(2099, 1, 2, 3, 4, 5)
         at_local = client.submit("os.path:join", ["a"], at=local, check=False).job()
-        at_iso = client.submit("os.path:join", ["a"], at="2099-01-02T03:04:05Z", check=False)
-        at_iso = at_iso.job()
+        iso = "2099-01-02T03:04:05Z"
+        at_iso = client.submit("os.path:join", ["a"], at=iso, check=False).job()
     assert delayed.state is State.SCHEDULED
     assert 290 < delayed.run_at - delayed.created_at < 310
     assert (delayed.timeout, delayed.backoff) == (600.0, 2.0)
@@ -193,5 +193,7 @@ def test_list_cancel_and_retry_as_the_cli_does(tmp_path: Path) -> None:
             client.retry(404)
         with pytest.raises(UsageError, match="all_dead=True"):
             client.retry()
+        with pytest.raises(UsageError, match=r"whole numbers, got \[1, 2\]"):
+            client.retry([1, 2])  # type: ignore[arg-type]
         assert client.retry(all_dead=True) == []
         assert client.get(later).state is State.SCHEDULED
