@@ -7,19 +7,33 @@ from collections.abc import Callable, Sequence
 from jobrunner import clock
 from jobrunner.config import Config, config_path, database_path, load_config
 from jobrunner.durations import MAX_DURATION, MAX_SIZE
-from jobrunner.errors import JobrunnerError, UsageError
+from jobrunner.errors import JobNotFound, JobrunnerError, UsageError
 from jobrunner.jsonutil import depth_error, dumps
 from jobrunner.lifecycle import FINAL, State
 from jobrunner.models import Job, JobInsert
 from jobrunner.ops import get_job, submit, submit_calls
 from jobrunner.store import open_store
-from jobrunner.taskref import Submission, build_job
+from jobrunner.taskref import Submission, TaskCheckFailed, build_job, check_task
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
+    import builtins  # `list` is also a method of Client
+    import datetime
     from typing import Any
 
+    from jobrunner.ops.control import Cancellation
     from jobrunner.store.base import Store
+
+    Duration = float | str | datetime.timedelta
+    When = float | str | datetime.datetime
+
+# how the Python API says to skip the task check (the CLI says --no-check)
+CHECK_HINT = "check=False submits it for a daemon with another environment"
+
+
+class KeyReusedWarning(UserWarning):
+    """A submit's idempotency key named a job submitted with other arguments: that job
+    was returned and nothing was written (JobHandle.created is False)."""
 
 
 class JobFailed(JobrunnerError):
@@ -72,9 +86,27 @@ class Client:
         **options: Any,
     ) -> JobHandle:
         """Submit one job; returns a handle. `options` are those of `prepare` (command,
-        queue, priority, delay, at, retries, backoff, timeout, key, limits, check). With
-        `key`, a second submit returns the first job."""
-        return JobHandle(self, self.insert([self.prepare(task, args, kwargs, **options)])[0])
+        queue, priority, delay, at, retries, backoff, timeout, key, limits, check).
+
+        With `key`, a second submit returns the first job, and writes nothing: the
+        handle's `created` is False, and a KeyReusedWarning says so when this call's
+        task or arguments differ from that job's."""
+        job = self.prepare(task, args, kwargs, **options)
+        result = submit(self.store, [job], clock.now())[0]
+        if not result.created:
+            from jobrunner.ops.idempotency import other_call
+
+            existing = other_call(self.store, job, result.id)
+            if existing is not None:
+                import warnings
+
+                warnings.warn(
+                    f"key {job.key!r} already names job {existing.id}, submitted with other "
+                    f"arguments; returned job {existing.id} and wrote nothing",
+                    KeyReusedWarning,
+                    stacklevel=2,
+                )
+        return JobHandle(self, result.id, created=result.created)
 
     def prepare(
         self,
@@ -85,20 +117,87 @@ class Client:
         command: Sequence[str] | None = None,
         queue: str | None = None,
         priority: int | None = None,
-        delay: float | None = None,
-        at: float | None = None,
+        delay: Duration | None = None,
+        at: When | None = None,
         retries: int | None = None,
-        backoff: float | None = None,
-        timeout: float | None = None,
+        backoff: Duration | None = None,
+        timeout: Duration | None = None,
         key: str | None = None,
-        memory_limit: int | None = None,
-        cpu_limit: float | None = None,
+        memory_limit: int | str | None = None,
+        cpu_limit: Duration | None = None,
         nice: int | None = None,
         check: bool = True,
     ) -> JobInsert:
-        """Validate one job without writing it, for `insert` in bulk."""
+        """Validate one job without writing it, for `insert` in bulk.
+
+        Durations (`delay`, `backoff`, `timeout`, `cpu_limit`) are seconds, a
+        `datetime.timedelta` or text like "10m"; `at` is a Unix time, a `datetime` (naive:
+        local time) or ISO 8601 text; `memory_limit` bytes or text like "512MB".
+        `check`: refuse a task whose module or function cannot be found from here, or
+        whose parameters the call does not fit (read from its source, never imported)."""
+        return self._prepare(
+            task,
+            args,
+            kwargs,
+            command=command,
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            at=at,
+            retries=retries,
+            backoff=backoff,
+            timeout=timeout,
+            key=key,
+            memory_limit=memory_limit,
+            cpu_limit=cpu_limit,
+            nice=nice,
+            check=check,
+        )
+
+    def _prepare(
+        self,
+        task: str | Callable[..., Any] | None,
+        args: Sequence[Any],
+        kwargs: dict[str, Any] | None,
+        *,
+        command: Sequence[str] | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: Duration | None = None,
+        at: When | None = None,
+        retries: int | None = None,
+        backoff: Duration | None = None,
+        timeout: Duration | None = None,
+        key: str | None = None,
+        memory_limit: int | str | None = None,
+        cpu_limit: Duration | None = None,
+        nice: int | None = None,
+        check: bool = True,
+        check_args: bool = True,
+    ) -> JobInsert:
         if callable(task):
-            task = task_reference(task)
+            fn = task
+            task = task_reference(fn)
+            if check and check_args:
+                check_signature(fn, args, kwargs or {})
+            check = False  # it is here: its module is found, and it has that name
+        delay, backoff, timeout, cpu_limit = (
+            seconds(name, value)
+            for name, value in (
+                ("delay", delay),
+                ("backoff", backoff),
+                ("timeout", timeout),
+                ("cpu_limit", cpu_limit),
+            )
+        )
+        at = timestamp(at)
+        memory_limit = _size("memory_limit", memory_limit)
+        for name, number in (("priority", priority), ("retries", retries), ("nice", nice)):
+            if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
+                raise UsageError(f"{name}: expected a whole number, got {number!r}")
+        for name, text in (("queue", queue), ("key", key)):
+            if text is not None and (not isinstance(text, str) or not text):
+                raise UsageError(f"{name}: expected a non-empty string, got {text!r}")
         if delay is not None and at is not None:
             raise UsageError("give delay or at, not both")
         run_at = at if at is not None else (clock.now() + delay if delay else None)
@@ -148,9 +247,17 @@ class Client:
             key,
             limits or None,
         )
-        return build_job(
-            task, list(command) if command is not None else None, sub, self.config, check=check
-        )
+        try:
+            return build_job(
+                task,
+                list(command) if command is not None else None,
+                sub,
+                self.config,
+                check=check,
+                check_args=check_args,
+            )
+        except TaskCheckFailed as exc:
+            raise TaskCheckFailed(exc.reason, CHECK_HINT) from None
 
     def submit_many(
         self,
@@ -166,11 +273,14 @@ class Client:
         priority, retries, backoff, timeout, delay, at). Returns the ids in order."""
         if options.get("key") is not None:
             raise UsageError("submit_many takes no key: give each job its own with insert()")
-        template = self.prepare(task, (), None, command=command, **options)
+        template = self._prepare(task, (), None, command=command, check_args=False, **options)
+        fits = _call_check(task, template, self.config) if options.get("check", True) else None
         encoded = []
         for args in calls:
             if not isinstance(args, list | tuple):
                 raise UsageError(f"submit_many: each call is a list of args, got {args!r}")
+            if fits is not None:
+                fits(args)
             encoded.append(_encode_json("args", args))
         return submit_calls(self.store, template, encoded, clock.now())
 
@@ -185,14 +295,68 @@ class Client:
         """The job as it is now; JobNotFound if there is none."""
         return get_job(self.store, job_id)
 
-    def wait(self, job_id: int, timeout: float | None = None) -> Job:
+    def wait(self, job_id: int, timeout: Duration | None = None) -> Job:
         """The job once it has ended; TimeoutError if `timeout` passes first."""
         from jobrunner.ops.waiting import wait_for_end
 
-        job = wait_for_end(self.store, job_id, timeout)
+        limit = seconds("timeout", timeout)
+        job = wait_for_end(self.store, job_id, limit)
         if job.state not in FINAL:
-            raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s")
+            raise TimeoutError(f"job {job_id} still {job.state} after {limit or 0:g}s")
         return job
+
+    def list(
+        self, state: State | str | None = None, queue: str | None = None, limit: int = 50
+    ) -> list[Job]:
+        """Jobs, newest first, as `jobrunner list`: of one state and queue if given."""
+        if state is not None and state not in State.__members__.values():
+            known = ", ".join(s.value for s in State)
+            raise UsageError(f"state: {state!r} is not one of {known}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise UsageError(f"limit: expected a whole number >= 1, got {limit!r}")
+        return self.store.job_list(None if state is None else str(state), queue, limit)
+
+    # -- controlling ----------------------------------------------------------------------
+
+    def cancel(self, job_id: int, wait: bool = True) -> Cancellation:
+        """Cancel a job, as `jobrunner cancel`: one waiting is cancelled at once; for one
+        running, its daemon is told to kill it, and with `wait` this returns once it has
+        (or the kill grace has passed). The result says which (`outcome`: cancelled,
+        requested, already_ended) and the job's `state` after the call. An ended job is
+        left as it is (outcome already_ended), not an error. JobNotFound if there is none."""
+        from jobrunner.ops import control
+
+        done = control.cancel(self.store, job_id, clock.now())
+        if done.outcome is control.CancelOutcome.REQUESTED and wait:
+            from jobrunner.ops.waiting import wait_for_stop
+
+            state = wait_for_stop(self.store, self.config, job_id).state
+            if state is State.CANCELLED:
+                return control.Cancellation(control.CancelOutcome.CANCELLED, state)
+            if state in FINAL:  # it ended on its own before the kill
+                return control.Cancellation(control.CancelOutcome.ALREADY_ENDED, state)
+        return done
+
+    def retry(self, *job_ids: int, all_dead: bool = False) -> builtins.list[int]:
+        """Give dead jobs a fresh round of attempts, as `jobrunner dlq retry`: the jobs
+        named, or with `all_dead` every dead job except those that failed for good (not
+        retried: their task cannot run as named; name them to retry them). Returns the
+        ids queued again. A job named that is unknown (JobNotFound) or not dead
+        (UsageError) moves nothing."""
+        from jobrunner.ops import control
+
+        if bool(job_ids) == all_dead:
+            raise UsageError("retry: name job ids, or all_dead=True")
+        for i in job_ids:
+            if isinstance(i, bool) or not isinstance(i, int):
+                raise UsageError(f"retry: job ids are whole numbers, got {i!r}")
+        retried = control.retry(self.store, None if all_dead else job_ids, clock.now())
+        for i in job_ids:
+            if i in retried.unknown:
+                raise JobNotFound(f"no job with id {i}")
+            if i in retried.not_dead:
+                raise UsageError(f"job {i} is {retried.not_dead[i]}, not in the dead-letter queue")
+        return retried.moved
 
 
 def _check_json(name: str, value: Any) -> None:
@@ -227,10 +391,109 @@ def _check_text(name: str, text: str) -> None:
         ) from None
 
 
+def seconds(name: str, value: Duration | None) -> float | None:
+    """A duration option as seconds: a number, a `timedelta` or text like "10m"."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, str):
+        from jobrunner.durations import parse_duration
+
+        return parse_duration(value, where=name)
+    import datetime as dt
+
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    raise UsageError(
+        f"{name}: expected seconds, a datetime.timedelta or a duration like '5m', got {value!r}"
+    )
+
+
+def timestamp(value: When | None, where: str = "at") -> float | None:
+    """`at` as a Unix time: a number, a `datetime` (naive: local time, as `at(1)` reads
+    it) or ISO 8601 text."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    import datetime as dt
+
+    if isinstance(value, str):
+        try:
+            when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"{where}: {value!r} is not an ISO 8601 time") from None
+    elif isinstance(value, dt.datetime):
+        when = value
+    else:
+        raise UsageError(
+            f"{where}: expected a Unix time, a datetime.datetime or ISO 8601 text, got {value!r}"
+        )
+    try:
+        if when.tzinfo is None:
+            when = when.astimezone()  # local time
+        ts = when.timestamp()
+        when.astimezone(dt.UTC)  # shown in UTC: must stay within years 1..9999 there
+    except (OverflowError, ValueError):
+        raise UsageError(f"{where}: {value!r} is out of range (years 1 to 9999 in UTC)") from None
+    return ts
+
+
+def _size(name: str, value: int | str | None) -> int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, str):
+        from jobrunner.durations import parse_size
+
+        return parse_size(value, where=name)
+    raise UsageError(f"{name}: expected bytes or a size like '512MB', got {value!r}")
+
+
+def check_signature(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> None:
+    """TaskCheckFailed when `fn(*args, **kwargs)` does not fit `fn`'s parameters: the
+    job would fail every attempt."""
+    import inspect
+
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # no signature to read (some builtins): let through
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        name = getattr(fn, "__name__", repr(fn))
+        raise TaskCheckFailed(f"{name}(): {exc}") from None
+
+
+def _call_check(
+    task: str | Callable[..., Any] | None, template: JobInsert, config: Config
+) -> Callable[[Sequence[Any]], None] | None:
+    """For submit_many: what checks each call's args against the task's parameters."""
+    if callable(task):
+        fn = task
+        return lambda args: check_signature(fn, args, {})
+    function = template.task
+    if function is None or template.options.get("task_name"):
+        return None  # a command, or a [tasks.NAME] (the daemon's config: not checked)
+
+    from jobrunner.config import import_folders
+
+    folders = import_folders(config)
+
+    def fits(args: Sequence[Any]) -> None:
+        try:
+            check_task(function, args, {}, folders)
+        except TaskCheckFailed as exc:
+            raise TaskCheckFailed(exc.reason, CHECK_HINT) from None
+
+    return fits
+
+
 class JobHandle:
-    def __init__(self, client: Client, job_id: int) -> None:
+    """A submitted job. `created` is False when an idempotency key matched a job
+    submitted before: this handle is that job."""
+
+    def __init__(self, client: Client, job_id: int, created: bool = True) -> None:
         self.client = client
         self.id = job_id
+        self.created = created
 
     def __repr__(self) -> str:
         return f"JobHandle(id={self.id})"
@@ -241,12 +504,16 @@ class JobHandle:
     def job(self) -> Job:
         return self.client.get(self.id)
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: Duration | None = None) -> Any:
         """The job's return value once it succeeds; JobFailed if it ends otherwise."""
         job = self.client.wait(self.id, timeout)
         if job.state is not State.SUCCEEDED:
             raise JobFailed(job)
         return job.result
+
+    def cancel(self, wait: bool = True) -> Cancellation:
+        """`Client.cancel` of this job."""
+        return self.client.cancel(self.id, wait)
 
 
 def task_reference(fn: Callable[..., Any]) -> str:

@@ -13,6 +13,7 @@ from jobrunner.record import Record
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 
@@ -31,28 +32,56 @@ class Submission(Record):
     limits: dict[str, Any] | None = None  # memory_limit (bytes), cpu_limit (s), nice
 
 
-@functools.lru_cache(maxsize=256)
-def module_findable(module: str, search: tuple[str, ...] | None = None) -> bool:
-    """Whether `module` can be found on the path without importing anything.
+class TaskCheckFailed(UsageError):
+    """The task cannot be run as named, as far as this process can see: its module is not
+    found, it has no such function, or the call does not fit the function's parameters.
+    `reason` says which; each interface adds how to skip the check (the daemon may run in
+    another environment), in its own terms."""
 
-    importlib.util.find_spec would import the parent packages; this only looks at
-    files, so a submitter never runs application code.
-    """
-    parts = module.split(".")
-    paths = search if search is not None else [os.getcwd(), *sys.path[1:]]
-    for base in paths:
-        if not base or not os.path.isdir(base):
-            continue
-        folder = os.path.join(base, *parts[:-1])
-        last = os.path.join(folder, parts[-1])
-        if os.path.isfile(last + ".py") or os.path.isdir(last):
-            return True
-        if os.path.isdir(folder) and any(
-            name.startswith(parts[-1] + ".") and name.endswith((".so", ".pyd", ".pyc"))
-            for name in os.listdir(folder)
-        ):
-            return True
-    return module in sys.builtin_module_names
+    def __init__(self, reason: str, hint: str | None = None) -> None:
+        super().__init__(f"{reason} ({hint})" if hint else reason)
+        self.reason = reason
+
+
+@functools.lru_cache(maxsize=256)
+def find_module(module: str, search: tuple[str, ...]) -> str | bool:
+    """`tasksource.module_source`, cached: the path of `module`'s source, True when found
+    without a source to read, False when not found. Only files are looked at:
+    importlib.util.find_spec would import the parent packages, and a submitter never
+    runs application code."""
+    from jobrunner.tasksource import module_source
+
+    return module_source(module, search)
+
+
+def check_task(
+    function: str,
+    args: Sequence[Any] | None,
+    kwargs: dict[str, Any] | None,
+    folders: Sequence[str] | None = None,
+) -> None:
+    """TaskCheckFailed unless `function` (module:attr) can be found from here and, when
+    `args` is given, the call fits its parameters, as far as its source says
+    (jobrunner/tasksource.py). Never imports the module. `folders`: where the daemon
+    looks before sys.path (config.import_folders; the working directory by default)."""
+    module, _, attr = function.partition(":")
+    folders = list(folders) if folders is not None else [os.getcwd()]
+    # The search path is part of the cache key: an answer for another directory (or
+    # sys.path) would be stale.
+    found = find_module(module, (*folders, *sys.path[1:]))
+    if found is False:
+        raise TaskCheckFailed(
+            f"task {function}: module {module!r} not found from {', '.join(folders)}"
+        )
+    if found is True:
+        return
+    from jobrunner.tasksource import check_call
+
+    problem = check_call(
+        found, module, attr, None if args is None else len(args), list(kwargs or ())
+    )
+    if problem is not None:
+        raise TaskCheckFailed(f"task {function}: {problem}")
 
 
 def build_job(
@@ -62,16 +91,20 @@ def build_job(
     config: Config,
     *,
     check: bool = True,
+    check_args: bool = True,
 ) -> JobInsert:
-    """A JobInsert for TASK (module:function or a [tasks.NAME]) or a command argv."""
+    """A JobInsert for TASK (module:function or a [tasks.NAME]) or a command argv.
+
+    `check`: refuse a module:function that cannot be found from here (check_task);
+    `check_args`: and a call (`sub.args`, `sub.kwargs`) that does not fit it."""
     options: dict[str, Any] = {}
     queue, priority, retries, backoff, timeout = "default", 0, 3, 1.0, None
     function = None
     if command is not None:
         if not command:
-            raise UsageError("--cmd needs a program after --")
+            raise UsageError("command: empty; it needs a program to run")
     elif task is None:
-        raise UsageError("name a TASK (package.module:function or a [tasks.NAME]) or use --cmd")
+        raise UsageError("name a task (package.module:function or a [tasks.NAME]) or a command")
     elif task in config.tasks:
         named = config.tasks[task]
         function, command = named.function, named.command
@@ -86,15 +119,7 @@ def build_job(
     elif FUNCTION_REF.match(task):
         function = task
         if check:
-            module = task.partition(":")[0]
-            # The search path is part of the cache key: a cached answer for another
-            # directory (or sys.path) would be stale.
-            folders = import_folders(config)  # where the daemon will look first
-            if not module_findable(module, (*folders, *sys.path[1:])):
-                raise UsageError(
-                    f"task {task}: module {module!r} not found from {', '.join(folders)} "
-                    "(use --no-check to submit for a daemon with another environment)"
-                )
+            check_task(task, sub.args if check_args else None, sub.kwargs, import_folders(config))
     else:
         known = ", ".join(sorted(config.tasks)) or "none configured"
         raise UsageError(

@@ -79,6 +79,11 @@ def dlq_retry(ctx: Any, args: argparse.Namespace) -> int:
         if i in retried.not_dead:
             raise UsageError(f"job {i} is {retried.not_dead[i]}, not in the dead-letter queue")
     sys.stdout.write("".join(f"{i}\n" for i in retried.moved))  # the ids queued again
+    if retried.kept:
+        sys.stderr.write(
+            f"jobrunner: {retried.kept} dead job(s) left: they failed for good (not retried); "
+            "retry them by id once their code is fixed\n"
+        )
     return 0
 
 

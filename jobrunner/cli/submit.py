@@ -66,23 +66,6 @@ def _json(text: str, what: str, kind: type, where: str) -> Any:
     return value
 
 
-def parse_at(text: str, where: str = "--at") -> float:
-    import datetime as dt
-
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{where}: {text!r} is not an ISO 8601 time") from None
-    try:
-        if when.tzinfo is None:
-            when = when.astimezone()  # local time, as `at` reads it
-        ts = when.timestamp()
-        when.astimezone(dt.UTC)  # shown in UTC: must stay within years 1..9999 there
-    except (OverflowError, ValueError):
-        raise UsageError(f"{where}: {text!r} is out of range (years 1 to 9999 in UTC)") from None
-    return ts
-
-
 def _options(values: dict[str, Any], where: str) -> dict[str, Any]:
     """Checked keyword options for Client.prepare from CLI flags or a JSON line."""
     from jobrunner.durations import parse_duration
@@ -112,27 +95,34 @@ def _options(values: dict[str, Any], where: str) -> dict[str, Any]:
     if values.get("at") is not None:
         if not isinstance(values["at"], str):
             raise UsageError(f"{where}at: expected an ISO 8601 string")
-        out["at"] = parse_at(values["at"], where=f"{where}at")
+        from jobrunner.client import timestamp
+
+        out["at"] = timestamp(values["at"], where=f"{where}at")
     return out
+
+
+NO_CHECK_HINT = "use --no-check to submit for a daemon with another environment"
 
 
 def run(ctx: Any, args: argparse.Namespace) -> int:
     from jobrunner.client import Client
+    from jobrunner.ops import submit
+    from jobrunner.taskref import TaskCheckFailed
 
     client = Client(args.db, ctx.config)
     if args.file:
         if args.target or args.cmd:
             raise UsageError("--file takes no TASK or --cmd; each line names its own")
-        jobs = _read_file(client, args.file, check=not args.no_check)
-        from jobrunner.ops import submit
-
+        jobs, lines = _read_file(client, args.file, check=not args.no_check)
         results = submit(client.store, jobs, _now()) if jobs else []
+        name = "<stdin>" if args.file == "-" else args.file
+        _warn_key_reuse(client.store, jobs, results, name, lines)
         client.close()
         if args.json:  # one {id, created} a line, as for a single job
-            lines = (json.dumps({"id": r.id, "created": r.created}) for r in results)
+            out = (json.dumps({"id": r.id, "created": r.created}) for r in results)
         else:
-            lines = (str(r.id) for r in results)
-        sys.stdout.write("".join(f"{line}\n" for line in lines))
+            out = (str(r.id) for r in results)
+        sys.stdout.write("".join(f"{line}\n" for line in out))
         return 0
     flags = {
         k: getattr(args, k)
@@ -160,12 +150,14 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
     else:
         if len(args.target) != 1:
             raise UsageError("name one TASK (or use --cmd -- PROGRAM ARG...)")
-        job = client.prepare(
-            args.target[0], job_args, job_kwargs, check=not args.no_check, **options
-        )
-    from jobrunner.ops import submit
-
+        try:
+            job = client.prepare(
+                args.target[0], job_args, job_kwargs, check=not args.no_check, **options
+            )
+        except TaskCheckFailed as exc:
+            raise UsageError(f"{exc.reason} ({NO_CHECK_HINT})") from None
     result = submit(client.store, [job], _now())[0]
+    _warn_key_reuse(client.store, [job], [result])
     client.close()
     if args.json:
         sys.stdout.write(json.dumps({"id": result.id, "created": result.created}) + "\n")
@@ -178,6 +170,25 @@ def _now() -> float:
     from jobrunner import clock
 
     return clock.now()
+
+
+def _warn_key_reuse(
+    store: Any, jobs: list[Any], results: list[Any], name: str = "", lines: list[int] | None = None
+) -> None:
+    """A key that matched a job submitted with other arguments returns that job (the
+    point of a key); say so on stderr, since this call's arguments were not stored."""
+    if all(r.created for r in results):
+        return
+    from jobrunner.ops.idempotency import other_call
+
+    for index, (job, result) in enumerate(zip(jobs, results, strict=True)):
+        if result.created or other_call(store, job, result.id) is None:
+            continue
+        place = f"{name}:{lines[index]}: " if lines else ""
+        sys.stderr.write(
+            f"jobrunner: warning: {place}key {job.key!r} already names job {result.id}, "
+            "submitted with other arguments; printed its id and wrote nothing\n"
+        )
 
 
 LINE_KEYS = {
@@ -199,9 +210,10 @@ LINE_KEYS = {
 }
 
 
-def _read_file(client: Any, path: str, check: bool) -> list[Any]:
-    """Every line checked before anything is written: one bad line writes nothing.
-    A UTF-8 byte-order mark (as some Windows editors write) is skipped."""
+def _read_file(client: Any, path: str, check: bool) -> tuple[list[Any], list[int]]:
+    """The jobs, and the line each came from. Every line checked before anything is
+    written: one bad line writes nothing. A UTF-8 byte-order mark (as some Windows
+    editors write) is skipped."""
     name = "<stdin>" if path == "-" else path
     stdin = path == "-"
     try:
@@ -215,6 +227,7 @@ def _read_file(client: Any, path: str, check: bool) -> list[Any]:
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
     jobs = []
+    numbers = []
     from jobrunner.cli.bar import progress_bar
 
     size = None if stdin else os.fstat(stream.fileno()).st_size
@@ -228,6 +241,7 @@ def _read_file(client: Any, path: str, check: bool) -> list[Any]:
                     read = 0
                 if line.strip():
                     jobs.append(_parse_line(client, line, number, name, check))
+                    numbers.append(number)
     except UnicodeDecodeError:
         raise UsageError(f"{name}: not UTF-8 text") from None
     finally:
@@ -235,7 +249,7 @@ def _read_file(client: Any, path: str, check: bool) -> list[Any]:
             stream.close()
         elif isinstance(stream, io.TextIOWrapper) and stream is not sys.stdin:
             stream.detach()  # leave sys.stdin's buffer open
-    return jobs
+    return jobs, numbers
 
 
 def _parse_line(client: Any, line: str, number: int, name: str, check: bool) -> Any:
@@ -263,10 +277,14 @@ def _parse_line(client: Any, line: str, number: int, name: str, check: bool) -> 
         raise UsageError(f"{where}command: expected a non-empty array of strings")
     if (command is None) == (obj.get("task") is None):
         raise UsageError(f"{where}give exactly one of task or command")
+    from jobrunner.taskref import TaskCheckFailed
+
     try:
         return client.prepare(
             obj.get("task"), args, kwargs, command=command, check=check, **_options(obj, where)
         )
+    except TaskCheckFailed as exc:
+        raise UsageError(f"{where}{exc.reason} ({NO_CHECK_HINT})") from None
     except UsageError as exc:
         message = str(exc)
         raise UsageError(message if message.startswith(name) else where + message) from None

@@ -35,6 +35,7 @@ class RetryResult(Record):
     moved: list[int]  # queued again, each with a fresh round of attempts, in order
     not_dead: dict[int, State]  # named but not in the dead-letter queue: the state it had
     unknown: list[int]  # named but no such job
+    kept: int = 0  # every dead job asked for: how many stayed (they failed for good)
 
 
 class PruneResult(Record):
@@ -65,8 +66,10 @@ def cancel(store: Store, job_id: int, now: float) -> Cancellation:
 
 def retry(store: Store, job_ids: Sequence[int] | None, now: float) -> RetryResult:
     """`dlq retry`: give dead jobs a fresh round of attempts; their earlier attempts and
-    errors stay. `job_ids` None: every dead job. Jobs named are checked first, and if any
-    is unknown or not dead nothing is moved (the result says which)."""
+    errors stay. `job_ids` None: every dead job but those that failed for good (their
+    error begins "not retried: ": the task cannot run as named, which a retry changes
+    only once the code is fixed; they are retried when named). Jobs named are checked
+    first, and if any is unknown or not dead nothing is moved (the result says which)."""
     not_dead: dict[int, State] = {}
     unknown: list[int] = []
     for job_id in job_ids or ():
@@ -80,7 +83,10 @@ def retry(store: Store, job_ids: Sequence[int] | None, now: float) -> RetryResul
     moved = store.job_retry_dead(job_ids, now)
     if moved:
         wake_daemons(store)
-    return RetryResult(moved, {}, [])
+    kept = 0
+    if job_ids is None:
+        kept = sum(n for (state, _), n in store.job_counts().items() if state == State.DEAD)
+    return RetryResult(moved, {}, [], kept)
 
 
 def prune(

@@ -119,7 +119,9 @@ WHERE id = ? AND state = 'dead'
 RETURNING attempts
 
 -- name: dead_ids
+-- `dlq retry --all` leaves the jobs that failed for good (worker/failures.py NOT_RETRIED)
 SELECT id FROM jobs WHERE state = 'dead' AND state IN ('succeeded', 'dead', 'cancelled')
+  AND substr(coalesce(error, ''), 1, 13) != 'not retried: '
 ORDER BY id
 
 -- name: ended_delete

@@ -23,7 +23,15 @@ from collections.abc import Callable
 from typing import Any
 
 from jobrunner import clock
-from jobrunner.jsonutil import depth_error, dumps, storable, storable_json
+from jobrunner.jsonutil import storable
+from jobrunner.worker.failures import (
+    NOT_RETRIED,
+    NotRetryable,
+    call_does_not_fit,
+    describe,
+    message_of,
+    result_json,
+)
 from jobrunner.worker.output import finish_output, install_std_streams, tally, write_output
 from jobrunner.worker.protocol import (
     FrameReader,
@@ -40,7 +48,6 @@ from jobrunner.worker.usage import PROGRESS_EVERY, Limits, PeakRss, ProgressLine
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
-RESULT_MAX_BYTES = 1 << 20
 COMMAND_SUCCEEDED = '{"exit_code":0}'  # a command's result, as JSON text
 
 _libc: Any = None
@@ -269,6 +276,7 @@ class Worker:
         saved = _redirect(log_fd)
         cwd = spec.options.get("cwd")
         old_cwd = os.getcwd() if cwd else None
+        fn: Callable[..., Any] | None = None
         try:
             if cwd:
                 os.chdir(cwd)
@@ -277,9 +285,21 @@ class Worker:
             result = result_json(value)
             return JobDone(spec.id, spec.attempt, True, result, None, None, started, clock.now())
         except BaseException as exc:  # noqa: BLE001 - a job's failure is data, not a crash
-            error = _describe(exc)
-            tb = storable(traceback.format_exc())
-            retryable = not isinstance(exc, _NotRetryable)
+            tb: str | None = storable(traceback.format_exc())
+            if isinstance(exc, NotRetryable) or call_does_not_fit(exc, fn, spec):
+                # the task as named, or the call stored, cannot work: no retry can change it
+                error = storable(NOT_RETRIED + message_of(exc))
+                retryable = False
+                if isinstance(exc, NotRetryable):  # only the cause's traceback says more
+                    cause = exc.__cause__
+                    tb = (
+                        None
+                        if cause is None
+                        else storable("".join(traceback.format_exception(cause)))
+                    )
+            else:
+                error = describe(exc)
+                retryable = True
             return JobDone(
                 spec.id, spec.attempt, False, None, error, tb, started, clock.now(), retryable
             )
@@ -354,17 +374,27 @@ class Worker:
         return done
 
     def _resolve(self, ref: str) -> Callable[..., Any]:
+        """The function `ref` names. That it cannot be imported (its module, or one it
+        imports, is missing; a syntax error) or found is not retried: code is not
+        changed between attempts. An exception the module's own code raises while it is
+        imported (a database not reachable yet) is the job's failure, and retried."""
         fn = self.functions.get(ref)
         if fn is None:
             module_name, _, attr = ref.partition(":")
             if not module_name or not attr:
-                raise _NotRetryable(f"task {ref!r} is not of the form package.module:function")
-            obj: Any = importlib.import_module(module_name)
+                raise NotRetryable(f"task {ref!r} is not of the form package.module:function")
+            try:
+                obj: Any = importlib.import_module(module_name)
+            except (ImportError, SyntaxError) as exc:
+                raise NotRetryable(f"cannot import {module_name}: {describe(exc)}") from exc
             for part in attr.split("."):
-                obj = getattr(obj, part)
+                try:
+                    obj = getattr(obj, part)
+                except AttributeError as exc:
+                    raise NotRetryable(message_of(exc)) from None
             fn = getattr(obj, "__wrapped_task__", obj)
             if not callable(fn):
-                raise _NotRetryable(f"{ref} is not callable")
+                raise NotRetryable(f"{ref} is not callable")
             self.functions[ref] = fn
         return fn
 
@@ -461,10 +491,6 @@ def _drain(fd: int, feed: Callable[[bytes], None]) -> None:
         feed(chunk)
 
 
-class _NotRetryable(Exception):
-    """A failure that no retry can fix (the task reference itself is wrong)."""
-
-
 def _redirect(log_fd: int) -> tuple[int, int]:
     sys.stdout.flush()
     sys.stderr.flush()
@@ -496,48 +522,17 @@ def _left_children() -> bool:
     return True
 
 
-def result_json(value: Any) -> str | None:
-    """A job's return value as the JSON text stored (None for None), or an error.
-
-    The text, not the object, goes to the supervisor: an object of a class defined
-    inside the task passes the JSON check but cannot be pickled, and the supervisor
-    would encode it again anyway. Lone surrogates are escaped (jsonutil.storable)."""
-    if value is None:
-        return None
-    try:
-        text = dumps(value)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise _NotRetryable(f"result is not JSON-serializable: {storable(str(exc))}") from None
-    if len(text) > RESULT_MAX_BYTES:
-        raise _NotRetryable(
-            f"result is {len(text)} bytes of JSON, more than the {RESULT_MAX_BYTES} allowed"
-        )
-    problem = depth_error(text)
-    if problem is not None:
-        raise _NotRetryable(f"result is {problem}")
-    return storable_json(text)
-
-
 def _encode_done(done: JobDone) -> bytes:
     """The message for the supervisor. Everything in a JobDone is plain data, but should
     anything in it not pickle, the job fails saying so: a worker never dies of it."""
     try:
         return encode(done)
     except Exception as exc:  # noqa: BLE001
-        error = f"the attempt's outcome could not be sent to the daemon: {_describe(exc)}"
+        error = f"the attempt's outcome could not be sent to the daemon: {describe(exc)}"
         failed = JobDone(
             done.id, done.attempt, False, None, error, None, done.started_at, done.finished_at
         )
         return encode(failed)
-
-
-def _describe(exc: BaseException) -> str:
-    name = type(exc).__name__
-    try:
-        message = str(exc)
-    except Exception:  # noqa: BLE001 - a broken __str__ must not lose the failure
-        message = "(its message cannot be shown)"
-    return storable(f"{name}: {message}" if message else name)
 
 
 def worker_main(

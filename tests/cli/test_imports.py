@@ -14,7 +14,8 @@ import pytest
 from tests.cli.support import record
 from tests.helpers import PYTHON, env_for
 
-HEAVY = ("rich", "croniter", "jobrunner.daemon", "jobrunner.worker")
+# `ast` and `inspect` too: the task check reads the module's source with `_ast` alone
+HEAVY = ("rich", "croniter", "jobrunner.daemon", "jobrunner.worker", "ast", "inspect")
 
 PROBE = """\
 import json, sys

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.support import parse_iso, record, records, submit
+from tests.cli.support import assert_one_line_error, parse_iso, record, records, submit
 from tests.helpers import cli, env_for
 
 pytestmark = pytest.mark.usefixtures("tasks")
@@ -37,7 +37,12 @@ def test_same_key_returns_the_first_job_and_creates_nothing(workdir: Path, db: P
     other = cli(workdir, db, "submit", "tasks:ok", "--key", "order-8")
     assert first.json() == {"id": 1, "created": True}
     assert again.code == 0 and again.out == "1\n"
+    assert again.err == (  # other args: said, since they were not stored
+        "jobrunner: warning: key 'order-7' already names job 1, submitted with other "
+        "arguments; printed its id and wrote nothing\n"
+    )
     assert again_json.json() == {"id": 1, "created": False}
+    assert again_json.err == ""  # the same call again: what a key is for
     assert other.code == 0 and int(other.out) > 1
     jobs = records(workdir, db)
     assert [j["id"] for j in jobs] == [int(other.out), 1]
@@ -80,6 +85,7 @@ def test_options_are_stored(workdir: Path, db: Path) -> None:
         workdir,
         db,
         "tasks:ok",
+        "--no-check",  # ok() takes other args: what is stored is the point here
         "--args",
         '[1, "two", {"three": 3}]',
         "--kwargs",
@@ -159,6 +165,17 @@ def test_file_line_with_a_known_key_prints_the_existing_id(workdir: Path, db: Pa
     assert res.code == 0, res.err
     assert res.out == f"{first + 1}\n{first}\n"
     assert len(records(workdir, db)) == 2
+    assert res.err == ""
+    res = cli(
+        workdir,
+        db,
+        "submit",
+        "--file",
+        "-",
+        input='\n{"task": "tasks:ok", "args": [5], "key": "dup"}\n',
+    )
+    assert res.out == f"{first}\n"
+    assert res.err.startswith(f"jobrunner: warning: <stdin>:2: key 'dup' already names job {first}")
 
 
 CONFIG = """\
@@ -247,3 +264,24 @@ def test_named_task_from_jobrunner_config_env(workdir: Path, db: Path) -> None:
     res = cli(workdir, db, "submit", "thumb", env=env)
     assert res.code == 0, res.err
     assert record(workdir, db, int(res.out))["queue"] == "images"
+
+
+def test_a_function_the_module_does_not_define_is_refused(workdir: Path, db: Path) -> None:
+    res = cli(workdir, db, "submit", "tasks:okk")
+    assert_one_line_error(
+        res, "task tasks:okk: module 'tasks' has no attribute 'okk'", "--no-check"
+    )
+    assert not db.exists()
+
+
+def test_a_call_that_does_not_fit_the_function_is_refused(workdir: Path, db: Path) -> None:
+    res = cli(workdir, db, "submit", "tasks:ok", "--args", "[1, 2]")
+    assert_one_line_error(res, "ok() takes 1 positional argument but 2 were given", "--no-check")
+    res = cli(workdir, db, "submit", "tasks:say", "--kwargs", '{"txt": "hi"}')
+    assert_one_line_error(res, "say() got an unexpected keyword argument 'txt'")
+    (workdir / "jobs.jsonl").write_text(
+        '{"task": "tasks:ok"}\n{"task": "tasks:fail", "args": [1]}\n'
+    )
+    res = cli(workdir, db, "submit", "--file", "jobs.jsonl")
+    assert_one_line_error(res, "jobs.jsonl:2: task tasks:fail: fail() takes 0 positional")
+    assert not db.exists()

@@ -11,7 +11,10 @@ from jobrunner.config import Config, TaskConfig
 from jobrunner.errors import UsageError
 from jobrunner.taskref import Submission, build_job
 
-RAISES_ON_IMPORT = "raise RuntimeError('imported by submit!')\n"
+RAISES_ON_IMPORT = (
+    "raise RuntimeError('imported by submit!')\n\n\ndef run(*args, **kwargs):\n    pass\n\n\n"
+    "def work(*args, **kwargs):\n    pass\n"
+)
 
 
 def named_config() -> Config:
@@ -154,7 +157,7 @@ def test_module_check_follows_the_current_directory(
     without, with_it = tmp_path / "a", tmp_path / "b"
     without.mkdir()
     with_it.mkdir()
-    (with_it / "jr_moving_mod.py").write_text("def run(): pass\n")
+    (with_it / "jr_moving_mod.py").write_text("def run(*args, **kwargs): pass\n")
     monkeypatch.chdir(without)
     with pytest.raises(UsageError):
         build_job("jr_moving_mod:run", None, sub(), Config())
