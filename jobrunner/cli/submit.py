@@ -31,7 +31,11 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--priority", type=int, help="larger runs first (default 0)")
     when = p.add_mutually_exclusive_group()
     when.add_argument("--delay", metavar="DUR")
-    when.add_argument("--at", metavar="ISO8601", help="a time; without an offset, local time")
+    when.add_argument(
+        "--at",
+        metavar="TIME",
+        help="ISO 8601 (without an offset: local time), HH:MM, or tomorrow HH:MM",
+    )
     p.add_argument("--retries", type=int, metavar="N", help="retries after the first attempt")
     p.add_argument("--backoff", metavar="DUR", help="base of the exponential backoff")
     p.add_argument("--timeout", metavar="DUR")
@@ -60,20 +64,9 @@ def _json(text: str, what: str, kind: type, where: str) -> Any:
 
 
 def parse_at(text: str, where: str = "--at") -> float:
-    import datetime as dt
+    from jobrunner.durations import parse_time
 
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{where}: {text!r} is not an ISO 8601 time") from None
-    try:
-        if when.tzinfo is None:
-            when = when.astimezone()  # local time, as `at` reads it
-        ts = when.timestamp()
-        when.astimezone(dt.UTC)  # shown in UTC: must stay within years 1..9999 there
-    except (OverflowError, ValueError):
-        raise UsageError(f"{where}: {text!r} is out of range (years 1 to 9999 in UTC)") from None
-    return ts
+    return parse_time(text, _now(), where)
 
 
 def _options(values: dict[str, Any], where: str) -> dict[str, Any]:
