@@ -116,7 +116,9 @@ class CronSpec:
         time_fields = [fields[0], fields[1], *fields[5:]]
         self.fixed = not any(f.startswith("*") for f in time_fields)
         try:
-            croniter(" ".join(fields), _EPOCH)  # syntax, with croniter's messages quoting it as written
+            croniter(
+                " ".join(fields), _EPOCH
+            )  # syntax, with croniter's messages quoting it as written
             self._template = croniter(
                 " ".join(_for_croniter(f, i) for i, f in enumerate(fields)),
                 _EPOCH,
@@ -293,9 +295,7 @@ def _expand_macro(expr: str) -> str:
             "to run a job when the daemon starts, submit it from the daemon's service unit"
         )
     if word not in MACROS:
-        raise ValueError(
-            f"cron {expr!r}: not a macro; use one of {', '.join(MACROS)} or 5 fields"
-        )
+        raise ValueError(f"cron {expr!r}: not a macro; use one of {', '.join(MACROS)} or 5 fields")
     return MACROS[word]
 
 

@@ -52,8 +52,15 @@ def short(text: str | None, width: int = 60) -> str:
 
 
 def overview(
-    counts: dict[tuple[str, str], int], daemons: list[DaemonInfo], failures: list[Job]
+    counts: dict[tuple[str, str], int],
+    daemons: list[DaemonInfo],
+    failures: list[Job],
+    dead: dict[str, str] | None = None,
+    awaiting_rescue: list[Job] | None = None,
 ) -> None:
+    """`dead`: why each daemon presumed dead is (ops/daemons.py); `awaiting_rescue`: the
+    running jobs such daemons held."""
+    dead = dead or {}
     queues = sorted({q for _, q in counts})
     table = Table(title="Jobs", box=box.SIMPLE_HEAD, title_justify="left")
     table.add_column("queue")
@@ -72,17 +79,13 @@ def overview(
             ],
         )
     console.print(table)
-    now = clock.now()
     if daemons:
         d = Table(title="Daemons", box=box.SIMPLE_HEAD, title_justify="left")
         for col in ("id", "workers", "queues", "started", "heartbeat", "alive"):
             d.add_column(col)
         for info in daemons:
-            alive = (
-                Text("yes", style="green")
-                if info.lease_until >= now
-                else Text("lease expired", style="red")
-            )
+            why = dead.get(info.id)
+            alive = Text("yes", style="green") if why is None else Text(why, style="red")
             d.add_row(
                 info.id,
                 str(info.workers),
@@ -94,6 +97,16 @@ def overview(
         console.print(d)
     else:
         console.print(Text("No daemon is running.", style="yellow"))
+    if awaiting_rescue:
+        ids = ", ".join(str(j.id) for j in awaiting_rescue[:20])
+        more = ", ..." if len(awaiting_rescue) > 20 else ""
+        console.print(
+            Text(
+                f"{len(awaiting_rescue)} running job(s) awaiting rescue (their daemon is "
+                f"dead; a live daemon sends them back to wait): {ids}{more}",
+                style="yellow",
+            )
+        )
     if failures:
         f = Table(title="Latest failures", box=box.SIMPLE_HEAD, title_justify="left")
         for col in ("id", "state", "task", "attempts", "when", "error"):

@@ -112,6 +112,7 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
         jobs = _read_file(client, args.file, check=not args.no_check)
         ids = client.insert(jobs) if jobs else []
         sys.stdout.write("".join(f"{i}\n" for i in ids))
+        _warn_unserved(client.store, [j.queue for j in jobs])
         client.close()
         return 0
     flags = {
@@ -146,12 +147,25 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
     from jobrunner.ops import submit
 
     result = submit(client.store, [job], _now())[0]
+    _warn_unserved(client.store, [job.queue])
     client.close()
     if args.json:
         sys.stdout.write(json.dumps({"id": result.id, "created": result.created}) + "\n")
     else:
         sys.stdout.write(f"{result.id}\n")
     return 0
+
+
+def _warn_unserved(store: Any, queues: list[str]) -> None:
+    """A warning, not an error: the jobs are stored and wait for a daemon that serves
+    their queue. One read of the daemons' table."""
+    from jobrunner.ops.daemons import unserved
+
+    for queue in unserved(queues, store.daemon_list(), _now())[:5]:
+        sys.stderr.write(
+            f"jobrunner: warning: no running daemon serves queue {queue!r}: its jobs wait "
+            "until one does (daemon --queues, [daemon] queues)\n"
+        )
 
 
 def _now() -> float:

@@ -171,9 +171,10 @@ def test_at_reads_clock_times_in_local_time(text: str, local: str) -> None:
 
 
 def test_at_with_an_offset_is_that_instant() -> None:
-    assert parse_time("2026-07-01T12:00:00Z", NOW) == dt.datetime(
-        2026, 7, 1, 12, tzinfo=dt.UTC
-    ).timestamp()
+    assert (
+        parse_time("2026-07-01T12:00:00Z", NOW)
+        == dt.datetime(2026, 7, 1, 12, tzinfo=dt.UTC).timestamp()
+    )
 
 
 @pytest.mark.parametrize("bad", ["25:00", "9:60", "tomorrow", "yesterday 09:00", "9h", "noon"])
