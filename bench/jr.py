@@ -34,7 +34,7 @@ from jobrunner.client import Client
 from jobrunner.config import Config
 from jobrunner.models import JobInsert
 from jobrunner.store import open_store
-from jobrunner.wake import wake_dir
+from jobrunner.store.sqlite_wake import wake_dir
 
 NOOP = "work:noop"
 BURN = "work:burn"

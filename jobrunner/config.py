@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 
@@ -427,6 +428,44 @@ def config_path(explicit: str | None) -> str | None:
     if env:
         return env
     return DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None
+
+
+def import_folders(config: Config) -> list[str]:
+    """Where `imports` and the modules of tasks are found, before sys.path: the config
+    file's folder (as `database` is relative to it: a daemon started elsewhere, by
+    systemd say, finds the same modules), then the working directory."""
+    folders = [os.path.dirname(os.path.abspath(config.path))] if config.path else []
+    cwd = os.getcwd()
+    return folders + [cwd] if cwd not in folders else folders
+
+
+def database_only(path: str | None) -> Config:
+    """The defaults, with the `database` of the config at `path` that failed to load,
+    where that key can still be read: from the file, or, when the file is not valid TOML,
+    from its own line before the first table."""
+    import tomllib
+
+    cfg = Config(path=path)
+    try:
+        with open(path or "", "rb") as f:
+            text = f.read().decode()
+    except (OSError, ValueError):
+        return cfg
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        data = {}
+        for line in text.splitlines():
+            if line.lstrip().startswith("["):
+                break
+            if re.match(r"\s*database\s*=", line):
+                with contextlib.suppress(tomllib.TOMLDecodeError):
+                    data = tomllib.loads(line)
+                break
+    database = data.get("database")
+    if isinstance(database, str) and database and "\0" not in database:
+        cfg.database = database
+    return cfg
 
 
 def database_path(explicit: str | None, config: Config) -> str:

@@ -1,10 +1,7 @@
-"""Deleting ended jobs and their log files: `prune`, `dlq purge` and the daemon's
+"""Deleting ended jobs and their output: `prune`, `dlq purge` and the daemon's
 retention service share this."""
 
 from __future__ import annotations
-
-import contextlib
-import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,14 +15,13 @@ BATCH = 1000  # jobs per delete transaction: the write lock is never held long
 
 def prune(
     store: Store,
-    log_dir: str,
     cutoffs: Sequence[tuple[State, float]],
     batch: int = BATCH,
     max_batches: int | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, int], bool]:
     """Delete jobs of each (final state, ended before) in `cutoffs`, one transaction per
-    `batch`, and their log files. Stops after `max_batches` transactions (None: when
+    `batch`, and their output. Stops after `max_batches` transactions (None: when
     all are gone). Returns how many went per state, and whether some are left."""
     removed: dict[str, int] = {}
     done = 0
@@ -35,9 +31,7 @@ def prune(
                 return removed, True
             ids = store.job_delete_ended(state.value, before, batch=batch)
             done += 1
-            for job_id in ids:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(log_dir, f"{job_id}.log"))
+            store.output().delete(ids)
             if ids:
                 removed[state.value] = removed.get(state.value, 0) + len(ids)
                 if on_batch is not None:

@@ -6,7 +6,7 @@ import functools
 import os
 import sys
 
-from jobrunner.config import FUNCTION_REF, Config
+from jobrunner.config import FUNCTION_REF, Config, import_folders
 from jobrunner.errors import UsageError
 from jobrunner.models import JobInsert
 from jobrunner.record import Record
@@ -89,9 +89,10 @@ def build_job(
             module = task.partition(":")[0]
             # The search path is part of the cache key: a cached answer for another
             # directory (or sys.path) would be stale.
-            if not module_findable(module, (os.getcwd(), *sys.path[1:])):
+            folders = import_folders(config)  # where the daemon will look first
+            if not module_findable(module, (*folders, *sys.path[1:])):
                 raise UsageError(
-                    f"task {task}: module {module!r} not found from {os.getcwd()} "
+                    f"task {task}: module {module!r} not found from {', '.join(folders)} "
                     "(use --no-check to submit for a daemon with another environment)"
                 )
     else:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
+from jobrunner.config import DEFAULT_CONFIG
 from jobrunner.errors import UsageError
 
 
@@ -53,6 +55,8 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
         queues=queues,
         log_format=args.log_format,
         log_stream=sys.stderr,
+        # Started without a config: the one written later where it would have been found.
+        config_file=config.path or os.path.abspath(DEFAULT_CONFIG),
     )
 
 

@@ -137,7 +137,7 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
     dead = {d.id: why for d in daemons if (why := liveness.why_dead(d, now)) is not None}
     awaiting = liveness.awaiting_rescue(store.job_running(RUNNING_AT_MOST), daemons, now)
     failures = store.job_recent_failures(5)
-    wal_bytes = store.db_wal_bytes()
+    wal_bytes = wal_size(store)
     warnings = database_warnings(store.path, wal_bytes)
     if args.json:
         by_state: dict[str, int] = {s.value: 0 for s in State}
@@ -191,12 +191,18 @@ def _say_if_awaiting_rescue(job: Any, daemons: list[Any]) -> None:
         )
 
 
-def database_warnings(path: str, wal_bytes: int) -> list[str]:
+def wal_size(store: Any) -> int | None:
+    """The write-ahead log's size, None for a backend that has no such file."""
+    maintenance = store.maintenance()
+    return None if maintenance is None else maintenance.wal_bytes()
+
+
+def database_warnings(path: str, wal_bytes: int | None) -> list[str]:
     """What an operator should know about the database file itself."""
     from jobrunner.config import CHECKPOINT_EVERY, WAL_WARN_BYTES
 
     warnings = []
-    if wal_bytes > WAL_WARN_BYTES:
+    if wal_bytes is not None and wal_bytes > WAL_WARN_BYTES:
         warnings.append(
             f"the write-ahead log {path}-wal is {wal_bytes / (1 << 20):.0f} MiB (over "
             f"{WAL_WARN_BYTES >> 20} MiB): a running daemon truncates it every "
@@ -240,12 +246,8 @@ def wait(ctx: Any, args: argparse.Namespace) -> int:
 
 
 def logs(ctx: Any, args: argparse.Namespace) -> int:
-    from jobrunner.paths import log_dir_for
-    from jobrunner.worker.spool import read_output
-
     store = ctx.store()
     get_job(store, args.id)
-    log_dir = log_dir_for(ctx.db_path)
     out = sys.stdout.buffer
 
     def write(chunk: bytes) -> None:
@@ -255,10 +257,11 @@ def logs(ctx: Any, args: argparse.Namespace) -> int:
     if args.follow:
         from jobrunner.ops.waiting import follow_output
 
-        follow_output(store, log_dir, args.id, write)
+        follow_output(store, args.id, write)
     else:
         offset = 0
-        while chunk := read_output(log_dir, args.id, offset):  # the log, then a spool
+        output = store.output()
+        while chunk := output.read(args.id, offset):  # the log, then a running attempt's
             write(chunk)
             offset += len(chunk)
     return 0

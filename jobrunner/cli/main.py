@@ -104,6 +104,30 @@ def one_line(message: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
+# Commands that only read the database (module.function of their run): a broken config
+# must not lock a user out of their jobs, so for these it is a warning and they go on.
+READERS = frozenset(
+    {
+        "jobs.status",
+        "jobs.list_jobs",
+        "jobs.wait",
+        "jobs.logs",
+        "events.events",
+        "dlq.dlq_list",
+        "dlq.dlq_show",
+        "maintenance.backup",
+        "maintenance.check",
+        "maintenance.top",
+    }
+)
+
+
+def _reads_only(args: argparse.Namespace) -> bool:
+    func = getattr(args, "func", None)
+    name = f"{getattr(func, '__module__', '')}.{getattr(func, '__name__', '')}"
+    return name.removeprefix("jobrunner.cli.") in READERS
+
+
 class Context:
     """Where the database and config are, loaded on first use."""
 
@@ -116,8 +140,22 @@ class Context:
     def config(self) -> Any:
         if self._config is None:
             from jobrunner.config import config_path, load_config
+            from jobrunner.errors import ConfigError
 
-            self._config = load_config(config_path(self.args.config))
+            path = config_path(self.args.config)
+            try:
+                self._config = load_config(path)
+            except ConfigError as exc:
+                if not _reads_only(self.args):
+                    raise
+                from jobrunner.config import database_only
+
+                # Its `database` still counts where it can be read: the right file is read.
+                self._config = database_only(path)
+                sys.stderr.write(
+                    f"jobrunner: warning: {one_line(str(exc))}; "
+                    "going on without the config (this command only reads the database)\n"
+                )
         return self._config
 
     @property

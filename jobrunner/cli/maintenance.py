@@ -55,18 +55,29 @@ def human_size(n: int) -> str:
     return f"{value:.1f} {unit}"
 
 
+def file_maintenance(store: Any, command: str) -> Any:
+    """The store's maintenance capability, or a clear refusal where it has none."""
+    maintenance = store.maintenance()
+    if maintenance is None:
+        raise UsageError(
+            f"jobrunner {command}: not available for this database's backend "
+            "(its own tools back it up and check it)"
+        )
+    return maintenance
+
+
 def backup(ctx: Any, args: argparse.Namespace) -> int:
     path = args.path
     if os.path.lexists(path):
         raise UsageError(f"{path}: already exists; a backup never overwrites a file")
-    size = ctx.store().db_backup(path)
+    size = file_maintenance(ctx.store(), "backup").backup(path)
     sys.stdout.write(f"backed up to {os.path.abspath(path)} ({human_size(size)}, {size} bytes)\n")
     return 0
 
 
 def check(ctx: Any, args: argparse.Namespace) -> int:
     store = ctx.store()
-    problems = store.db_check()
+    problems = file_maintenance(store, "check").check()
     if args.json:
         import json
 

@@ -52,7 +52,7 @@ class Snapshot(Record):
     running: list[Job]
     failures: list[tuple[Job, str | None]]  # with the last attempt's outcome
     schedules: list[tuple[str, str, float | None, bool]]  # name, expression, next, paused
-    wal_bytes: int = 0
+    wal_bytes: int | None = 0
     warnings: list[str] = field(default_factory=list)
 
 
@@ -75,7 +75,7 @@ class NextFires:
 
 
 def gather(store: Any, config: Any, fires: NextFires, now: float) -> Snapshot:
-    from jobrunner.cli.jobs import database_warnings
+    from jobrunner.cli.jobs import database_warnings, wal_size
 
     daemons = [d for d in store.daemon_list() if d.lease_until >= now]
     failures = []
@@ -89,7 +89,7 @@ def gather(store: Any, config: Any, fires: NextFires, now: float) -> Snapshot:
     ]
     # paused last, then by the next fire
     schedules.sort(key=lambda s: (s[3], s[2] is None, s[2] or 0.0, s[0]))
-    wal_bytes = store.db_wal_bytes()
+    wal_bytes = wal_size(store)
     return Snapshot(
         now=now,
         counts=store.job_counts(),

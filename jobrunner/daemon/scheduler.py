@@ -47,6 +47,10 @@ ACTIVE = WAITING | {State.RUNNING}
 RUN_BUDGET = 1000
 # Jobs logged one line each per run; a larger catch-up part is logged as one line.
 LOG_EACH = 10
+# Fires a log line counts when it says how many were skipped or collapsed: a cron entry's
+# are computed one by one, which the dropped fires otherwise never are, so past this many
+# the line says "more than" (its first and last fire tell the span)
+COUNT_AT_MOST = 60
 # A catch-up in turn looks again this long after it made a job or began to wait (a job may
 # end in milliseconds), then after a tenth of the time waited so far, at most every
 # [daemon] poll_interval: the daemon is not woken when another process ends a job.
@@ -77,6 +81,18 @@ def fires_before(sc: ScheduleConfig, until: float, since: float) -> Iterator[flo
 def fires_between(sc: ScheduleConfig, since: float, until: float) -> list[float]:
     """The schedule's fire instants in (since, until]."""
     return list(fires_after(sc, since, until))
+
+
+def count_fires(sc: ScheduleConfig, since: float, until: float) -> str:
+    """How many fires fall in (since, until], for the log: exact for `every`, counted up
+    to COUNT_AT_MOST for `cron`."""
+    if sc.every is not None:  # the multiples of `every`, as interval_fires makes them
+        low, high = int(since // sc.every) + 1, int(until // sc.every) + 1
+        while high * sc.every > until:
+            high -= 1
+        return str(max(0, high - low + 1))
+    n = sum(1 for _ in islice(fires_after(sc, since, until), COUNT_AT_MOST + 1))
+    return f"more than {COUNT_AT_MOST}" if n > COUNT_AT_MOST else str(n)
 
 
 def next_fires(sc: ScheduleConfig, after: float, count: int) -> list[float]:
@@ -298,14 +314,29 @@ class Scheduler:
             missed = latest < now - sc.misfire_grace
             kept = [latest] if not missed or sc.misfire != "skip" else []
             if missed and not kept:
-                self._log_dropped(sc, latest)
+                self._log_dropped(sc, last, latest)
             if kept and open_jobs:
                 log.info(
-                    "schedule %s: fire skipped, its previous job is still %s (overlap=skip)",
+                    "schedule %s: %s fire(s) from %s to %s skipped, its previous job is "
+                    "still %s (overlap=skip)",
                     sc.name,
+                    count_fires(sc, last, latest),
+                    _iso(first),
+                    _iso(latest),
                     open_jobs[-1].state,
                 )
                 kept = []
+            elif kept and first < latest:  # several fires due at once: one job
+                log.info(
+                    "schedule %s: %s fires from %s to %s collapsed into one job, for %s "
+                    "(misfire=%s, overlap=skip)",
+                    sc.name,
+                    count_fires(sc, last, latest),
+                    _iso(first),
+                    _iso(latest),
+                    _iso(latest),
+                    sc.misfire,
+                )
             ids = self._fire(sc, last, latest, kept, now)
             return ids or [], 2, None
         catch_up = self.catch_ups.pop(sc.name, None)
@@ -315,7 +346,7 @@ class Scheduler:
         if catch_up.keep_after is None:
             used = catch_up.plan(budget)
             if catch_up.dropped is not None:
-                self._log_dropped(sc, catch_up.dropped)
+                self._log_dropped(sc, last, catch_up.dropped)
             if catch_up.keep_after is None:
                 self.catch_ups[sc.name] = catch_up
                 return [], used, now
@@ -377,7 +408,7 @@ class Scheduler:
         if catch_up.keep_after is None:
             used = catch_up.plan(budget)
             if catch_up.dropped is not None:
-                self._log_dropped(sc, catch_up.dropped)
+                self._log_dropped(sc, last, catch_up.dropped)
             if catch_up.keep_after is None:  # still counting: go on at the next run
                 self.catch_ups[sc.name] = catch_up
                 return [], used + 2, now
@@ -421,12 +452,21 @@ class Scheduler:
         return ids
 
     @staticmethod
-    def _log_dropped(sc: ScheduleConfig, latest: float) -> None:
+    def _log_dropped(sc: ScheduleConfig, last: float, latest: float) -> None:
+        """One line for the missed fires in (last, latest] that the misfire policy drops."""
+        kept = {
+            "skip": "none are made",
+            "once": "one job, for the latest missed fire",
+            "all": f"jobs for the latest {sc.max_catchup} (max_catchup)",
+        }[sc.misfire]
         log.info(
-            "schedule %s: missed fires up to %s skipped (misfire=%s)",
+            "schedule %s: %s missed fire(s) from %s to %s skipped (misfire=%s: %s)",
             sc.name,
+            count_fires(sc, last, latest),
+            _iso(next(fires_after(sc, last, latest), latest)),
             _iso(latest),
             sc.misfire,
+            kept,
         )
 
 

@@ -2,6 +2,10 @@
 retention (deleting old ended jobs), WAL checkpoints, and watching that the database
 path still names the file the daemon has open.
 
+Of the daemons sharing a database, the one holding the leader lease runs the scheduler,
+the rescuer and retention; every daemon heartbeats, watches its peers and its file
+(docs/architecture.md, "The leader lease").
+
 Each runs from `run_due(mono)` when its deadline passes and reports what the
 supervisor should do next; none of them touches workers. Time comes in as arguments
 or from the injected clock (invariant 9).
@@ -18,6 +22,7 @@ from jobrunner.config import (
     WAL_CHECK_EVERY,
     WAL_WARN_BYTES,
     Config,
+    database_path,
     load_config,
 )
 from jobrunner.daemon.peers import PeerWatch, same_node
@@ -48,6 +53,7 @@ PRUNE_EVENTS_BATCH = 5000  # events deleted per run: small rows, one transaction
 # heartbeat began: peers wait the whole lease, so the rest is the margin for the race
 # between a worker's check and a peer's rescue (worker/starts.py).
 LEASE_TRUSTED = 2 / 3
+LEADER = "leader"  # the lease whose holder runs the scheduler, the rescuer and retention
 
 
 @dataclass(slots=True)
@@ -69,8 +75,10 @@ class Services:
         info: DaemonInfo,
         log_dir: str,
         lease: SharedLease | None = None,
+        config_file: str | None = None,
     ) -> None:
         self.config = config
+        self.config_file = config_file or config.path  # reloaded from, once it exists
         self.store = store
         self.clock = clock
         self.info = info
@@ -84,6 +92,8 @@ class Services:
         # Peers are watched every heartbeat period (a read); the rescue transaction runs
         # when one is found dead, and every lease for jobs of no daemon at all.
         self.peers = PeerWatch(info.id, info.node, config.daemon.lease)
+        self.dead_peers: set[str] = set()  # as last judged
+        self.leading_until = float("-inf")  # monotonic: this daemon surely leads until then
         self.next_rescue = mono  # at start, then every heartbeat period
         self.next_sweep = mono
         self.next_schedule = 0.0  # wall time: the next fire
@@ -91,7 +101,7 @@ class Services:
         # also when the wall clock was stepped back and the next fire is an hour away
         self.next_schedule_poll = mono
         self.next_config_check = mono + CONFIG_CHECK_EVERY
-        self.config_mtime = _mtime(config.path)
+        self.config_mtime = _mtime(self.config_file)
         self.reload_requested = False
         self.next_prune = mono  # at start too: a daemon may not live a whole period
         self.next_checkpoint = mono + CHECKPOINT_EVERY
@@ -113,6 +123,7 @@ class Services:
         self._renew_info()
         self.store.daemon_register(self.info)
         self._trust_lease_from(mono)
+        self._lead(mono, stopping=False)
 
     def _renew_info(self) -> None:
         now = self.clock.now()
@@ -132,7 +143,7 @@ class Services:
     def deadline(self, mono: float, stopping: bool) -> float:
         """The monotonic time something here is next due."""
         deadlines = [self.next_heartbeat, self.next_rescue]
-        if self.config.schedules and not stopping:
+        if self.config.schedules and not stopping and self.leading(mono):
             deadlines.append(
                 min(mono + self.next_schedule - self.clock.now(), self.next_schedule_poll)
             )
@@ -142,14 +153,19 @@ class Services:
 
     def run_due(self, mono: float, stopping: bool) -> Due:
         due = Due()
-        if self.config.path and (self.reload_requested or mono >= self.next_config_check):
+        if self.config_file and (self.reload_requested or mono >= self.next_config_check):
             self.next_config_check = mono + CONFIG_CHECK_EVERY
-            mtime = _mtime(self.config.path)
+            mtime = _mtime(self.config_file)
             if self.reload_requested or mtime != self.config_mtime:
                 self.reload_requested = False
                 self.config_mtime = mtime
                 due.config = self._reload()
-        if self.config.schedules and not stopping:
+        if mono >= self.next_heartbeat:
+            self.next_heartbeat = mono + self.heartbeat_every
+            due.claims_lost = self._heartbeat(mono)
+            due.cancels = True
+            self._lead(mono, stopping)  # first: what follows may be the leader's
+        if self.config.schedules and not stopping and self.leading(mono):
             now = self.clock.now()
             if now >= self.next_schedule or mono >= self.next_schedule_poll:
                 try:
@@ -164,14 +180,10 @@ class Services:
                 due.claim |= bool(created)
                 self.next_schedule_poll = mono + self.config.daemon.poll_interval
                 self.next_schedule = upcoming if upcoming is not None else float("inf")
-        if mono >= self.next_heartbeat:
-            self.next_heartbeat = mono + self.heartbeat_every
-            due.claims_lost = self._heartbeat(mono)
-            due.cancels = True
         if mono >= self.next_rescue:
             self.next_rescue = mono + self.heartbeat_every
-            due.claim |= self._rescue(mono)
-        if not stopping and mono >= self.next_prune:
+            due.claim |= self._rescue(mono, stopping)
+        if not stopping and mono >= self.next_prune and self.leading(mono):
             self.next_prune = mono + self._prune()
         if not stopping and mono >= min(self.next_checkpoint, self.next_wal_check):
             periodic = mono >= self.next_checkpoint
@@ -188,17 +200,63 @@ class Services:
         go on with a file nobody else sees: its heartbeats, claims and results would
         reach no one, and the jobs submitted at that path would never run. It stops
         instead, with exit 3, so that a restart opens the file now at the path."""
-        moved = self.store.db_moved()
+        maintenance = self.store.maintenance()
+        moved = None if maintenance is None else maintenance.moved()
         if moved is not None:
             raise DatabaseMoved(
                 f"{self.store.path}: the database file was {moved} while the daemon had it "
                 "open; what it writes would reach no one"
             )
 
-    def _rescue(self, mono: float) -> bool:
+    def leading(self, mono: float) -> bool:
+        """Whether this daemon holds the leader lease (and surely still does)."""
+        return mono < self.leading_until
+
+    def _lead(self, mono: float, stopping: bool) -> None:
+        """Renew the leader lease, or take it when it is free, expired, or held by a
+        peer this daemon judges dead (on its own monotonic clock, as the rescue does: a
+        wall clock stepped back must not keep a dead leader's lease for an hour). A
+        stopping daemon hands it over at once. Two leaders for a moment (a wall clock
+        stepped forward) do no harm: fires, rescues and deletes are all fenced."""
+        me, ttl = self.info.id, self.config.daemon.lease
+        was = self.leading(mono)
+        if stopping:
+            if was:
+                self.store.lease_release(LEADER, me)
+                self.leading_until = float("-inf")
+                log.info("stopping: handing the leader lease over")
+            return
+        now = self.clock.now()
+        if was and self.store.lease_renew(LEADER, me, ttl, now):
+            holder = me
+        else:
+            holder = self.store.lease_acquire(LEADER, me, ttl, now)
+            if holder != me and holder in self.dead_peers:
+                self.store.lease_release(LEADER, holder)
+                holder = self.store.lease_acquire(LEADER, me, ttl, now)
+        if holder == me:
+            self.leading_until = mono + ttl * LEASE_TRUSTED
+            if not was:
+                log.info("leading: this daemon fires schedules, rescues and deletes expired jobs")
+                self.next_schedule = 0.0  # look at the schedules now
+                self.next_schedule_poll = mono
+        else:
+            self.leading_until = float("-inf")
+            if was:
+                log.warning("no longer leading: daemon %s holds the leader lease", holder)
+
+    def _rescue(self, mono: float, stopping: bool) -> bool:
         """Rescue the running jobs of peers presumed dead (judged on this daemon's
-        monotonic clock, see peers.py) and of no daemon; never this daemon's own."""
+        monotonic clock, see peers.py) and of no daemon; never this daemon's own. Every
+        daemon judges, so that one taking over as leader knows already; the leader
+        rescues."""
         dead = self.peers.dead(self.store.daemon_list(), mono)
+        newly_dead = dead.keys() - self.dead_peers
+        self.dead_peers = set(dead)
+        if newly_dead and not self.leading(mono):
+            self._lead(mono, stopping)  # the leader may be among them: take over now
+        if not self.leading(mono):
+            return False
         if not dead and mono < self.next_sweep:
             return False
         self.next_sweep = mono + self.config.daemon.lease
@@ -237,7 +295,7 @@ class Services:
             (State.CANCELLED, now - keep.dead),
         ]
         try:
-            removed, more = prune(self.store, self.log_dir, cutoffs, PRUNE_BATCH, PRUNE_MAX_BATCHES)
+            removed, more = prune(self.store, cutoffs, PRUNE_BATCH, PRUNE_MAX_BATCHES)
             events = self.store.events_prune(now - keep.events, PRUNE_EVENTS_BATCH)
         except DatabaseUnusable:
             raise
@@ -264,11 +322,14 @@ class Services:
         checkpoints never shrink the file, and one held back by a long reader lets it
         grow without limit, so it is truncated again within a second of the reader going.
         Never waits; a long reader can hold it back, which is logged once."""
-        wal = self.store.db_wal_bytes()
+        maintenance = self.store.maintenance()
+        if maintenance is None:
+            return  # the backend keeps no write-ahead log of ours
+        wal = maintenance.wal_bytes()
         if wal == 0 or (not periodic and wal <= self.config.daemon.wal_max):
             return  # nothing written since the last one, or not due yet
         try:
-            result = self.store.db_checkpoint()
+            result = maintenance.checkpoint()
         except DatabaseUnusable:
             raise
         except StoreUnavailable as exc:
@@ -307,14 +368,27 @@ class Services:
         """Reread the config (SIGHUP, or the file changed). A bad config is refused and
         the running one kept. Schedules, tasks and queue limits change at once; worker
         count, queues, lease and imports need a restart."""
-        path = self.config.path
+        path = self.config_file
+        if path is None or not os.path.exists(path):
+            log.warning(
+                "config not reloaded: %s does not exist; keeping the running config "
+                "(it is loaded once written there)",
+                path,
+            )
+            return None
         try:
             new = load_config(path)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the running config
             log.error("config reload refused, keeping the running config: %s", exc)
             return None
-        if new.daemon != self.config.daemon or new.imports != self.config.imports:
-            log.warning("config reloaded; changes to [daemon] or imports apply after a restart")
+        if (
+            new.daemon != self.config.daemon
+            or new.imports != self.config.imports
+            or _database(new) != _database(self.config)
+        ):
+            log.warning(
+                "config reloaded; changes to [daemon], imports or database apply after a restart"
+            )
         new.daemon = self.config.daemon
         new.imports = self.config.imports
         self.config = new
@@ -323,6 +397,10 @@ class Services:
         self.next_schedule_poll = 0.0
         log.info("config reloaded from %s: %d schedule(s)", path, len(new.schedules))
         return new
+
+
+def _database(config: Config) -> str:
+    return os.path.abspath(database_path(None, config))
 
 
 def _mtime(path: str | None) -> float | None:

@@ -19,7 +19,6 @@ import sys
 import uuid
 from dataclasses import dataclass
 
-from jobrunner import wake
 from jobrunner.clock import SYSTEM
 from jobrunner.config import Config
 from jobrunner.daemon.backoff import StoreBackoff
@@ -32,8 +31,7 @@ from jobrunner.daemon.services import Services
 from jobrunner.errors import DatabaseMoved, DatabaseUnusable, StoreUnavailable
 from jobrunner.models import DaemonInfo
 from jobrunner.node import node
-from jobrunner.paths import log_dir_for
-from jobrunner.store import open_store
+from jobrunner.store import WAKE_CANCEL, open_store
 from jobrunner.worker import spool
 from jobrunner.worker.containment import Containment
 from jobrunner.worker.guard import GroupGuard
@@ -70,6 +68,7 @@ class Options:
     workers: int
     queues: list[str] | None
     events: EventLog
+    config_file: str | None = None  # reread on SIGHUP and when it changes or appears
 
 
 class Supervisor:
@@ -79,9 +78,11 @@ class Supervisor:
         self.clock = clock
         self.opts = opts
         self.events = opts.events
-        self.store = open_store(db_path, synchronous=config.daemon.synchronous)
+        self.store = open_store(db_path, synchronous=config.daemon.synchronous, writer=True)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.log_dir = log_dir_for(db_path)
+        # Where this host's workers write jobs' output (and start journals): the store's
+        # output folder on this host (store/base.py, OutputStore).
+        self.log_dir = self.store.output().local_dir
         os.makedirs(self.log_dir, mode=0o700, exist_ok=True)
         self.workers: dict[int, WorkerHandle] = {}  # by from_fd
         self.writers: dict[int, WorkerHandle] = {}  # by to_fd, while output is pending
@@ -118,7 +119,9 @@ class Supervisor:
                 "count as started",
                 self.log_dir,
             )
-        self.services = Services(config, self.store, clock, info, self.log_dir, self.lease)
+        self.services = Services(
+            config, self.store, clock, info, self.log_dir, self.lease, opts.config_file
+        )
         self.records = Records(self.store, self.id, self.events, clock)  # what to write
         self.dispatch = Dispatch(
             self.id, opts.queues, self.store, self.services, self.records, self.events, clock
@@ -130,7 +133,7 @@ class Supervisor:
     def start(self) -> None:
         preload(self.config)
         self.services.register()
-        self.wake = wake.WakeListener(self.db_path, self.id.replace(":", "-"))
+        self.wake = self.store.waker(self.id.replace(":", "-"))
         self.sig_r, self.sig_w = os.pipe()
         os.set_blocking(self.sig_r, False)
         os.set_blocking(self.sig_w, False)
@@ -260,7 +263,7 @@ class Supervisor:
             elif fd == self.wake.fileno():
                 data = self.wake.drain()
                 self.dispatch.check_db = True
-                if wake.WAKE_CANCEL in data:
+                if WAKE_CANCEL in data:
                     self.check_cancels = True
             elif fd in self.writers:
                 w = self.writers[fd]
@@ -518,9 +521,17 @@ def run(
     clock: Clock = SYSTEM,
     log_format: str = "text",
     log_stream: TextIO | None = None,
+    config_file: str | None = None,
 ) -> int:
-    """Run a daemon until SIGTERM/SIGINT; returns its exit code."""
+    """Run a daemon until SIGTERM/SIGINT; returns its exit code. `config_file`: the file
+    to reload the config from (default: the config's own path), also one that does not
+    exist yet: a daemon started without a config loads one written there later."""
     events = EventLog(log_stream or sys.stderr, log_format)
     install_log_handler(events)
-    opts = Options(workers or config.daemon.workers, queues or config.daemon.queues, events)
+    opts = Options(
+        workers or config.daemon.workers,
+        queues or config.daemon.queues,
+        events,
+        config_file or config.path,
+    )
     return Supervisor(config, db_path, clock, opts).run()

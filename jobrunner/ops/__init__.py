@@ -16,8 +16,8 @@ imported that submit does not load anyway, one module); the rest is imported whe
 
 from __future__ import annotations
 
-from jobrunner import wake
 from jobrunner.errors import JobNotFound
+from jobrunner.store import WAKE_SUBMIT
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
@@ -58,8 +58,8 @@ def get_job(store: Store, job_id: int) -> Job:
     return job
 
 
-def wake_daemons(store: Store, message: bytes = wake.WAKE_SUBMIT) -> None:
+def wake_daemons(store: Store, message: bytes = WAKE_SUBMIT) -> None:
     """Tell the daemons of `store` that something changed (new work, or a cancel). Best
     effort: a daemon not reached finds the change at its next poll. Every operation wakes
-    through here, after its transaction, so a backend's own waker replaces this one call."""
-    wake.notify(store.path, message)
+    through here, after its transaction, by the backend's own waker (Store.wake)."""
+    store.wake(message)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import enum
 
-from jobrunner import wake
 from jobrunner.errors import UsageError
 from jobrunner.lifecycle import FINAL, State
 from jobrunner.ops import get_job, wake_daemons
 from jobrunner.record import Record
+from jobrunner.store import WAKE_CANCEL
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def cancel_many(store: Store, job_ids: Sequence[int], now: float) -> dict[int, C
         else:  # it ended meanwhile
             done[job_id] = Cancellation(CancelOutcome.ALREADY_ENDED, State(result.state))
     if any(c.outcome is CancelOutcome.REQUESTED for c in done.values()):
-        wake_daemons(store, wake.WAKE_CANCEL)
+        wake_daemons(store, WAKE_CANCEL)
     return done
 
 
@@ -129,13 +129,10 @@ def prune(
     """Delete the jobs in `states` (final ones) that ended more than `older_than` seconds
     before `now`, and their logs; in small transactions, so the write lock is never held
     long. `on_batch` is called with the count of each batch deleted."""
-    from jobrunner.paths import log_dir_for
     from jobrunner.retention import prune as delete_ended
 
     before = now - older_than
-    removed, _ = delete_ended(
-        store, log_dir_for(store.path), [(state, before) for state in states], on_batch=on_batch
-    )
+    removed, _ = delete_ended(store, [(state, before) for state in states], on_batch=on_batch)
     return PruneResult(removed)
 
 

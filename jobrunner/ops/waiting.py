@@ -72,18 +72,17 @@ def _watch(
         watch.close()
 
 
-def follow_output(store: Store, log_dir: str, job_id: int, write: Callable[[bytes], None]) -> None:
+def follow_output(store: Store, job_id: int, write: Callable[[bytes], None]) -> None:
     """Write the job's output as it comes, until the job has ended and all it wrote is
-    out. Sleeps on the feed and on the log folders (output is not in the database)."""
-    from jobrunner.worker.spool import read_output, running_dir
-
-    watch = store.events_watch([log_dir, running_dir(log_dir)])
+    out. Sleeps on the feed and on new output."""
+    output = store.output()
+    watch = store.events_watch(output=True)
     try:
         follower = Follower(store, store.events_last_seq(), job_id, watch)
         offset = 0
         ended = get_job(store, job_id).state in FINAL
         while True:
-            chunk = read_output(log_dir, job_id, offset)
+            chunk = output.read(job_id, offset)
             if chunk:
                 write(chunk)
                 offset += len(chunk)

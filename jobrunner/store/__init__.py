@@ -7,13 +7,20 @@ TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it 
 if TYPE_CHECKING:
     from jobrunner.store.base import Store
 
+# What a wake-up says (Store.wake, Waker.drain): one byte each.
+WAKE_SUBMIT = b"s"  # new work may be due
+WAKE_CANCEL = b"c"  # a running job was asked to stop
 
-def open_store(location: str, *, create: bool = True, synchronous: str = "FULL") -> Store:
-    """Open the store at `location`: a file path (SQLite); later a postgresql:// URL."""
+
+def open_store(
+    location: str, *, create: bool = True, synchronous: str = "FULL", writer: bool = False
+) -> Store:
+    """Open the store at `location`: a file path (SQLite); later a postgresql:// URL.
+    One that cannot be written is opened to be read; a `writer` is refused then."""
     if location.startswith(("postgresql://", "postgres://")):
         from jobrunner.errors import UsageError
 
         raise UsageError(f"{location}: the PostgreSQL backend is not available yet")
     from jobrunner.store.sqlite import SQLiteStore
 
-    return SQLiteStore(location, create=create, synchronous=synchronous)
+    return SQLiteStore(location, create=create, synchronous=synchronous, writer=writer)

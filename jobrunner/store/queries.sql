@@ -312,3 +312,24 @@ DELETE FROM job_events WHERE seq <= ?
 -- name: data_version
 -- Changes when another connection commits (sqlite_watch.py): cheap, it reads the WAL index.
 PRAGMA data_version
+
+-- name: lease_acquire
+-- Take the lease `name` (?1) for `owner` (?2) until ?3 + ?4 when nobody holds it, it
+-- expired at ?3, or `owner` holds it already (then it is renewed). A row back: held.
+INSERT INTO leases (name, owner, expires_at) VALUES (?1, ?2, ?3 + ?4)
+ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+WHERE leases.owner = excluded.owner OR leases.expires_at <= ?3
+RETURNING owner
+
+-- name: lease_renew
+UPDATE leases SET expires_at = ?3 + ?4 WHERE name = ?1 AND owner = ?2
+
+-- name: lease_release
+DELETE FROM leases WHERE name = ?1 AND owner = ?2
+
+-- name: leases_of_daemons_delete
+-- A daemon that stopped, or was judged dead (a JSON array of ids), holds no lease.
+DELETE FROM leases WHERE owner IN (SELECT value FROM json_each(?1))
+
+-- name: lease_holder
+SELECT owner FROM leases WHERE name = ?1

@@ -24,7 +24,6 @@ from jobrunner.lifecycle import Outcome, State
 from jobrunner.models import (
     Attempt,
     CancelResult,
-    Checkpoint,
     DaemonInfo,
     Event,
     InsertResult,
@@ -36,14 +35,16 @@ from jobrunner.store.forkguard import ForkedConnectionError as ForkedConnectionE
 from jobrunner.store.forkguard import open_stores
 from jobrunner.store.sqlite_claims import SQLiteClaims
 from jobrunner.store.sqlite_files import (
-    create_backup_file,
     file_id,
-    integrity_problems,
     leave_moved_path,
     open_or_create_file,
+    read_only_name,
+    read_only_reason,
     remove_new_sidecars,
     sidecar_ids,
 )
+from jobrunner.store.sqlite_maintenance import SQLiteMaintenance
+from jobrunner.store.sqlite_output import FileOutput
 from jobrunner.store.sqlite_sql import (
     APPLICATION_ID,
     BUSY_TIMEOUT_MS,
@@ -72,6 +73,8 @@ TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it 
 if TYPE_CHECKING:
     from typing import Any
 
+    from jobrunner.store.sqlite_wake import WakeListener
+
 SUBMITTED = {s.value: lifecycle.EVENT_TYPES[s] for s in (State.QUEUED, State.SCHEDULED)}
 CANCEL_DATA = {"reason": "cancelled before it started"}
 RETRY_DATA = {"reason": "dlq retry"}
@@ -82,10 +85,19 @@ class SQLiteStore(SQLiteClaims):
     """One connection; not shared across fork (workers never open the database)."""
 
     def __init__(
-        self, path: str, *, create: bool = True, synchronous: str = "FULL", _new: bool = False
+        self,
+        path: str,
+        *,
+        create: bool = True,
+        synchronous: str = "FULL",
+        writer: bool = False,
+        _new: bool = False,
     ) -> None:
         """Open the jobrunner database at `path`; with `create`, make one when none is
-        there. (`_new`: `path` is the blank file create_database builds a database in.)"""
+        there. A database that cannot be written (a read-only mount, say) is opened to be
+        read, creating no file; its writes fail with StoreUnavailable, and a `writer`
+        (the daemon) is refused at once. (`_new`: `path` is the blank file
+        create_database builds a database in.)"""
         self.path = path
         if not _new:
             open_or_create_file(
@@ -93,9 +105,14 @@ class SQLiteStore(SQLiteClaims):
                 create,
                 lambda tmp: SQLiteStore(tmp, synchronous=synchronous, _new=True).close(),
             )
+        # why the file cannot be written here, or None
+        self.read_only = read_only_reason(path) if not _new else None
+        if self.read_only and writer:
+            raise StoreUnavailable(f"{path}: cannot write the database: {self.read_only}")
+        name, flags = read_only_name(path) if self.read_only else (path, apsw.SQLITE_OPEN_READWRITE)
         sidecars = {s for s in ("-wal", "-shm") if os.path.exists(path + s)}
         try:
-            self.db: Any = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READWRITE)
+            self.db: Any = apsw.Connection(name, flags=flags)
             open_stores.add(self)
             # Until the file is known to be ours, closing must not checkpoint: that would
             # fold another application's leftover -wal into its database and delete it.
@@ -108,18 +125,26 @@ class SQLiteStore(SQLiteClaims):
                 remove_new_sidecars(path, sidecars)
                 raise
             self.db.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0)
-            self.db.execute("PRAGMA journal_mode = WAL")
             if synchronous.upper() not in ("FULL", "NORMAL"):
                 raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
-            self.db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+            if self.read_only:
+                if not current:
+                    raise StoreUnavailable(
+                        f"{path}: the database needs an upgrade this jobrunner would write, "
+                        f"but cannot: {self.read_only}"
+                    )
+            else:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             if not current:
                 # Only a new or older database is written to here: opening one that is
                 # up to date must not write, or `status` would fail on a full disk.
                 self._migrate()
             # The files this store has open (-wal and -shm stay open, and in place, while
-            # a connection is): to notice when the path names other ones, see db_moved.
-            self._identity = file_id(path)
+            # a connection is): to notice when the path names other ones, see SQLiteMaintenance.moved.
+            self._maintenance = SQLiteMaintenance(path, self.db, file_id(path))
             self._sidecars = sidecar_ids(path)
+            self._output = FileOutput(path)
         except apsw.NotADBError:
             self._close_quietly()
             raise NotADatabase(f"{path}: not a jobrunner database; left untouched") from None
@@ -177,11 +202,15 @@ class SQLiteStore(SQLiteClaims):
             self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     def _tx(self) -> AbstractContextManager[Any]:
+        if self.read_only:
+            raise StoreUnavailable(
+                f"{self.path}: cannot write the database: {self.read_only}; nothing was written"
+            )
         return write_transaction(self.db, self.path)
 
     def close(self) -> None:
         open_stores.discard(self)
-        if self.db_moved() is not None:
+        if self._maintenance.moved() is not None:
             leave_moved_path(self.db, self.path, self._sidecars)
         try:
             self.db.close()
@@ -389,9 +418,11 @@ class SQLiteStore(SQLiteClaims):
         next starts."""
         return int(self.db.execute(Q["events_last_seq"]).fetchall()[0][0])
 
-    def events_watch(self, also: Sequence[str] = ()) -> Watch:
-        """Something to sleep on until a commit (or a write to a path of `also`): the
-        write-ahead log, watched with inotify (sqlite_watch.py)."""
+    def events_watch(self, output: bool = False) -> Watch:
+        """Something to sleep on until a commit (or, with `output`, new output of a
+        job): the write-ahead log and the log folders, watched with inotify
+        (sqlite_watch.py)."""
+        also = self._output.watched() if output else []
         return Watch([self.path + "-wal", *also], self._data_version)
 
     def _data_version(self) -> int:
@@ -407,70 +438,25 @@ class SQLiteStore(SQLiteClaims):
             db.execute(Q["events_delete_upto"], (upto,))
             return int(db.changes())
 
-    # -- the database itself --------------------------------------------------------------
+    # -- capabilities (docs/architecture.md, "The store protocol") ----------------------
 
-    def db_backup(self, path: str) -> int:
-        """Write a consistent copy of the database to `path`, a new file; returns its size.
+    def maintenance(self) -> SQLiteMaintenance:
+        return self._maintenance
 
-        Online: VACUUM INTO reads one snapshot, so the daemon and submitters carry on.
-        The file is made first, private (args may be secrets) and never over a file."""
-        create_backup_file(path)
-        try:
-            self.db.execute(Q["vacuum_into"], (path,))
-            with open(path, "rb+") as f:
-                os.fsync(f.fileno())  # VACUUM INTO does not sync what it wrote
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            if isinstance(exc, apsw.Error) and not isinstance(exc, DAMAGE_ERRORS):
-                raise StoreUnavailable(f"{path}: backup failed: {exc}") from None
-            raise
-        return os.path.getsize(path)
+    def waker(self, name: str) -> WakeListener:
+        """The daemon `name`'s end of wake-ups: a datagram socket beside the database."""
+        from jobrunner.store.sqlite_wake import WakeListener
 
-    def db_checkpoint(self) -> Checkpoint:
-        """Copy the write-ahead log into the database and truncate it, without waiting.
+        return WakeListener(self.path, name)
 
-        A reader (or writer) in the way makes it copy what it can and report `busy`;
-        the busy timeout is off meanwhile, so the daemon never stalls on it."""
-        self.db.setbusytimeout(0)
-        try:
-            busy = self.db.execute(Q["wal_checkpoint"]).fetchall()[0][0]
-        except apsw.BusyError:
-            busy = 1
-        except DAMAGE_ERRORS:
-            raise
-        except apsw.Error as exc:
-            raise StoreUnavailable(f"{self.path}: checkpoint failed: {exc}") from None
-        finally:
-            self.db.setbusytimeout(BUSY_TIMEOUT_MS)
-        return Checkpoint(bool(busy), self.db_wal_bytes())
+    def wake(self, message: bytes) -> int:
+        """Wake every daemon of this database on this machine (best effort)."""
+        from jobrunner.store.sqlite_wake import notify
 
-    def db_wal_bytes(self) -> int:
-        """The size of the write-ahead log file (0 when there is none)."""
-        try:
-            return os.stat(self.path + "-wal").st_size
-        except FileNotFoundError:
-            return 0
+        return notify(self.path, message)
 
-    def db_moved(self) -> str | None:
-        """How the path stopped naming the file this store has open ("deleted", or
-        "replaced by another file"), or None while it still does. One os.stat: cheap
-        enough for the daemon to ask every second. A path that cannot be examined
-        (no permission, say) is no proof of anything: None."""
-        try:
-            now = os.stat(self.path)
-        except (FileNotFoundError, NotADirectoryError):
-            return "deleted"
-        except OSError:
-            return None
-        if (now.st_dev, now.st_ino) != self._identity:
-            return "replaced by another file"
-        return None
-
-    def db_check(self) -> list[str]:
-        """The problems PRAGMA integrity_check finds in the file, [] when it is sound.
-        Reads every page: seconds for a million jobs."""
-        return integrity_problems(self.db)
+    def output(self) -> FileOutput:
+        return self._output
 
     # -- schedules ------------------------------------------------------------------------
 
@@ -561,10 +547,33 @@ class SQLiteStore(SQLiteClaims):
         """End a daemon's lease now (it is known to be dead), so the rescuer need not wait."""
         with self._tx() as db:
             db.execute(Q["daemon_expire"], (daemon_id,))
+            db.execute(Q["leases_of_daemons_delete"], (_dumps([daemon_id]),))
 
     def daemon_unregister(self, daemon_id: str) -> None:
         with self._tx() as db:
             db.execute(Q["daemon_delete"], (daemon_id,))
+            db.execute(Q["leases_of_daemons_delete"], (_dumps([daemon_id]),))
+
+    # -- leases: one holder at a time per name (docs/architecture.md, "The leader lease") -
+
+    def lease_acquire(self, name: str, owner: str, ttl: float, now: float) -> str:
+        """Hold `name` until `now + ttl` if it is free, expired, or `owner`'s already.
+        Returns who holds it now: `owner` when it was taken (or renewed)."""
+        with self._tx() as db:
+            if db.execute(Q["lease_acquire"], (name, owner, now, ttl)).fetchall():
+                return owner
+            return str(db.execute(Q["lease_holder"], (name,)).fetchall()[0][0])
+
+    def lease_renew(self, name: str, owner: str, ttl: float, now: float) -> bool:
+        """Extend `owner`'s hold on `name` to `now + ttl`; False when it holds it no more."""
+        with self._tx() as db:
+            db.execute(Q["lease_renew"], (name, owner, now, ttl))
+            return db.changes() == 1
+
+    def lease_release(self, name: str, owner: str) -> None:
+        """Let go of `name` if `owner` holds it, so another can take it at once."""
+        with self._tx() as db:
+            db.execute(Q["lease_release"], (name, owner))
 
     def daemon_list(self) -> list[DaemonInfo]:
         return [

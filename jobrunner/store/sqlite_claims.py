@@ -165,4 +165,5 @@ class SQLiteClaims:
         fenced on the dead owner), by lifecycle's decision: the rescue holds no policy."""
         with self._tx() as db:
             db.execute(Q["daemons_dead_delete"], (_dumps(list(dead)), rescuer))
+            db.execute(Q["leases_of_daemons_delete"], (_dumps([d for d in dead if d != rescuer]),))
             return [job_from_row(r) for r in db.execute(Q["running_orphans"], (rescuer,))]

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 import apsw
 
-from jobrunner.errors import DatabaseCorrupt, NotADatabase, UsageError
+from jobrunner.errors import DatabaseCorrupt, NotADatabase, StoreUnavailable, UsageError
 from jobrunner.store.sqlite_sql import APPLICATION_ID, Q
 
 TYPE_CHECKING = False
@@ -139,8 +139,52 @@ def open_or_create_file(path: str, create: bool, build: Callable[[str], None]) -
         raise NotADatabase(f"{path}{link}: directory {parent} does not exist")
     try:
         create_database(target, build)
-    except PermissionError as exc:
-        raise NotADatabase(f"{path}: cannot create the database: {exc.strerror}") from None
+    except OSError as exc:  # a read-only file system, no permission, no space
+        raise StoreUnavailable(
+            f"{path}: cannot create the database: {exc.strerror or exc}"
+        ) from None
+
+
+def read_only_reason(path: str) -> str | None:
+    """Why the database at `path` cannot be written (a read-only mount, no permission),
+    or None when it can. SQLite must also be able to make its -wal and -shm beside the
+    file, unless both are there already. (access() tells a read-only file system even to
+    root, which permissions do not stop.)"""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.access(path, os.W_OK):
+        target = path
+    elif not os.access(folder, os.W_OK | os.X_OK) and not all(
+        os.access(path + suffix, os.W_OK) for suffix in SIDECARS
+    ):
+        target = folder
+    else:
+        return None
+    try:
+        if os.statvfs(target).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except OSError:
+        pass
+    return f"{target} is not writable"
+
+
+def read_only_name(path: str) -> tuple[str, int]:
+    """The name and flags to open a database that cannot be written, reading it only and
+    creating nothing. With its -shm there (a copy of a database in use), SQLite reads it
+    as it is; without, and no -shm can be made in its folder, only as an immutable file,
+    which ignores any -wal: one holding transactions is refused rather than read stale."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(path + "-shm") or os.access(folder, os.W_OK | os.X_OK):
+        return path, apsw.SQLITE_OPEN_READONLY
+    if _size(path + "-wal") > 0:
+        raise StoreUnavailable(
+            f"{path}: cannot read the database: its -wal holds transactions, which SQLite "
+            "reads only with a -shm file, and none can be made in its read-only folder; "
+            "copy the database and its -wal to a writable folder"
+        )
+    from urllib.parse import quote
+
+    uri = f"file:{quote(os.path.abspath(path))}?immutable=1"
+    return uri, apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
 
 
 def remove_new_sidecars(path: str, existed: set[str]) -> None:

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobrunner.config import Config
+from jobrunner.config import Config, import_folders
 from jobrunner.durations import format_duration
 from jobrunner.errors import ConfigError
 from jobrunner.models import Job
@@ -189,14 +189,18 @@ def describe_exit(status: int) -> str:
 
 
 def preload(config: Config) -> None:
-    """Make the daemon's folder importable and import `imports` once, before forking,
-    so every worker shares them. A failing import is a config error."""
-    sys.path.insert(0, os.getcwd())
+    """Make the config's folder and the daemon's importable and import `imports` once,
+    before forking, so every worker shares them. A failing import is a config error."""
+    folders = import_folders(config)
+    sys.path[:0] = folders
     for module in config.imports:
         try:
             importlib.import_module(module)
         except Exception as exc:  # noqa: BLE001 - any import failure is a config error
+            where = ""
+            if isinstance(exc, ModuleNotFoundError):
+                where = f" (looked in {', '.join(folders)} and sys.path)"
             raise ConfigError(
                 f"{config.path or 'config'}: imports: cannot import {module!r}: "
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {exc}{where}"
             ) from None

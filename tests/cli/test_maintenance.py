@@ -138,7 +138,7 @@ def test_status_warns_about_a_wal_a_reader_holds_back(workdir: Path, db: Path, t
         blob = "x" * 65536
         for _ in range(3):  # ~70 MiB of WAL the reader's snapshot keeps from being reset
             store.job_insert_calls(JobInsert(task="tasks:ok"), [f'["{blob}"]'] * 360, time.time())
-        wal = store.db_wal_bytes()
+        wal = store.maintenance().wal_bytes()
         assert wal > WAL_WARN_BYTES
         data = cli(workdir, db, "status", "--json").json()
         assert data["wal_bytes"] >= WAL_WARN_BYTES
@@ -148,7 +148,7 @@ def test_status_warns_about_a_wal_a_reader_holds_back(workdir: Path, db: Path, t
         assert human.code == 0
         assert "warning: the write-ahead log" in human.out
         reader.execute("COMMIT")
-        assert not store.db_checkpoint().busy  # what the daemon does every 30 s
+        assert not store.maintenance().checkpoint().busy  # what the daemon does every 30 s
         data = cli(workdir, db, "status", "--json").json()
         assert data["warnings"] == [] and data["wal_bytes"] < WAL_WARN_BYTES
     finally:

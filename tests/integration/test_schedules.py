@@ -382,28 +382,38 @@ def test_misfire_all_with_overlap_skip_catches_up_one_job_after_another(
 
 
 @pytest.mark.slow
-def test_two_daemons_on_one_file_fire_once_per_tick(
+def test_two_daemons_on_one_file_fire_once_per_tick_and_the_survivor_takes_over(
     workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
 ) -> None:
-    write_config(workdir, every_second("tick", overlap="allow"))
+    """One daemon at a time holds the leader lease and fires; killed (-9), the other
+    takes the lease over within a heartbeat period (its pid is gone) and fires on."""
+    write_config(workdir, every_second("tick", overlap="allow"), daemon='lease = "3s"\n')
     daemons.append(Daemon(workdir, db, "--workers", "2"))
     daemons.append(Daemon(workdir, db, "--workers", "2"))
     both = time.time()
     jobs = wait_fired(workdir, db, "tick", 5, after=both + 0.5)
     for d in daemons:
         assert d.proc.poll() is None, d.log()
+    leaders = [d for d in daemons if "leading:" in d.log()]
+    assert leaders == [daemons[0]], [d.log() for d in daemons]
     jobs = fired(workdir, db, "tick")
     assert_no_duplicates(jobs)
     assert_consecutive(seconds(jobs))
     assert all(j["scheduled_for"] == int(j["scheduled_for"]) for j in jobs)
-    # every job ran exactly once, by one daemon or the other
+
+    daemons[0].kill_group()
+    killed = time.time()
+    wait_for(lambda: "leading:" in daemons[1].log(), timeout=10, what="the takeover")
+    wait_fired(workdir, db, "tick", 2, after=killed + 1)
+    jobs = fired(workdir, db, "tick")
+    assert_no_duplicates(jobs)
+    # every job ran exactly once, by one daemon or the other (the killed one's last
+    # jobs rescued and run again count as its own runs: only fires are checked there)
     wait_for(
-        lambda: all(j["state"] == "succeeded" for j in fired(workdir, db, "tick")[: len(jobs)]),
+        lambda: all(j["state"] in ("succeeded", "dead") for j in fired(workdir, db, "tick")[:5]),
         timeout=15,
         what="the ticks done",
     )
-    runs = [e.job_id for e in ledger(workdir)]
-    assert len(runs) == len(set(runs))
 
 
 # -- reload ---------------------------------------------------------------------------------------
@@ -454,6 +464,26 @@ def test_reload_on_change_refuses_a_bad_config_and_rereads_on_sighup(
         assert all(j["scheduled_for"] <= hup + 1.5 for j in fired(workdir, db, name)), name
     assert daemon.proc.poll() is None
     assert changed < broken < hup
+
+
+@pytest.mark.slow
+def test_a_daemon_started_without_a_config_loads_one_written_later(
+    workdir: Path, db: Path, daemons: list[Daemon]
+) -> None:
+    """No ./jobrunner.toml at start: SIGHUP says why nothing is reloaded, and the file
+    written there later is loaded, its schedules fire (as `schedules list` shows them)."""
+    assert not (workdir / "jobrunner.toml").exists()
+    daemon = Daemon(workdir, db, "--workers", "1")
+    daemons.append(daemon)
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: "config not reloaded" in daemon.log(), timeout=10, what="SIGHUP line")
+    line = next(x for x in daemon.log().splitlines() if "config not reloaded" in x)
+    assert f"{workdir / 'jobrunner.toml'} does not exist" in line
+    schedule = '[[schedules]]\nname = "late"\nevery = "1s"\ncommand = ["true"]\n'
+    write_config(workdir, schedule)
+    wait_fired(workdir, db, "late", 1, timeout=10)
+    assert "config reloaded from" in daemon.log()
+    assert daemon.proc.poll() is None
 
 
 # -- pause, resume and run NAME with a daemon running ---------------------------------------------

@@ -7,7 +7,6 @@ internals), through the `store` and `connect` fixtures of tests/store/conftest.p
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -18,6 +17,7 @@ from jobrunner.errors import JobNotFound
 from jobrunner.lifecycle import FINAL, NOT_COUNTED, Outcome, State
 from jobrunner.models import Attempt, AttemptEnd, DaemonInfo, Job, JobInsert
 from jobrunner.store.base import CancelResult, ClaimRequest, Store
+from tests.store.together import run_together
 
 NOW = 1_800_000_000.0
 OWNER = "host-a:100:aaaa"
@@ -397,21 +397,15 @@ def test_concurrent_claims_from_two_connections_never_share_a_job(
     ids = insert(connect(), *[job() for _ in range(150)])
     stores = {OWNER: connect(), OTHER: connect()}
     claimed: dict[str, list[int]] = {OWNER: [], OTHER: []}
-    errors: list[BaseException] = []
 
-    def work(owner: str) -> None:
-        try:
+    def work(owner: str) -> Callable[[], None]:
+        def take() -> None:
             while batch := claim(stores[owner], owner=owner, limit=3):
                 claimed[owner].extend(j.id for j in batch)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
-            errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(owner,)) for owner in stores]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors, errors
+        return take
+
+    run_together(*(work(owner) for owner in stores))
     together = claimed[OWNER] + claimed[OTHER]
     assert len(together) == len(set(together)) == len(ids)
     assert set(together) == set(ids)

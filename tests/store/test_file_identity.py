@@ -66,11 +66,11 @@ def test_a_read_meeting_a_damaged_page_is_database_corrupt(tmp_path: Path) -> No
 def test_deleted_and_replaced_are_told_apart(tmp_path: Path) -> None:
     path = tmp_path / "jobs.db"
     store = open_store(str(path))
-    assert store.db_moved() is None
+    assert store.maintenance().moved() is None
     os.rename(path, tmp_path / "elsewhere.db")
-    assert store.db_moved() == "deleted"
+    assert store.maintenance().moved() == "deleted"
     open_store(str(path)).close()
-    assert store.db_moved() == "replaced by another file"
+    assert store.maintenance().moved() == "replaced by another file"
     store.close()
 
 
@@ -88,7 +88,7 @@ def test_a_folder_made_again_keeps_its_new_database_and_wal(tmp_path: Path) -> N
     old.close()
     assert files(folder) == ["jobs.db", "jobs.db-shm", "jobs.db-wal"]
     other = open_store(str(path), create=False)
-    assert len(other.job_list()) == 2 and other.db_check() == []
+    assert len(other.job_list()) == 2 and other.maintenance().check() == []
     other.close()
     new.close()
 
@@ -99,14 +99,14 @@ def test_a_copy_moved_over_it_is_not_damaged_by_the_old_wal(tmp_path: Path) -> N
     path = tmp_path / "jobs.db"
     old = open_store(str(path))
     insert(old)
-    old.db_backup(str(tmp_path / "copy.db"))
+    old.maintenance().backup(str(tmp_path / "copy.db"))
     insert(old, 3)
     os.replace(tmp_path / "copy.db", path)
     insert(old)
     old.close()
     assert files(tmp_path) == ["jobs.db"]
     restored = open_store(str(path), create=False)
-    assert len(restored.job_list()) == 1 and restored.db_check() == []
+    assert len(restored.job_list()) == 1 and restored.maintenance().check() == []
     restored.close()
 
 
@@ -119,5 +119,5 @@ def test_a_database_renamed_while_open_keeps_its_last_transactions(tmp_path: Pat
     store.close()
     assert files(tmp_path) == ["renamed.db"]
     renamed = open_store(str(tmp_path / "renamed.db"), create=False)
-    assert len(renamed.job_list()) == 2 and renamed.db_check() == []
+    assert len(renamed.job_list()) == 2 and renamed.maintenance().check() == []
     renamed.close()

@@ -79,7 +79,7 @@ def test_backup_is_a_valid_database_with_the_same_jobs(store: Store, tmp_path: P
     dead = ended(store, State.DEAD, NOW - 2, retries=0)
     store.job_insert_many([JobInsert(task="a:b", queue="q2", priority=5)] * 3, NOW)
     target = tmp_path / "copy.db"
-    size = store.db_backup(str(target))
+    size = store.maintenance().backup(str(target))
     assert size == target.stat().st_size > 0
     assert stat.S_IMODE(target.stat().st_mode) == 0o600  # as private as the database
     copy = open_store(str(target), create=False)
@@ -98,19 +98,19 @@ def test_backup_refuses_an_existing_path_and_leaves_it_alone(store: Store, tmp_p
     existing = tmp_path / "there.db"
     existing.write_bytes(b"precious")
     with pytest.raises(UsageError, match="already exists"):
-        store.db_backup(str(existing))
+        store.maintenance().backup(str(existing))
     assert existing.read_bytes() == b"precious"
     empty = tmp_path / "empty.db"
     empty.touch()  # even an empty file: it is someone's
     with pytest.raises(UsageError, match="already exists"):
-        store.db_backup(str(empty))
+        store.maintenance().backup(str(empty))
     assert empty.read_bytes() == b""
 
 
 def test_backup_into_a_missing_folder_is_a_clear_error(store: Store, tmp_path: Path) -> None:
     target = tmp_path / "no" / "such" / "copy.db"
     with pytest.raises(UsageError, match="cannot create"):
-        store.db_backup(str(target))
+        store.maintenance().backup(str(target))
     assert not target.parent.exists()
 
 
@@ -125,7 +125,7 @@ def test_backup_while_another_connection_writes(
     writer.execute("BEGIN IMMEDIATE")
     writer.execute("DELETE FROM jobs")
     try:
-        store.db_backup(str(tmp_path / "copy.db"))
+        store.maintenance().backup(str(tmp_path / "copy.db"))
     finally:
         writer.execute("ROLLBACK")
         writer.close()
@@ -160,14 +160,14 @@ def wal_size(store: Store) -> int:
 
 def test_wal_bytes_is_the_size_of_the_wal_file(sqlite: SQLiteStore) -> None:
     burst(sqlite)
-    assert sqlite.db_wal_bytes() == wal_size(sqlite) > 500_000
+    assert sqlite.maintenance().wal_bytes() == wal_size(sqlite) > 500_000
 
 
 def test_checkpoint_truncates_the_wal(sqlite: SQLiteStore) -> None:
     burst(sqlite)
     before = wal_size(sqlite)
     assert before > 500_000
-    result = sqlite.db_checkpoint()
+    result = sqlite.maintenance().checkpoint()
     assert not result.busy
     assert result.wal_bytes == wal_size(sqlite) == 0
     assert len(sqlite.job_list(limit=5000)) == 2000  # everything made it into the database
@@ -188,7 +188,7 @@ def test_checkpoint_held_back_by_a_reader_neither_waits_nor_truncates(
     try:
         burst(sqlite, 1000)  # written after the reader's snapshot: cannot be reset past it
         started = time.monotonic()
-        result = sqlite.db_checkpoint()
+        result = sqlite.maintenance().checkpoint()
         # the store's busy timeout is 10 s; the checkpoint must not wait on the reader
         assert time.monotonic() - started < 5
         assert result.busy
@@ -196,7 +196,7 @@ def test_checkpoint_held_back_by_a_reader_neither_waits_nor_truncates(
     finally:
         reader.execute("COMMIT")
         reader.close()
-    result = sqlite.db_checkpoint()
+    result = sqlite.maintenance().checkpoint()
     assert (result.busy, result.wal_bytes) == (False, 0)
     # the busy timeout is back for ordinary writes
     assert sqlite.db.execute("PRAGMA busy_timeout").fetchall() == [(10_000,)]

@@ -15,7 +15,9 @@ from jobrunner.config import (
     Config,
     TaskConfig,
     config_path,
+    database_only,
     database_path,
+    import_folders,
     load_config,
 )
 from jobrunner.errors import ConfigError, UsageError
@@ -374,3 +376,37 @@ def test_config_in_cwd_is_used_only_when_it_exists(clean_env: Path) -> None:
     found = config_path(None)
     assert found is not None
     assert os.path.samefile(found, clean_env / "jobrunner.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "database"),
+    [
+        ('database = "x.db"\n[daemon]\nworkers = "many"\n', "x.db"),  # a bad value
+        ('database = "x.db"\n[daemon\n', "x.db"),  # not TOML: its own line still reads
+        ('[daemon\ndatabase = "x.db"\n', None),  # inside a table: not the top-level key
+        ("database = 3\n[daemon\n", None),
+    ],
+)
+def test_database_only_reads_the_database_of_a_broken_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, database: str | None
+) -> None:
+    monkeypatch.delenv("JOBRUNNER_DB", raising=False)
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError):
+        load_config(path)
+    cfg = database_only(path)
+    assert (cfg.path, cfg.database) == (path, database)
+    expected = str(tmp_path / "x.db") if database else "jobrunner.db"
+    assert database_path(None, cfg) == expected
+    assert database_only(str(tmp_path / "missing.toml")).database is None
+
+
+def test_imports_are_found_from_the_configs_folder_then_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "conf").mkdir()
+    monkeypatch.chdir(tmp_path)
+    cfg = Config(path="conf/jobrunner.toml")
+    assert import_folders(cfg) == [str(tmp_path / "conf"), str(tmp_path)]
+    assert import_folders(Config(path="jobrunner.toml")) == [str(tmp_path)]
+    assert import_folders(Config()) == [str(tmp_path)]

@@ -1,6 +1,6 @@
 """The operations layer (jobrunner/ops) against a real SQLite file, without a daemon.
 
-A daemon's end of the wake socket is a real `WakeListener`, so what an operation wakes is
+A daemon's end of the wake-ups is the store's real waker, so what an operation wakes is
 seen as a daemon would see it. Jobs are moved through their states with the store's own
 methods (claim, end), as a daemon moves them.
 """
@@ -20,10 +20,8 @@ from jobrunner.errors import JobNotFound, UsageError
 from jobrunner.lifecycle import Outcome, State
 from jobrunner.models import AttemptEnd, ClaimRequest, Job, JobInsert
 from jobrunner.ops import control, get_job, schedules, submit, submit_calls, waiting
-from jobrunner.paths import log_dir_for
-from jobrunner.store import open_store
-from jobrunner.store.base import Store
-from jobrunner.wake import WAKE_CANCEL, WAKE_SUBMIT, WakeListener
+from jobrunner.store import WAKE_CANCEL, WAKE_SUBMIT, open_store
+from jobrunner.store.base import Store, Waker
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
@@ -43,8 +41,8 @@ def store(db: str) -> Iterator[Store]:
 
 
 @pytest.fixture
-def daemon_socket(db: str) -> Iterator[WakeListener]:
-    listener = WakeListener(db, "daemon-a")
+def daemon_socket(store: Store) -> Iterator[Waker]:
+    listener = store.waker("daemon-a")
     yield listener
     listener.close()
 
@@ -100,7 +98,7 @@ def test_get_job_of_an_unknown_id_is_job_not_found(store: Store) -> None:
 
 
 def test_submit_creates_jobs_in_order_and_wakes_the_daemons(
-    store: Store, daemon_socket: WakeListener
+    store: Store, daemon_socket: Waker
 ) -> None:
     results = submit(store, [job(args=[0]), job(args=[1])], NOW)
     assert [r.created for r in results] == [True, True]
@@ -109,7 +107,7 @@ def test_submit_creates_jobs_in_order_and_wakes_the_daemons(
 
 
 def test_submit_with_a_key_used_before_returns_that_job_and_writes_nothing(
-    store: Store, daemon_socket: WakeListener
+    store: Store, daemon_socket: Waker
 ) -> None:
     (first,) = submit(store, [job(key="nightly-2026-06-01", args=[1])], NOW)
     daemon_socket.drain()
@@ -127,9 +125,7 @@ def test_submit_reports_each_job_of_a_batch(store: Store) -> None:
     assert results[1].id == used.id
 
 
-def test_submit_calls_makes_one_job_per_call_and_wakes(
-    store: Store, daemon_socket: WakeListener
-) -> None:
+def test_submit_calls_makes_one_job_per_call_and_wakes(store: Store, daemon_socket: Waker) -> None:
     ids = submit_calls(store, job(queue="q"), [json.dumps([i]) for i in range(3)], NOW)
     assert [(get_job(store, i).args, get_job(store, i).queue) for i in ids] == [
         ([0], "q"),
@@ -163,7 +159,7 @@ def test_cancel_of_a_retrying_job_cancels_it(store: Store) -> None:
 
 
 def test_cancel_of_a_running_job_asks_its_daemon_to_kill_it(
-    store: Store, daemon_socket: WakeListener
+    store: Store, daemon_socket: Waker
 ) -> None:
     claimed = running(store)
     done = control.cancel(store, claimed.id, NOW + 1)
@@ -176,7 +172,7 @@ def test_cancel_of_a_running_job_asks_its_daemon_to_kill_it(
 
 @pytest.mark.parametrize("state", [State.SUCCEEDED, State.DEAD, State.CANCELLED])
 def test_cancel_of_an_ended_job_says_how_it_ended_and_changes_nothing(
-    store: Store, daemon_socket: WakeListener, state: State
+    store: Store, daemon_socket: Waker, state: State
 ) -> None:
     before = ended(store, state)
     done = control.cancel(store, before.id, NOW + 99)
@@ -193,9 +189,7 @@ def test_cancel_of_an_unknown_job_is_job_not_found(store: Store) -> None:
 # -- retry (dlq retry) ---------------------------------------------------------------------------
 
 
-def test_retry_gives_dead_jobs_a_fresh_round_and_wakes(
-    store: Store, daemon_socket: WakeListener
-) -> None:
+def test_retry_gives_dead_jobs_a_fresh_round_and_wakes(store: Store, daemon_socket: Waker) -> None:
     dead = [ended(store, State.DEAD), ended(store, State.DEAD)]
     daemon_socket.drain()
     result = control.retry(store, [dead[1].id], NOW + 10)
@@ -218,7 +212,7 @@ def test_retry_of_every_dead_job(store: Store) -> None:
 
 
 def test_retry_of_a_job_not_dead_moves_nothing_and_says_which(
-    store: Store, daemon_socket: WakeListener
+    store: Store, daemon_socket: Waker
 ) -> None:
     dead = ended(store, State.DEAD).id
     done = ended(store, State.SUCCEEDED).id
@@ -241,14 +235,14 @@ def test_retry_of_an_unknown_job_moves_nothing_and_says_which(store: Store) -> N
 
 
 def _with_log(store: Store, job: Job) -> Job:
-    log_dir = log_dir_for(store.path)
+    log_dir = store.output().local_dir
     os.makedirs(log_dir, exist_ok=True)
     Path(log_dir, f"{job.id}.log").write_text("output\n")
     return job
 
 
 def _has_log(store: Store, job: Job) -> bool:
-    return Path(log_dir_for(store.path), f"{job.id}.log").exists()
+    return Path(store.output().local_dir, f"{job.id}.log").exists()
 
 
 def test_prune_deletes_old_ended_jobs_with_their_logs(store: Store) -> None:
@@ -379,7 +373,7 @@ def _config() -> Config:
 
 
 def test_schedule_run_inserts_a_manual_job_now_and_wakes(
-    store: Store, daemon_socket: WakeListener
+    store: Store, daemon_socket: Waker
 ) -> None:
     job_id = schedules.run(store, _config(), "nightly", NOW)
     fired = get_job(store, job_id)

@@ -274,13 +274,13 @@ def test_a_reload_changes_retention_at_once(world: World, tmp_path: Path) -> Non
 def test_checkpoint_service_truncates_the_wal_after_a_burst(world: World) -> None:
     world.run()
     world.store.job_insert_calls(JobInsert(task="a:b"), [f'["{"x" * 500}"]'] * 2000, 0.0)
-    assert world.store.db_wal_bytes() > 500_000
+    assert world.store.maintenance().wal_bytes() > 500_000
     world.clock.advance(CHECKPOINT_EVERY - 1)
     world.run()
-    assert world.store.db_wal_bytes() > 500_000  # not due yet
+    assert world.store.maintenance().wal_bytes() > 500_000  # not due yet
     world.clock.advance(1)
     world.run()
-    assert world.store.db_wal_bytes() == 0
+    assert world.store.maintenance().wal_bytes() == 0
     assert len(world.left()) == 2000
 
 
@@ -298,7 +298,7 @@ def test_checkpoint_held_back_by_a_reader_warns_once(
                 world.store.job_insert_calls(JobInsert(task="a:b"), [f'["{"x" * 500}"]'] * 500, 0.0)
                 world.clock.advance(CHECKPOINT_EVERY)
                 world.run()
-        assert world.store.db_wal_bytes() > 100_000
+        assert world.store.maintenance().wal_bytes() > 100_000
         warnings = [r.getMessage() for r in caplog.records if "write-ahead log" in r.getMessage()]
         assert len(warnings) == 1, warnings
         assert "reader" in warnings[0] and world.store.path in warnings[0]
@@ -307,5 +307,5 @@ def test_checkpoint_held_back_by_a_reader_warns_once(
         reader.close()
     world.clock.advance(CHECKPOINT_EVERY)
     world.run()
-    assert world.store.db_wal_bytes() == 0
+    assert world.store.maintenance().wal_bytes() == 0
     assert world.services.wal_warned is False

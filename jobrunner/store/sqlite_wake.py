@@ -1,9 +1,10 @@
-"""Push wake-ups from submitters to idle daemons on this machine.
+"""The SQLite store's waker: push wake-ups from submitters to idle daemons on this
+machine (Store.waker and Store.wake).
 
 Each daemon binds a Unix datagram socket in a folder beside the database; a submit
 sends one byte to every socket there. An idle daemon blocks in poll() on its socket,
-so pickup takes well under a millisecond and idling costs no CPU. Daemons on other
-machines (a future PostgreSQL backend) fall back to their poll interval.
+so pickup takes well under a millisecond and idling costs no CPU. A backend shared by
+hosts wakes them its own way (PostgreSQL: LISTEN/NOTIFY) behind the same two methods.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import contextlib
 import functools
 import os
 
-WAKE_SUBMIT = b"s"  # new work may be due
-WAKE_CANCEL = b"c"  # a running job was asked to stop
+from jobrunner.store import WAKE_SUBMIT
 
 
 def wake_dir(db_path: str) -> str:
@@ -40,7 +40,7 @@ def _wake_dir(db_path: str) -> str:
 
 
 class WakeListener:
-    """The daemon's end: a non-blocking datagram socket to poll on."""
+    """The daemon's end (a base.Waker): a non-blocking datagram socket to poll on."""
 
     def __init__(self, db_path: str, name: str) -> None:
         folder = wake_dir(db_path)
