@@ -114,7 +114,7 @@ def footprint(path: str, n: int, s: Settings) -> dict[str, Any]:
     time.sleep(1.1)
     t0 = time.perf_counter()
     pruned = subprocess.run(
-        [sys.executable, "-m", "jobrunner", "--db", db, "prune", "--older-than", "1s"],
+        [sys.executable, "-m", "jobrunner", "--db", db, "prune", "--older-than", "1s", "--yes"],
         env=clean_env(),
         capture_output=True,
         text=True,

@@ -410,17 +410,17 @@ def seconds(name: str, value: Duration | None) -> float | None:
 
 def timestamp(value: When | None, where: str = "at") -> float | None:
     """`at` as a Unix time: a number, a `datetime` (naive: local time, as `at(1)` reads
-    it) or ISO 8601 text."""
+    it) or text (ISO 8601, HH:MM, tomorrow HH:MM: durations.parse_time)."""
     if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
         return value
     import datetime as dt
 
-    if isinstance(value, str):
-        try:
-            when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise UsageError(f"{where}: {value!r} is not an ISO 8601 time") from None
-    elif isinstance(value, dt.datetime):
+    if isinstance(value, str):  # as the CLI's --at reads it
+        from jobrunner import clock
+        from jobrunner.durations import parse_time
+
+        return parse_time(value, clock.now(), where)
+    if isinstance(value, dt.datetime):
         when = value
     else:
         raise UsageError(

@@ -66,6 +66,17 @@ _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
 _WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
 _DAY_RANGES = {2: "1-31", 4: "0-6"}  # '*' in the day-of-month and weekday fields
 _ONE_VALUE_RANGE = re.compile(r"(\w+)-(\w+)(?:/\d+)?")
+# cronie's macros, as the expressions they stand for (cronie reads @hourly as `0 * * * *`
+# with a wildcard hour, and the others as fixed times: so does CronSpec)
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 # croniter's random (R) and hashed (H) values; no month or day name begins with r or h
 _DRAWN = re.compile(r"[rh](?:[(/]|$)", re.IGNORECASE)
 
@@ -87,7 +98,7 @@ class CronSpec:
     __slots__ = ("expr", "tz", "fixed", "has_seconds", "_template")
 
     def __init__(self, expr: str, tz: str = "UTC") -> None:
-        fields = expr.split()
+        fields = _expand_macro(expr).split()
         if len(fields) not in (5, 6):
             raise ValueError(
                 f"cron {expr!r}: expected 5 fields (minute hour day month weekday), "
@@ -105,7 +116,9 @@ class CronSpec:
         time_fields = [fields[0], fields[1], *fields[5:]]
         self.fixed = not any(f.startswith("*") for f in time_fields)
         try:
-            croniter(expr, _EPOCH)  # syntax, with croniter's messages quoting it as written
+            croniter(
+                " ".join(fields), _EPOCH
+            )  # syntax, with croniter's messages quoting it as written
             self._template = croniter(
                 " ".join(_for_croniter(f, i) for i, f in enumerate(fields)),
                 _EPOCH,
@@ -269,6 +282,21 @@ class CronSpec:
         it = copy.copy(self._template)
         it.set_current(start, force=True)
         return it
+
+
+def _expand_macro(expr: str) -> str:
+    """The expression an `@` macro stands for; anything else as it is."""
+    word = expr.strip().lower()
+    if not word.startswith("@"):
+        return expr
+    if word == "@reboot":
+        raise ValueError(
+            f"cron {expr!r}: @reboot names no time, and a schedule fires at times; "
+            "to run a job when the daemon starts, submit it from the daemon's service unit"
+        )
+    if word not in MACROS:
+        raise ValueError(f"cron {expr!r}: not a macro; use one of {', '.join(MACROS)} or 5 fields")
+    return MACROS[word]
 
 
 def _refuse_drawn_values(expr: str, fields: list[str]) -> None:

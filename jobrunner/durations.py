@@ -1,4 +1,5 @@
-"""Durations as users write them: `250ms`, `30s`, `5m`, `2h`, `7d`, or bare seconds."""
+"""Durations and times as users write them: `250ms`, `30s`, `5m`, `2h`, `7d`, `1h30m`, or
+bare seconds; `--at` times: ISO 8601, `09:00`, `tomorrow 09:00`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ MAX_DURATION = 36500 * 86400.0  # 100 years
 MAX_SIZE = 1 << 60  # 1 EiB
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
+_NUMBER = r"(?:\d+(?:\.\d+)?|\.\d+)"
+_PATTERN = re.compile(rf"^\s*({_NUMBER})\s*(ms|s|m|h|d)?\s*$")
+# `1h30m`, `2d 12h`, `1m30.5s`: two or more parts, largest unit first, each unit once
+_COMPOUND = re.compile(rf"^\s*(?:{_NUMBER}\s*(?:ms|s|m|h|d)\s*){{2,5}}$")
+_PART = re.compile(rf"({_NUMBER})\s*(ms|s|m|h|d)")
+_HINT = "use e.g. 250ms, 30s, 5m, 2h, 7d, 1h30m or seconds"
 
 
 def parse_duration(text: str | int | float, where: str = "duration") -> float:
@@ -27,18 +33,61 @@ def parse_duration(text: str | int | float, where: str = "duration") -> float:
             value = float(text)
         except OverflowError:  # an int beyond any float, e.g. from JSON
             value = math.inf
-    else:
-        match = _PATTERN.match(text)
-        if not match:
-            raise UsageError(
-                f"{where}: {text!r} is not a duration (use e.g. 250ms, 30s, 5m, 2h, 7d or seconds)"
-            )
+    elif match := _PATTERN.match(text):
         value = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    elif _COMPOUND.match(text):
+        parts = _PART.findall(text)
+        units = [unit for _, unit in parts]
+        if units != sorted(set(units), key=lambda unit: -_UNITS[unit]):
+            raise UsageError(
+                f"{where}: {text!r} is not a duration (in 1h30m each unit comes once, "
+                "the largest first)"
+            )
+        value = sum(float(number) * _UNITS[unit] for number, unit in parts)
+    else:
+        raise UsageError(f"{where}: {text!r} is not a duration ({_HINT})")
     if not math.isfinite(value) or value < 0:
         raise UsageError(f"{where}: {text!r} must be a finite, non-negative duration")
     if value > MAX_DURATION:
         raise UsageError(f"{where}: {text!r} is too long (at most 36500d)")
     return value
+
+
+_CLOCK_TIME = re.compile(
+    r"^\s*(?:(today|tomorrow)\s+)?(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$", re.IGNORECASE
+)
+
+
+def parse_time(text: str, now: float, where: str = "--at") -> float:
+    """The instant `text` names, read as `at(1)` reads it: ISO 8601 (without an offset,
+    local time); `HH:MM[:SS]`, the next time the local clock shows it (today, or tomorrow
+    once it has passed); `today HH:MM`, `tomorrow HH:MM`. `now` is the time it is read at."""
+    import datetime as dt
+
+    clock_time = _CLOCK_TIME.match(text)
+    try:
+        if clock_time:
+            day, hour, minute, second = clock_time.groups()
+            today = dt.datetime.fromtimestamp(now).date()  # local
+            start = today + dt.timedelta(days=1 if (day or "").lower() == "tomorrow" else 0)
+            moment = dt.time(int(hour), int(minute), int(second or 0))
+            when = dt.datetime.combine(start, moment).astimezone()
+            if day is None and when.timestamp() <= now:  # passed today: tomorrow's
+                when = dt.datetime.combine(today + dt.timedelta(days=1), moment).astimezone()
+        else:
+            when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{where}: {text!r} is not a time (use ISO 8601, HH:MM or tomorrow HH:MM)"
+        ) from None
+    try:
+        if when.tzinfo is None:
+            when = when.astimezone()  # local time, as `at` reads it
+        ts = when.timestamp()
+        when.astimezone(dt.UTC)  # shown in UTC: must stay within years 1..9999 there
+    except (OverflowError, ValueError):
+        raise UsageError(f"{where}: {text!r} is out of range (years 1 to 9999 in UTC)") from None
+    return ts
 
 
 _SIZE_UNITS = {

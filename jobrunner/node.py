@@ -11,7 +11,6 @@ id and the inode of its pid namespace; pids are compared only between equal node
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 
 
@@ -32,6 +31,8 @@ def node() -> str | None:
 def file_tag() -> str:
     """A name for this node in file names (`host.1a2b3c4d`): files of processes on other
     nodes are never taken for this node's."""
+    import hashlib  # here: `jobrunner submit` loads this module but never names files
+
     host = os.uname().nodename.replace(os.sep, "_")
     ident = node()
     if ident is None:

@@ -40,6 +40,14 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
         if not queues:
             raise UsageError("--queues: name at least one queue")
     config = ctx.config
+    workers = args.workers if args.workers is not None else config.daemon.workers
+    where = "--workers" if args.workers is not None else "[daemon] workers"
+    if warning := workers_warning(workers, where):
+        from jobrunner.daemon.events import EventLog
+
+        log = EventLog(sys.stderr, args.log_format)
+        log.emit("log", "warning", message=warning)
+        log.flush()
     return supervisor.run(
         config,
         ctx.db_path,
@@ -49,4 +57,22 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
         log_stream=sys.stderr,
         # Started without a config: the one written later where it would have been found.
         config_file=config.path or os.path.abspath(DEFAULT_CONFIG),
+    )
+
+
+WORKERS_PER_CORE_AT_MOST = 4  # beyond this, more workers mostly add memory and contention
+
+
+def workers_warning(workers: int, where: str) -> str | None:
+    """A warning (not an error: jobs that wait on the network can use many workers) when
+    `workers` is far above the CPU cores this process may use."""
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    if workers <= WORKERS_PER_CORE_AT_MOST * cores:
+        return None
+    return (
+        f"{where} = {workers} is far above the {cores} CPU core(s) this daemon may use: "
+        f"each worker is a process; more than {WORKERS_PER_CORE_AT_MOST} a core helps only "
+        "jobs that mostly wait"
     )

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from jobrunner.cli.jobs import _print_json, job_id, limit
+from jobrunner.cli import confirm
+from jobrunner.cli.jobs import _print_json, delete_ended, job_id, limit
 from jobrunner.errors import JobNotFound, UsageError
 from jobrunner.lifecycle import State
 from jobrunner.ops import get_job
@@ -32,8 +33,14 @@ def add_parsers(sub: Any) -> None:
     q.add_argument("--all", action="store_true")
     q.set_defaults(func=dlq_retry)
 
-    q = dlq.add_parser("purge", help="delete dead jobs")
+    q = dlq.add_parser(
+        "purge",
+        help="delete dead jobs",
+        description="Deletes every dead job (older than --older-than). Asks first on a "
+        "terminal; --yes for scripts.",
+    )
     q.add_argument("--older-than", default="0s", metavar="DUR")
+    confirm.add_flags(q, "delete")
     q.set_defaults(func=dlq_purge)
 
 
@@ -88,14 +95,4 @@ def dlq_retry(ctx: Any, args: argparse.Namespace) -> int:
 
 
 def dlq_purge(ctx: Any, args: argparse.Namespace) -> int:
-    from jobrunner import clock
-    from jobrunner.cli.bar import progress_bar
-    from jobrunner.durations import parse_duration
-    from jobrunner.ops import control
-
-    age = parse_duration(args.older_than, "--older-than")
-    store = ctx.store()
-    with progress_bar("pruning") as advance:
-        purged = control.purge_dead(store, age, clock.now(), on_batch=advance)
-    sys.stdout.write(f"purged {purged.total} dead job(s)\n")
-    return 0
+    return delete_ended(ctx, args, [State.DEAD], "dlq purge", "purged {} dead job(s)")

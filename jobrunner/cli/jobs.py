@@ -108,12 +108,38 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--follow", "-f", action="store_true", help="stream until the job ends")
     p.set_defaults(func=logs)
 
-    p = sub.add_parser("cancel", help="cancel a waiting or running job")
-    p.add_argument("id", type=job_id, metavar="JOB_ID")
+    from jobrunner.cli import confirm
+
+    p = sub.add_parser(
+        "cancel",
+        help="cancel waiting or running jobs",
+        description="Cancel the jobs named, or every job matching --state and --queue "
+        "(asked first). Exit 1 when a job named had already ended.",
+    )
+    p.add_argument("ids", nargs="*", type=job_id, metavar="JOB_ID")
+    p.add_argument(
+        "--state",
+        action="append",
+        choices=[s.value for s in State if s not in FINAL],
+        help="every job in this state (repeatable; default with --queue: all four)",
+    )
+    p.add_argument("--queue", help="every job in this queue that has not ended")
+    confirm.add_flags(p, "cancel")
     p.set_defaults(func=cancel)
 
-    p = sub.add_parser("prune", help="delete ended jobs older than a duration")
+    p = sub.add_parser(
+        "prune",
+        help="delete ended jobs older than a duration",
+        description="Asks first on a terminal; --yes for scripts.",
+    )
     p.add_argument("--older-than", required=True, metavar="DUR")
+    p.add_argument(
+        "--state",
+        action="append",
+        choices=[s.value for s in State if s in FINAL],
+        help="only jobs that ended so (repeatable; default: all three)",
+    )
+    confirm.add_flags(p, "delete")
     p.set_defaults(func=prune)
 
 
@@ -133,14 +159,21 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
 
         render.use_utc(args.utc)
         render.job_detail(job, attempts)
+        if job.state is State.RUNNING:
+            _say_if_awaiting_rescue(job, store.daemon_list())
         return 0
+    from jobrunner import clock
+    from jobrunner.ops import daemons as liveness
+
+    now = clock.now()
     counts = store.job_counts()
     daemons = store.daemon_list()
+    dead = {d.id: why for d in daemons if (why := liveness.why_dead(d, now)) is not None}
+    awaiting = liveness.awaiting_rescue(store.job_running(RUNNING_AT_MOST), daemons, now)
     failures = store.job_recent_failures(5)
     wal_bytes = wal_size(store)
     warnings = database_warnings(store.path, wal_bytes)
     if args.json:
-        from jobrunner import clock
         from jobrunner.models import epoch, iso
 
         by_state: dict[str, int] = {s.value: 0 for s in State}
@@ -148,7 +181,6 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
         for (state, queue), n in counts.items():
             by_state[state] = by_state.get(state, 0) + n
             by_queue.setdefault(queue, {})[state] = n
-        now = clock.now()
         _print_json(
             {
                 "counts": by_state,
@@ -160,7 +192,8 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
                         "pid": d.pid,
                         "workers": d.workers,
                         "queues": d.queues,
-                        "alive": d.lease_until >= now,
+                        "alive": d.id not in dead,
+                        "dead": dead.get(d.id),  # why it is presumed dead
                         "started_at": iso(d.started_at),
                         "heartbeat_at": iso(d.heartbeat_at),
                         "lease_until": iso(d.lease_until),
@@ -170,6 +203,7 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
                     }
                     for d in daemons
                 ],
+                "awaiting_rescue": [j.id for j in awaiting],
                 "recent_failures": [j.to_dict() for j in failures],
                 "wal_bytes": wal_bytes,
                 "warnings": warnings,
@@ -179,9 +213,25 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
     from jobrunner.cli import render
 
     render.use_utc(args.utc)
-    render.overview(counts, daemons, failures)
+    render.overview(counts, daemons, failures, dead, awaiting)
     render.warnings(warnings)
     return 0
+
+
+RUNNING_AT_MOST = 100_000  # running jobs are bounded by the daemons' claims
+
+
+def _say_if_awaiting_rescue(job: Any, daemons: list[Any]) -> None:
+    from jobrunner import clock
+    from jobrunner.cli.render import console
+    from jobrunner.ops import daemons as liveness
+
+    owner = next((d for d in daemons if d.id == job.owner), None)
+    why = "gone" if owner is None else liveness.why_dead(owner, clock.now())
+    if why is not None:
+        console.print(
+            f"awaiting rescue: its daemon {job.owner} is {why}; a live daemon sends it back to wait"
+        )
 
 
 def wal_size(store: Any) -> int | None:
@@ -272,33 +322,91 @@ def logs(ctx: Any, args: argparse.Namespace) -> int:
 
 def cancel(ctx: Any, args: argparse.Namespace) -> int:
     from jobrunner import clock
+    from jobrunner.cli import confirm
     from jobrunner.ops import control
     from jobrunner.ops.waiting import wait_for_stop
 
+    filtered = args.state is not None or args.queue is not None
+    if bool(args.ids) == filtered:
+        raise UsageError("name JOB_IDs, or --state/--queue for every job matching")
     store = ctx.store()
-    done = control.cancel(store, args.id, clock.now())
-    if done.outcome is control.CancelOutcome.ALREADY_ENDED:
-        raise UsageError(f"job {args.id} already ended {done.state}; nothing to cancel")
-    if done.outcome is control.CancelOutcome.CANCELLED:
-        sys.stdout.write(f"job {args.id} cancelled\n")
+    ids = args.ids
+    if filtered:
+        confirm.check_can_ask(args, "cancel --state/--queue")
+        states = [State(s) for s in args.state] if args.state else control.NOT_ENDED
+        found = control.matching(store, states, args.queue)
+        counts = {s.value: sum(1 for x in found.values() if x is s) for s in states}
+        where = f" in queue {args.queue!r}" if args.queue is not None else ""
+        if args.dry_run or not found:
+            verb = "would cancel" if args.dry_run else "cancelled"
+            detail = f": {confirm.by_state(counts)}" if found else ""
+            sys.stdout.write(f"{verb} {len(found)} job(s){where}{detail}\n")
+            return 0
+        question = f"cancel {len(found)} job(s){where} ({confirm.by_state(counts)})?"
+        if not confirm.ask(args, question):
+            return confirm.EXIT_DECLINED
+        ids = list(found)
+    elif args.dry_run:
+        for i in ids:
+            state = get_job(store, i).state
+            what = f"already ended {state}" if state in FINAL else f"{state}: would be cancelled"
+            sys.stdout.write(f"job {i} {what}\n")
         return 0
-    job = wait_for_stop(store, ctx.config, args.id)
-    if job.state is not State.RUNNING:
-        sys.stdout.write(f"job {args.id} {job.state}\n")
-    else:
-        sys.stdout.write(f"job {args.id}: cancel requested; its daemon will stop it\n")
-    return 0
+    done = control.cancel_many(store, ids, clock.now())
+    ended_before = 0
+    for i, result in done.items():
+        if result.outcome is control.CancelOutcome.ALREADY_ENDED:
+            # exit 1, not 2: the request was sound, the job had just ended first
+            ended_before += 1
+            sys.stderr.write(
+                f"jobrunner: job {i} already ended {result.state}; nothing to cancel\n"
+            )
+        elif result.outcome is control.CancelOutcome.CANCELLED:
+            sys.stdout.write(f"job {i} cancelled\n")
+    for i, result in done.items():  # their daemons kill them side by side
+        if result.outcome is control.CancelOutcome.REQUESTED:
+            job = wait_for_stop(store, ctx.config, i)
+            if job.state is not State.RUNNING:
+                sys.stdout.write(f"job {i} {job.state}\n")
+            else:
+                sys.stdout.write(f"job {i}: cancel requested; its daemon will stop it\n")
+    return EXIT_ENDED_BADLY if ended_before else 0
 
 
 def prune(ctx: Any, args: argparse.Namespace) -> int:
+    from jobrunner.ops import control
+
+    states = [State(s) for s in args.state] if args.state else list(control.ENDED)
+    return delete_ended(ctx, args, states, "prune", "pruned {} job(s)")
+
+
+def delete_ended(
+    ctx: Any, args: argparse.Namespace, states: list[State], command: str, done: str
+) -> int:
+    """`prune` and `dlq purge`: count, ask (or --dry-run: say), delete."""
     from jobrunner import clock
+    from jobrunner.cli import confirm
     from jobrunner.cli.bar import progress_bar
     from jobrunner.durations import parse_duration
     from jobrunner.ops import control
 
     age = parse_duration(args.older_than, "--older-than")
     store = ctx.store()
+    confirm.check_can_ask(args, command)
+    now = clock.now()  # one bound for the count and the deletion
+    counted = control.prunable(store, age, now, states)
+    if args.dry_run:
+        detail = f": {confirm.by_state(counted.removed)}" if counted.total else ""
+        sys.stdout.write(f"would delete {counted.total} job(s){detail}\n")
+        return 0
+    if counted.total:
+        question = (
+            f"delete {counted.total} job(s) ({confirm.by_state(counted.removed)}) that ended "
+            f"more than {args.older_than} ago, with their logs?"
+        )
+        if not confirm.ask(args, question):
+            return confirm.EXIT_DECLINED
     with progress_bar("pruning") as advance:
-        pruned = control.prune(store, age, clock.now(), on_batch=advance)
-    sys.stdout.write(f"pruned {pruned.total} job(s)\n")
+        pruned = control.prune(store, age, now, states, on_batch=advance)
+    sys.stdout.write(done.format(pruned.total) + "\n")
     return 0

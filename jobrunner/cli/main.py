@@ -52,15 +52,48 @@ class _Formatter(argparse.HelpFormatter):
 
 
 class Parser(argparse.ArgumentParser):
-    """Errors are one line on stderr with exit code 2, not usage plus traceback."""
+    """Errors are one line on stderr with exit code 2, not usage plus traceback, with a
+    guess at what a mistyped command or option meant. No prefix abbreviations: `--queu`
+    must not quietly mean `--queue` (nor go on meaning it once another `--queu...`
+    option exists)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
+        kwargs["allow_abbrev"] = False
         super().__init__(*args, **kwargs)
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        # Each subparser checks its own leftovers: only it knows the options it has.
+        parsed, extras = super().parse_known_args(args, namespace)
+        for extra in extras:
+            if extra.startswith("--"):
+                guess = suggest(extra.partition("=")[0], self._option_string_actions)
+                if guess:
+                    self.error(f"unrecognized argument {extra}: did you mean {guess}?")
+        return parsed, extras
+
     def error(self, message: str) -> NoReturn:
+        import re
+
+        # argparse's message for a value outside `choices` (a command, an action, --state)
+        wrong = re.match(
+            r"(argument [^:]*: )?invalid choice: '(.*)' \(choose from (.*)\)$", message
+        )
+        if wrong:
+            where, value, choices = wrong.groups()
+            guess = suggest(value, re.findall(r"'([^']*)'", choices))
+            if guess:
+                message = f"{where or ''}invalid choice: {value!r}: did you mean {guess!r}?"
         sys.stderr.write(f"{self.prog}: error: {one_line(message)} (see --help)\n")
         raise SystemExit(EXIT_USAGE)
+
+
+def suggest(word: str, known: Any) -> str | None:
+    """The known word closest to a mistyped one, if one is close enough."""
+    import difflib
+
+    close = difflib.get_close_matches(word, [str(k) for k in known], n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def one_line(message: str) -> str:
@@ -178,7 +211,10 @@ def _command_of(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(_command_of(argv))
+    command = _command_of(argv)
+    if command != "submit":  # submit is quick, and `signal` costs it a millisecond
+        _restore_sigint()
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
@@ -195,6 +231,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         ctx.close()
+
+
+def _restore_sigint() -> None:
+    """Ctrl-C (SIGINT) ends a command with exit 130 (`top`, `wait`, `logs --follow`; the
+    daemon drains). A shell starts a background job (`cmd &` in a script, `nohup`) with
+    SIGINT ignored, and Python then leaves it ignored: put its default handler back."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def fail(message: str) -> NoReturn:

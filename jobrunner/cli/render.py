@@ -190,8 +190,15 @@ def fitted(
 
 
 def overview(
-    counts: dict[tuple[str, str], int], daemons: list[DaemonInfo], failures: list[Job]
+    counts: dict[tuple[str, str], int],
+    daemons: list[DaemonInfo],
+    failures: list[Job],
+    dead: dict[str, str] | None = None,
+    awaiting_rescue: list[Job] | None = None,
 ) -> None:
+    """`dead`: why each daemon presumed dead is (ops/daemons.py); `awaiting_rescue`: the
+    running jobs such daemons held."""
+    dead = dead or {}
     queues = sorted({q for _, q in counts})
     rows: list[list[Any]] = [
         [queue, *[str(counts.get((s, queue), 0) or "") for s in STATE_ORDER]] for queue in queues
@@ -204,7 +211,6 @@ def overview(
         column.style = STATE_STYLE[str(column.header)]
     console.print(table)
     console.print()
-    now = clock.now()
     if daemons:
         rows = [
             [
@@ -214,8 +220,8 @@ def overview(
                 ago(info.started_at),
                 ago(info.heartbeat_at),
                 Text("yes", style="green")
-                if info.lease_until >= now
-                else Text("lease expired", style="red"),
+                if info.id not in dead
+                else Text(dead[info.id], style="red"),
             ]
             for info in daemons
         ]
@@ -223,6 +229,16 @@ def overview(
         console.print(fitted("Daemons", headers, rows, {"id": 2, "queues": 1}))
     else:
         console.print(Text("No daemon is running.", style="yellow"))
+    if awaiting_rescue:
+        ids = ", ".join(str(j.id) for j in awaiting_rescue[:20])
+        more = ", ..." if len(awaiting_rescue) > 20 else ""
+        console.print(
+            Text(
+                f"{len(awaiting_rescue)} running job(s) awaiting rescue (their daemon is "
+                f"dead; a live daemon sends them back to wait): {ids}{more}",
+                style="yellow",
+            )
+        )
     if failures:
         console.print()
         rows = [

@@ -31,7 +31,11 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--priority", type=int, help="larger runs first (default 0)")
     when = p.add_mutually_exclusive_group()
     when.add_argument("--delay", metavar="DUR")
-    when.add_argument("--at", metavar="ISO8601", help="a time; without an offset, local time")
+    when.add_argument(
+        "--at",
+        metavar="TIME",
+        help="ISO 8601 (without an offset: local time), HH:MM, or tomorrow HH:MM",
+    )
     p.add_argument(
         "--retries",
         type=int,
@@ -66,6 +70,12 @@ def _json(text: str, what: str, kind: type, where: str) -> Any:
     return value
 
 
+def parse_at(text: str, where: str = "--at") -> float:
+    from jobrunner.durations import parse_time
+
+    return parse_time(text, _now(), where)
+
+
 def _options(values: dict[str, Any], where: str) -> dict[str, Any]:
     """Checked keyword options for Client.prepare from CLI flags or a JSON line."""
     from jobrunner.durations import parse_duration
@@ -95,9 +105,7 @@ def _options(values: dict[str, Any], where: str) -> dict[str, Any]:
     if values.get("at") is not None:
         if not isinstance(values["at"], str):
             raise UsageError(f"{where}at: expected an ISO 8601 string")
-        from jobrunner.client import timestamp
-
-        out["at"] = timestamp(values["at"], where=f"{where}at")
+        out["at"] = parse_at(values["at"], where=f"{where}at")
     return out
 
 
@@ -117,6 +125,7 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
         results = submit(client.store, jobs, _now()) if jobs else []
         name = "<stdin>" if args.file == "-" else args.file
         _warn_key_reuse(client.store, jobs, results, name, lines)
+        _warn_unserved(client.store, [j.queue for j in jobs])
         client.close()
         if args.json:  # one {id, created} a line, as for a single job
             out = (json.dumps({"id": r.id, "created": r.created}) for r in results)
@@ -158,12 +167,25 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
             raise UsageError(f"{exc.reason} ({NO_CHECK_HINT})") from None
     result = submit(client.store, [job], _now())[0]
     _warn_key_reuse(client.store, [job], [result])
+    _warn_unserved(client.store, [job.queue])
     client.close()
     if args.json:
         sys.stdout.write(json.dumps({"id": result.id, "created": result.created}) + "\n")
     else:
         sys.stdout.write(f"{result.id}\n")
     return 0
+
+
+def _warn_unserved(store: Any, queues: list[str]) -> None:
+    """A warning, not an error: the jobs are stored and wait for a daemon that serves
+    their queue. One read of the daemons' table."""
+    from jobrunner.ops.daemons import unserved
+
+    for queue in unserved(queues, store.daemon_list(), _now())[:5]:
+        sys.stderr.write(
+            f"jobrunner: warning: no running daemon serves queue {queue!r}: its jobs wait "
+            "until one does (daemon --queues, [daemon] queues)\n"
+        )
 
 
 def _now() -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 
+from jobrunner.errors import UsageError
 from jobrunner.lifecycle import FINAL, State
 from jobrunner.ops import get_job, wake_daemons
 from jobrunner.record import Record
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from jobrunner.store.base import Store
 
 ENDED = (State.SUCCEEDED, State.DEAD, State.CANCELLED)  # what `prune` deletes, in this order
+# what `cancel --state/--queue` takes, in this order
+NOT_ENDED = (State.SCHEDULED, State.QUEUED, State.RETRYING, State.RUNNING)
 
 
 class CancelOutcome(enum.StrEnum):
@@ -50,18 +53,41 @@ def cancel(store: Store, job_id: int, now: float) -> Cancellation:
     """Cancel a job: one waiting is cancelled at once; for one running, the cancel is
     recorded and its daemon woken to kill the job's processes (`waiting.wait_for_stop`
     waits for that). JobNotFound if there is no such job."""
+    return cancel_many(store, [job_id], now)[job_id]
+
+
+def cancel_many(store: Store, job_ids: Sequence[int], now: float) -> dict[int, Cancellation]:
+    """`cancel` for each job, in order, each in its own transaction; the daemons are woken
+    once. Every id is looked up first: if one is unknown (JobNotFound), nothing changes."""
     # job_cancel reports "cancelled" both for a waiting job it just cancelled and for one
     # cancelled long ago; only the first is news, so an ended job is told apart first.
-    state = get_job(store, job_id).state
-    if state in FINAL:
-        return Cancellation(CancelOutcome.ALREADY_ENDED, state)
-    result = store.job_cancel(job_id, now)
-    if result.state == "cancelled":
-        return Cancellation(CancelOutcome.CANCELLED, State.CANCELLED)
-    if result.state == "requested":
+    states = {job_id: get_job(store, job_id).state for job_id in job_ids}
+    done: dict[int, Cancellation] = {}
+    for job_id, state in states.items():
+        if state in FINAL:
+            done[job_id] = Cancellation(CancelOutcome.ALREADY_ENDED, state)
+            continue
+        result = store.job_cancel(job_id, now)
+        if result.state == "cancelled":
+            done[job_id] = Cancellation(CancelOutcome.CANCELLED, State.CANCELLED)
+        elif result.state == "requested":
+            done[job_id] = Cancellation(CancelOutcome.REQUESTED, State.RUNNING)
+        else:  # it ended meanwhile
+            done[job_id] = Cancellation(CancelOutcome.ALREADY_ENDED, State(result.state))
+    if any(c.outcome is CancelOutcome.REQUESTED for c in done.values()):
         wake_daemons(store, WAKE_CANCEL)
-        return Cancellation(CancelOutcome.REQUESTED, State.RUNNING)
-    return Cancellation(CancelOutcome.ALREADY_ENDED, State(result.state))  # it ended meanwhile
+    return done
+
+
+def matching(store: Store, states: Sequence[State], queue: str | None) -> dict[int, State]:
+    """The jobs that have not ended, in `states` and `queue` (None: any), with their state:
+    what `cancel --state/--queue` would cancel."""
+    found: dict[int, State] = {}
+    for state in states:
+        if state in FINAL:
+            raise UsageError(f"--state: a job {state} has ended; nothing to cancel")
+        found.update(dict.fromkeys(store.job_ids(state.value, queue), state))
+    return dict(sorted(found.items()))
 
 
 def retry(store: Store, job_ids: Sequence[int] | None, now: float) -> RetryResult:
@@ -87,6 +113,16 @@ def retry(store: Store, job_ids: Sequence[int] | None, now: float) -> RetryResul
     if job_ids is None:
         kept = sum(n for (state, _), n in store.job_counts().items() if state == State.DEAD)
     return RetryResult(moved, {}, [], kept)
+
+
+def prunable(
+    store: Store, older_than: float, now: float, states: Sequence[State] = ENDED
+) -> PruneResult:
+    """What `prune` with the same arguments would delete now (--dry-run, confirmations)."""
+    before = now - older_than
+    return PruneResult(
+        {state.value: store.job_count_ended(state.value, before) for state in states}
+    )
 
 
 def prune(

@@ -132,6 +132,21 @@ WHERE id IN (SELECT id FROM jobs WHERE state = ? AND finished_at < ?
              AND state IN ('succeeded', 'dead', 'cancelled') LIMIT ?)
 RETURNING id
 
+-- name: ended_count
+-- What ended_delete would delete, without a limit (prune --dry-run, its confirmation).
+SELECT count(*) FROM jobs
+WHERE state = ? AND finished_at < ? AND state IN ('succeeded', 'dead', 'cancelled')
+
+-- name: waiting_ids
+-- Served by jobs_ready (the waiting jobs only, never the history); the IN repeats its
+-- condition. No ORDER BY: sorting by id would make SQLite walk the whole table instead.
+SELECT id FROM jobs
+WHERE state = ?1 AND state IN ('queued', 'scheduled', 'retrying') AND (?2 IS NULL OR queue = ?2)
+
+-- name: running_ids
+-- Served by jobs_running.
+SELECT id FROM jobs WHERE state = 'running' AND (?1 IS NULL OR queue = ?1)
+
 -- name: attempts_delete
 DELETE FROM attempts WHERE job_id IN (SELECT value FROM json_each(?))
 

@@ -393,6 +393,24 @@ class SQLiteStore(SQLiteClaims):
                     )
         return moved
 
+    def job_count_ended(self, state: str, before: float) -> int:
+        """How many jobs in a final `state` ended before `before` (what job_delete_ended
+        would delete, over all its batches)."""
+        if State(state) not in lifecycle.FINAL:
+            raise ValueError(f"only ended jobs can be deleted, not {state!r}")
+        return int(self.db.execute(Q["ended_count"], (state, before)).fetchall()[0][0])
+
+    def job_ids(self, state: str, queue: str | None = None) -> list[int]:
+        """The ids of the jobs in a state that has not ended (in `queue`, or any), in
+        order: what `cancel --state/--queue` names."""
+        if State(state) in lifecycle.FINAL:
+            raise ValueError(f"only jobs that have not ended are listed by id, not {state!r}")
+        if state == State.RUNNING.value:
+            rows = self.db.execute(Q["running_ids"], (queue,))
+        else:
+            rows = self.db.execute(Q["waiting_ids"], (state, queue))
+        return sorted(r[0] for r in rows)
+
     def job_delete_ended(self, state: str, before: float, batch: int = 1000) -> list[int]:
         """Delete up to `batch` jobs in a final `state` that ended before `before`."""
         if State(state) not in lifecycle.FINAL:

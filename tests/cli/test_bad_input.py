@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +101,16 @@ CASES = {
     "missing-config": Bad(["--config", "absent.toml", "submit", "tasks:ok"], ["absent.toml"]),
     "unknown-command": Bad(["frobnicate"], ["frobnicate"]),
     "unknown-option": Bad(["submit", "tasks:ok", "--colour", "red"], ["--colour"]),
+    "mistyped-command": Bad(["stauts"], ["'stauts'", "did you mean 'status'?"]),
+    "mistyped-action": Bad(["dlq", "purg"], ["'purg'", "did you mean 'purge'?"]),
+    "mistyped-choice": Bad(["list", "--state", "runing"], ["--state", "did you mean 'running'?"]),
+    # no prefix abbreviations: --queu is not --queue (argparse's allow_abbrev)
+    "abbreviated-option": Bad(
+        ["submit", "tasks:ok", "--queu", "x"], ["--queu", "did you mean --queue?"]
+    ),
+    "abbreviated-option-in-action": Bad(
+        ["dlq", "purge", "--older", "1d"], ["--older", "did you mean --older-than?"]
+    ),
     "submit-no-task": Bad(["submit"], ["TASK"]),
     "wait-no-id": Bad(["wait"], ["JOB_ID"]),
     "cancel-no-id": Bad(["cancel"], ["JOB_ID"]),
@@ -160,3 +172,19 @@ def test_no_arguments_prints_usage_and_exits_2(workdir: Path, db: Path) -> None:
     assert "usage: jobrunner" in res.err and "submit" in res.err
     assert "Traceback" not in res.err
     assert db_files(db) == []
+
+
+def test_no_parser_takes_abbreviated_options() -> None:
+    """allow_abbrev is off on the parser and every subparser, at every depth."""
+    from jobrunner.cli.main import build_parser
+
+    def walk(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from walk(sub)
+
+    parsers = list(walk(build_parser(None)))
+    assert len(parsers) > 20
+    assert [p.prog for p in parsers if p.allow_abbrev] == []

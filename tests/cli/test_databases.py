@@ -24,10 +24,10 @@ COMMANDS = {
     "wait": ["wait", "1", "--timeout", "1s"],
     "logs": ["logs", "1"],
     "cancel": ["cancel", "1"],
-    "prune": ["prune", "--older-than", "0s"],
+    "prune": ["prune", "--older-than", "0s", "--yes"],
     "dlq-list": ["dlq", "list"],
     "dlq-retry-all": ["dlq", "retry", "--all"],
-    "dlq-purge": ["dlq", "purge"],
+    "dlq-purge": ["dlq", "purge", "--yes"],
 }
 STDIN = '{"task": "tasks:ok"}\n'
 

@@ -80,7 +80,7 @@ def test_status_json_overview(workdir: Path, db: Path, mix: dict[str, int]) -> N
 def test_status_json_on_an_empty_database(workdir: Path, db: Path) -> None:
     submit(workdir, db, "tasks:ok")
     cli(workdir, db, "cancel", "1")
-    assert cli(workdir, db, "prune", "--older-than", "0s").code == 0
+    assert cli(workdir, db, "prune", "--older-than", "0s", "--yes").code == 0
     data = cli(workdir, db, "status", "--json").json()
     assert data["counts"] == dict.fromkeys(STATES, 0)
     assert data["queues"] == {}
@@ -195,10 +195,10 @@ def test_cancel_a_waiting_job(workdir: Path, db: Path, delay: list[str]) -> None
     assert ISO_UTC.match(rec["finished_at"])
 
 
-def test_cancel_an_ended_job_exits_2(workdir: Path, db: Path, mix: dict[str, int]) -> None:
+def test_cancel_an_ended_job_exits_1(workdir: Path, db: Path, mix: dict[str, int]) -> None:
     before = record(workdir, db, mix["gone"])
     res = cli(workdir, db, "cancel", str(mix["gone"]))
-    assert_one_line_error(res, str(mix["gone"]), "cancelled")
+    assert_one_line_error(res, str(mix["gone"]), "already ended cancelled", code=1)
     assert record(workdir, db, mix["gone"]) == before
 
 
@@ -238,7 +238,7 @@ def test_prune_removes_only_ended_jobs_older_than_the_bound(workdir: Path, db: P
     log_path(db, old_done).write_text("output\n")
     log_path(db, new_done).write_text("output\n")
 
-    res = cli(workdir, db, "prune", "--older-than", "1h")
+    res = cli(workdir, db, "prune", "--older-than", "1h", "--yes")
     assert res.code == 0, res.err
     assert res.out == "pruned 1 job(s)\n"
     remaining = {j["id"]: j["state"] for j in records(workdir, db)}
@@ -247,7 +247,7 @@ def test_prune_removes_only_ended_jobs_older_than_the_bound(workdir: Path, db: P
     assert log_path(db, new_done).exists()
     assert cli(workdir, db, "status", str(old_done)).code == 2
 
-    res = cli(workdir, db, "prune", "--older-than", "0s")
+    res = cli(workdir, db, "prune", "--older-than", "0s", "--yes")
     assert res.out == "pruned 1 job(s)\n"
     assert {j["id"] for j in records(workdir, db)} == {old_queued, old_scheduled}
     assert not log_path(db, new_done).exists()
@@ -283,6 +283,6 @@ def test_dlq_retry_all_and_purge_with_nothing_dead(
 ) -> None:
     res = cli(workdir, db, "dlq", "retry", "--all")
     assert (res.code, res.out) == (0, "")
-    res = cli(workdir, db, "dlq", "purge")
+    res = cli(workdir, db, "dlq", "purge", "--yes")
     assert (res.code, res.out) == (0, "purged 0 dead job(s)\n")
     assert len(records(workdir, db)) == len(mix)

@@ -67,6 +67,6 @@ def test_bulk_submit_and_prune_show_a_bar_on_a_terminal(workdir: Path, db: Path)
     for job in store.job_list(limit=5000):
         store.job_cancel(job.id, job.created_at)  # ended in the past
     store.close()
-    code, out, err = _run_with_tty_stderr(workdir, db, "prune", "--older-than", "0s")
+    code, out, err = _run_with_tty_stderr(workdir, db, "prune", "--older-than", "0s", "--yes")
     assert code == 0 and "pruned 3000" in out
     assert "pruning" in err

@@ -175,11 +175,11 @@ def test_logs_of_a_job_without_output_prints_nothing(live: Ran, which: str) -> N
 
 
 @pytest.mark.parametrize("which", ["ok", "dead"])
-def test_cancel_an_ended_job_exits_2(ran: Ran, which: str) -> None:
+def test_cancel_an_ended_job_exits_1(ran: Ran, which: str) -> None:
     job_id = getattr(ran, which)
     before = record(ran.workdir, ran.db, job_id)
     res = cli(ran.workdir, ran.db, "cancel", str(job_id))
-    assert_one_line_error(res, str(job_id), before["state"])
+    assert_one_line_error(res, str(job_id), f"already ended {before['state']}", code=1)
     assert record(ran.workdir, ran.db, job_id) == before
 
 
@@ -255,7 +255,7 @@ def test_dlq_retry_all(ran: Ran) -> None:
 def test_dlq_purge_removes_dead_jobs_only(ran: Ran) -> None:
     w, db = ran.workdir, ran.db
     parked = submit(w, db, "tasks:ok")
-    res = cli(w, db, "dlq", "purge")
+    res = cli(w, db, "dlq", "purge", "--yes")
     assert (res.code, res.out) == (0, "purged 2 dead job(s)\n")
     remaining = {j["id"]: j["state"] for j in records(w, db)}
     assert remaining == {
@@ -270,12 +270,12 @@ def test_dlq_purge_removes_dead_jobs_only(ran: Ran) -> None:
 
 def test_dlq_purge_older_than_keeps_recent_ones(ran: Ran) -> None:
     w, db = ran.workdir, ran.db
-    res = cli(w, db, "dlq", "purge", "--older-than", "1h")
+    res = cli(w, db, "dlq", "purge", "--older-than", "1h", "--yes")
     assert (res.code, res.out) == (0, "purged 0 dead job(s)\n")
     assert len(records(w, db)) == 5
     backdate(db, ran.dead, 7200)
     backdate(db, ran.ok, 7200)
-    res = cli(w, db, "dlq", "purge", "--older-than", "1h")
+    res = cli(w, db, "dlq", "purge", "--older-than", "1h", "--yes")
     assert (res.code, res.out) == (0, "purged 1 dead job(s)\n")
     assert {j["id"] for j in records(w, db)} == {ran.ok, ran.quiet, ran.say, ran.dead2}
 
@@ -289,7 +289,7 @@ def test_prune_removes_old_ended_jobs_and_their_logs(ran: Ran) -> None:
     assert log_path(db, ran.say).exists()
     for job_id in (ran.say, ran.dead, queued):
         backdate(db, job_id, 7200)
-    res = cli(w, db, "prune", "--older-than", "1h")
+    res = cli(w, db, "prune", "--older-than", "1h", "--yes")
     assert (res.code, res.out) == (0, "pruned 2 job(s)\n")
     remaining = {j["id"]: j["state"] for j in records(w, db)}
     assert remaining == {

@@ -885,6 +885,40 @@ def test_delete_ended_takes_only_the_named_final_state(store: Store) -> None:
     assert {j.id for j in store.job_list(limit=100)} == {queued, running}
 
 
+def test_count_ended_is_what_delete_ended_deletes(store: Store) -> None:
+    old = [make_succeeded(store, NOW + i).id for i in range(3)]
+    make_succeeded(store, NOW + 1000)
+    make_dead(store)
+    assert store.job_count_ended("succeeded", NOW + 500) == 3
+    assert store.job_count_ended("cancelled", NOW + 500) == 0
+    assert sorted(store.job_delete_ended("succeeded", NOW + 500)) == old
+    assert store.job_count_ended("succeeded", NOW + 500) == 0
+    with pytest.raises(ValueError):
+        store.job_count_ended("queued", NOW + 500)
+
+
+def test_job_ids_lists_a_state_that_has_not_ended_in_a_queue_or_all(store: Store) -> None:
+    queued = insert(store, job(), job(queue="mail"), job(queue="mail"))
+    (scheduled,) = insert(store, job(run_at=NOW + 3600))
+    (running,) = insert(store, job(priority=5, queue="mail"))
+    claim_one(store, running)
+    (retrying,) = insert(store, job(priority=5, retries=1))
+    failed = claim_one(store, retrying)
+    store.job_end_many(
+        OWNER, [end(failed, Outcome.FAILED, State.RETRYING, run_at=NOW + 60, error="x")]
+    )
+    make_dead(store)
+    assert store.job_ids("queued") == queued
+    assert store.job_ids("queued", "mail") == queued[1:]
+    assert store.job_ids("queued", "nowhere") == []
+    assert store.job_ids("scheduled") == [scheduled]
+    assert store.job_ids("running") == [running]
+    assert store.job_ids("running", "default") == []
+    assert store.job_ids("retrying") == [retrying]
+    with pytest.raises(ValueError):
+        store.job_ids("dead")
+
+
 @pytest.mark.parametrize("state", ["queued", "running", "scheduled", "retrying"])
 def test_delete_refuses_jobs_that_have_not_ended(store: Store, state: str) -> None:
     with pytest.raises(ValueError):

@@ -321,6 +321,9 @@ QUEUE_QUERIES = {
     "cancel_requests": (("me",), "USING INDEX jobs_running (owner=?)"),
     "ended_delete": (("succeeded", NOW, 100), "INDEX jobs_ended (state=? AND finished_at<?)"),
     "dead_ids": ((), "INDEX jobs_ended (state=?)"),
+    "ended_count": (("dead", NOW), "INDEX jobs_ended (state=? AND finished_at<?)"),
+    "waiting_ids": (("queued", None), "USING INDEX jobs_queued"),
+    "running_ids": ((None,), "USING INDEX jobs_running"),
     "job_id_by_key": (("k10",), "INDEX jobs_key (key=?)"),
     "attempts_of": ((1,), "USING INDEX attempts_job (job_id=?)"),
     # a schedule's latest job, and the jobs an overlap = "skip" schedule waits for

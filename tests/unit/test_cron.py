@@ -703,3 +703,34 @@ def test_fires_are_the_same_however_the_window_is_cut(
     points = [since, *sorted(since + c * (until - since) for c in cuts), until]
     pieces = [t for a, b in zip(points, points[1:], strict=False) for t in spec.fires(a, b)]
     assert pieces == spec.fires(since, until)
+
+
+# -- macros -------------------------------------------------------------------------------------
+
+
+def test_daily_macro_is_a_fixed_time_entry_across_a_spring_forward_night() -> None:
+    """@daily is `0 0 * * *` (cronie): fixed time, its expression kept as written."""
+    spec = CronSpec("@daily", BERLIN)
+    assert spec.expr == "@daily" and spec.fixed
+    assert fires_local("@daily", BERLIN, "2026-03-28T12:00", "2026-03-30T12:00") == [
+        "2026-03-29T00:00:00+01:00",
+        "2026-03-30T00:00:00+02:00",
+    ]
+
+
+def test_hourly_macro_is_frequent_and_fires_both_passes_of_a_repeated_hour() -> None:
+    assert not CronSpec("@HOURLY", BERLIN).fixed
+    assert fires_local("@hourly", BERLIN, "2026-10-24T23:30", "2026-10-25T01:30") == [
+        "2026-10-25T02:00:00+02:00",
+        "2026-10-25T02:00:00+01:00",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expr", "fragment"),
+    [("@reboot", "names no time"), ("@dayly", "not a macro"), ("@", "not a macro")],
+)
+def test_reboot_and_unknown_macros_are_refused_clearly(expr: str, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment) as info:
+        CronSpec(expr)
+    assert "\n" not in str(info.value) and repr(expr) in str(info.value)

@@ -263,11 +263,14 @@ def test_robfig_unsatisfiable_specs_are_refused(expr: str) -> None:
         CronSpec(expr)
 
 
-@pytest.mark.parametrize("macro", ["@hourly", "@daily", "@weekly", "@monthly", "@yearly"])
-def test_macros_are_refused_for_five_fields(macro: str) -> None:
-    """robfig and croniter read these; the README asks for 5 or 6 fields."""
-    with pytest.raises(ValueError, match="expected 5 fields"):
-        CronSpec(macro)
+@pytest.mark.parametrize(
+    ("macro", "expr"),
+    [("@hourly", "0 * * * *"), ("@daily", "0 0 * * *"), ("@weekly", "0 0 * * 0")]
+    + [("@monthly", "0 0 1 * *"), ("@yearly", "0 0 1 1 *")],
+)
+def test_macros_fire_as_robfig_reads_them(macro: str, expr: str) -> None:
+    after = robfig_time("Mon Jul 9 14:45 2012")
+    assert CronSpec(macro).next_fires(after, 3) == CronSpec(expr).next_fires(after, 3)
 
 
 # -- the DST rules, by brute force ----------------------------------------------------------------

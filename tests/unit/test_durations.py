@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobrunner.durations import MAX_DURATION, format_duration, parse_duration
+from jobrunner.durations import MAX_DURATION, format_duration, parse_duration, parse_time
 from jobrunner.errors import UsageError
 
 
@@ -28,6 +29,11 @@ from jobrunner.errors import UsageError
         ("0.1ms", 0.0001),
         (" 10s ", 10.0),
         ("10 s", 10.0),
+        ("1h30m", 5400.0),  # compound: largest unit first, each once
+        ("2d 12h", 216_000.0),
+        ("1m30.5s", 90.5),
+        ("1s500ms", 1.5),
+        ("1d2h3m4s5ms", 93_784.005),
         (12, 12.0),  # TOML and JSON give numbers
         (2.5, 2.5),
         (0, 0.0),
@@ -54,6 +60,11 @@ def test_parses(text: str | float, seconds: float) -> None:
         "1.2.3s",
         "s",
         "5s5",
+        "1h30",  # a bare number only alone
+        "30m1h",  # largest unit first
+        "1h1h",
+        "1h-30m",
+        "h30m",
         "1e3",
         "nan",
         "inf",
@@ -131,3 +142,42 @@ def test_any_number_either_parses_or_raises_usage_error(number: float) -> None:
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+# -- --at times -----------------------------------------------------------------------------------
+
+# 2026-06-10 08:00 local time, whatever the machine's zone (local time is what --at reads)
+NOW = dt.datetime(2026, 6, 10, 8, 0).timestamp()
+
+
+def _local(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("text", "local"),
+    [
+        ("09:00", "2026-06-10T09:00:00"),  # still ahead today
+        ("07:30", "2026-06-11T07:30:00"),  # passed today: tomorrow's, as at(1) reads it
+        ("08:00", "2026-06-11T08:00:00"),  # now is not ahead
+        ("tomorrow 09:00", "2026-06-11T09:00:00"),
+        ("Tomorrow 7:05:30", "2026-06-11T07:05:30"),
+        ("today 07:30", "2026-06-10T07:30:00"),  # said so: today, passed (runs at once)
+        ("2026-07-01T12:00", "2026-07-01T12:00:00"),  # ISO without an offset: local
+    ],
+)
+def test_at_reads_clock_times_in_local_time(text: str, local: str) -> None:
+    assert _local(parse_time(text, NOW)) == local
+
+
+def test_at_with_an_offset_is_that_instant() -> None:
+    assert (
+        parse_time("2026-07-01T12:00:00Z", NOW)
+        == dt.datetime(2026, 7, 1, 12, tzinfo=dt.UTC).timestamp()
+    )
+
+
+@pytest.mark.parametrize("bad", ["25:00", "9:60", "tomorrow", "yesterday 09:00", "9h", "noon"])
+def test_at_refuses_what_is_not_a_time(bad: str) -> None:
+    with pytest.raises(UsageError, match=r"^--at: .* is not a time \(use ISO 8601, HH:MM"):
+        parse_time(bad, NOW)

@@ -161,7 +161,8 @@ def test_cron_with_seconds_and_an_every_of_bare_seconds(tmp_path: Path) -> None:
         ("* * * * mon-funday", ("mon-funday",)),
         ("* * * *", ("expected 5 fields", "minute hour day month weekday")),
         ("* * * * * * *", ("expected 5 fields", "6 with seconds")),
-        ("@daily", ("expected 5 fields",)),
+        ("@reboot", ("@reboot", "names no time")),
+        ("@dayly", ("not a macro", "@daily")),
         ("* * * * * 99", ("out of range",)),
         ("0 0 31 4 *", ("never fires",)),  # April 31st
         # croniter's random and hashed values: no fixed times to key fires on
