@@ -52,7 +52,11 @@ def states(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",")]
     for name in names:
         if name not in known:
-            raise argparse.ArgumentTypeError(f"{name!r} is not a state ({', '.join(known)})")
+            from jobrunner.cli.main import suggest
+
+            guess = suggest(name, known)
+            hint = f"did you mean {guess!r}?" if guess else f"one of {', '.join(known)}"
+            raise argparse.ArgumentTypeError(f"{name!r} is not a state: {hint}")
     return names
 
 

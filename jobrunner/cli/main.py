@@ -146,7 +146,12 @@ class Context:
             try:
                 self._config = load_config(path)
             except ConfigError as exc:
-                if not _reads_only(self.args):
+                import os
+
+                # A config named that is not there is a mistake in the command (reading
+                # on would read another database); one that is there but broken must not
+                # lock a reader out of its jobs.
+                if not _reads_only(self.args) or (path is not None and not os.path.exists(path)):
                     raise
                 from jobrunner.config import database_only
 

@@ -79,7 +79,7 @@ def test_durations_and_times_take_python_types(tmp_path: Path) -> None:
         ({"delay": [5]}, "delay: expected seconds, a datetime.timedelta"),
         ({"timeout": "ten minutes"}, "timeout: 'ten minutes' is not a duration"),
         ({"at": dt.date(2099, 1, 1)}, "at: expected a Unix time, a datetime.datetime"),
-        ({"at": "tomorrow"}, "at: 'tomorrow' is not an ISO 8601 time"),
+        ({"at": "tomorrow"}, "at: 'tomorrow' is not a time"),
         ({"priority": "3"}, "priority: expected a whole number, got '3'"),
         ({"queue": 7}, "queue: expected a non-empty string"),
         ({"memory_limit": 1.5}, "memory_limit: expected bytes or a size"),
