@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from jobrunner.cli import confirm
-from jobrunner.cli.jobs import _print_json, delete_ended, job_id, limit
+from jobrunner.cli.jobs import _print_json, delete_ended, job_id, limit, show_jobs
 from jobrunner.errors import JobNotFound, UsageError
 from jobrunner.lifecycle import State
 from jobrunner.ops import get_job
@@ -19,7 +19,9 @@ def add_parsers(sub: Any) -> None:
     dlq.required = True
 
     q = dlq.add_parser("list", help="dead jobs, newest first")
-    q.add_argument("--limit", type=limit, default=100)
+    shown = q.add_mutually_exclusive_group()
+    shown.add_argument("--limit", type=limit, default=100, help="at most N (default 100)")
+    shown.add_argument("--all", action="store_true", help="every dead job")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=dlq_list)
 
@@ -45,17 +47,13 @@ def add_parsers(sub: Any) -> None:
 
 
 def dlq_list(ctx: Any, args: argparse.Namespace) -> int:
-    jobs = ctx.store().job_list(State.DEAD.value, None, args.limit)
-    if args.json:
-        _print_json([j.to_dict() for j in jobs])
-        return 0
-    from jobrunner.cli import render
-
-    if not jobs:
-        render.console.print("The dead-letter queue is empty.")
-        return 0
-    render.job_table(jobs, title="Dead jobs")
-    return 0
+    return show_jobs(
+        ctx,
+        args,
+        [State.DEAD.value],
+        title="Dead jobs",
+        empty="The dead-letter queue is empty.",
+    )
 
 
 def dlq_show(ctx: Any, args: argparse.Namespace) -> int:

@@ -259,9 +259,23 @@ def database_warnings(path: str, wal_bytes: int | None) -> list[str]:
 
 
 def list_jobs(ctx: Any, args: argparse.Namespace) -> int:
+    return show_jobs(ctx, args, args.state, args.queue, args.task)
+
+
+def show_jobs(
+    ctx: Any,
+    args: argparse.Namespace,
+    states: list[str] | None,
+    queue: str | None = None,
+    task: str | None = None,
+    title: str | None = None,
+    empty: str | None = None,
+) -> int:
+    """`list` and `dlq list`: the newest jobs (`--limit`, or `--all`), a table or JSON, and
+    a line on stderr when more matched than were shown."""
     shown = MAX_JOB_ID if args.all else args.limit
     # one more than shown: whether jobs were left out, without counting them all
-    jobs = ctx.store().job_list(args.state, args.queue, min(shown + 1, MAX_JOB_ID), args.task)
+    jobs = ctx.store().job_list(states, queue, min(shown + 1, MAX_JOB_ID), task)
     left_out = len(jobs) > shown
     del jobs[shown:]
     if args.json:
@@ -269,8 +283,11 @@ def list_jobs(ctx: Any, args: argparse.Namespace) -> int:
     else:
         from jobrunner.cli import render
 
-        render.use_utc(args.utc)
-        render.job_table(jobs)
+        render.use_utc(getattr(args, "utc", False))
+        if not jobs and empty:
+            render.console.print(empty)
+        else:
+            render.job_table(jobs, title)
     if left_out:  # on stderr: stdout stays the table, or JSON
         sys.stdout.flush()
         sys.stderr.write(

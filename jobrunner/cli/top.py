@@ -78,8 +78,9 @@ class NextFires:
 
 def gather(store: Any, config: Any, fires: NextFires, now: float) -> Snapshot:
     from jobrunner.cli.jobs import database_warnings, wal_size
+    from jobrunner.ops.daemons import alive
 
-    daemons = [d for d in store.daemon_list() if d.lease_until >= now]
+    daemons = alive(store.daemon_list(), now)  # a killed daemon on this host: at once
     failures = []
     for job in store.job_recent_failures(FAILURE_ROWS):
         attempts = store.attempt_list(job.id)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from jobrunner.lifecycle import Outcome, State
-from jobrunner.models import AttemptEnd, ClaimRequest
+from jobrunner.models import AttemptEnd, ClaimRequest, JobInsert
 from jobrunner.store import open_store
 from tests.cli.support import (
     RECORD_KEYS,
@@ -96,6 +96,19 @@ def test_list_says_when_jobs_were_left_out(workdir: Path, db: Path) -> None:
     assert ([j["id"] for j in res.json()], res.err) == (ids[::-1], "")
     assert cli(workdir, db, "list", "--limit", "3").err == ""  # exactly as many as shown
     assert_one_line_error(cli(workdir, db, "list", "--all", "--limit", "2"), "--all")
+
+
+def test_dlq_list_says_when_dead_jobs_were_left_out(workdir: Path, db: Path) -> None:
+    store = open_store(str(db))
+    ids = [r.id for r in store.job_insert_many([JobInsert(task="t:f", retries=0)] * 3, 1e9)]
+    claimed = store.job_claim(ClaimRequest("d", 1e9, 3, None, {}))
+    ends = [AttemptEnd(j.id, 1, Outcome.FAILED, State.DEAD, error="boom") for j in claimed]
+    assert store.job_end_many("d", ends) == [True] * 3
+    store.close()
+    res = cli(workdir, db, "dlq", "list", "--json", "--limit", "2")
+    assert [j["id"] for j in res.json()] == ids[:0:-1] and "more match" in res.err
+    res = cli(workdir, db, "dlq", "list", "--json", "--all")
+    assert ([j["id"] for j in res.json()], res.err) == (ids[::-1], "")
 
 
 def test_list_takes_several_states_and_a_task(workdir: Path, db: Path) -> None:
