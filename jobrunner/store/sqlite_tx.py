@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
     C = TypeVar("C", bound=type)
 
-# a full disk (SQLITE_FULL) or a failing device (SQLITE_IOERR and its extended codes)
-WRITE_ERRORS = (apsw.IOError, apsw.FullError)
+# a full disk (SQLITE_FULL), a failing device (SQLITE_IOERR and its extended codes), or a
+# file that became read-only under an open connection (SQLITE_READONLY: remounted, say)
+WRITE_ERRORS = (apsw.IOError, apsw.FullError, apsw.ReadOnlyError)
 # a damaged file: a malformed page, or a header that no longer reads as SQLite's
 DAMAGE_ERRORS = (apsw.CorruptError, apsw.NotADBError)
 
@@ -76,6 +77,8 @@ def write_failed(path: str, exc: apsw.Error) -> StoreWriteFailed:
     name = apsw.mapping_extended_result_codes.get(code) if code else None
     if isinstance(exc, apsw.FullError):
         what, fix = "disk full", "there is free space"
+    elif isinstance(exc, apsw.ReadOnlyError):
+        what, fix = "read-only", "the database can be written again"
     else:
         what, fix = "I/O error", "the disk is healthy"
     detail = f"{name or type(exc).__name__}: {exc}".replace("\n", " ")

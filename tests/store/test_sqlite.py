@@ -13,7 +13,7 @@ from typing import Any
 import apsw
 import pytest
 
-from jobrunner.errors import NotADatabase, StoreUnavailable
+from jobrunner.errors import NotADatabase, StoreUnavailable, StoreWriteFailed
 from jobrunner.lifecycle import Outcome, State
 from jobrunner.models import AttemptEnd, JobInsert
 from jobrunner.store import open_store
@@ -236,6 +236,19 @@ def test_a_failed_batch_writes_nothing(store: SQLiteStore) -> None:
     got = store.job_get(kept.id)
     assert got is not None and got.state is State.RUNNING and claimed
     assert store.attempt_list(kept.id) == []
+
+
+def test_a_database_that_turns_read_only_under_the_store_is_a_retryable_write_failure(
+    store: SQLiteStore,
+) -> None:
+    """Not a raw apsw error (a traceback in the CLI, a dead daemon): one line, rolled
+    back, retryable, and writes work again once the file can be written."""
+    store.db.execute("PRAGMA query_only = 1")  # as a file that cannot be written now
+    with pytest.raises(StoreWriteFailed, match="read-only.*nothing was written.*retryable"):
+        store.job_insert_many([JobInsert(task="a.b:c")], NOW)
+    assert not store.db.in_transaction and store.job_list() == []
+    store.db.execute("PRAGMA query_only = 0")
+    assert [r.created for r in store.job_insert_many([JobInsert(task="a.b:c")], NOW)] == [True]
 
 
 # -- fork ----------------------------------------------------------------------------------------
