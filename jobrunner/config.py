@@ -8,6 +8,7 @@ import re
 
 from jobrunner.durations import parse_duration, parse_size
 from jobrunner.errors import ConfigError
+from jobrunner.http.settings import HttpConfig, parse_http
 from jobrunner.record import Record, field
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
@@ -87,6 +88,7 @@ class Config(Record):
     tasks: dict[str, TaskConfig] = field(default_factory=dict)
     schedules: dict[str, ScheduleConfig] = field(default_factory=dict)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    http: HttpConfig | None = None  # the [http] table; None: the daemon runs no server
 
 
 MISFIRE_POLICIES = ("skip", "once", "all")
@@ -243,7 +245,7 @@ def load_config(path: str | None) -> Config:
 
 # The keys each table of the config file may hold (the fuzzer draws from these too).
 TOP_KEYS = frozenset({"database", "synchronous", "imports", "log_max_bytes"})
-TABLE_KEYS = frozenset({"daemon", "queues", "tasks", "schedules", "retention"})
+TABLE_KEYS = frozenset({"daemon", "queues", "tasks", "schedules", "retention", "http"})
 DAEMON_KEYS = frozenset(
     {
         "workers",
@@ -314,6 +316,8 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
         raise r.fail("daemon", "lease", "must be at least 2s")
 
     cfg.retention = _parse_retention(r, _table(r, data, "retention"))
+    if "http" in data:
+        cfg.http = parse_http(r, _table(r, data, "http"))
 
     for name, queue in _table(r, data, "queues").items():
         table = f"queues.{name}"

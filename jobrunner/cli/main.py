@@ -36,6 +36,7 @@ COMMANDS = {
     "check": "maintenance",
     "top": "maintenance",
     "events": "events",
+    "serve": "serve",
 }
 
 

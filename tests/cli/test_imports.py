@@ -15,7 +15,20 @@ from tests.cli.support import record
 from tests.helpers import PYTHON, env_for
 
 # `ast` and `inspect` too: the task check reads the module's source with `_ast` alone
-HEAVY = ("rich", "croniter", "jobrunner.daemon", "jobrunner.worker", "ast", "inspect")
+HEAVY = (
+    "rich",
+    "croniter",
+    "jobrunner.daemon",
+    "jobrunner.worker",
+    "ast",
+    "inspect",
+    # the HTTP stack loads only in `serve`
+    "starlette",
+    "uvicorn",
+    "httpx",
+    "prometheus_client",
+    "anyio",
+)
 
 PROBE = """\
 import json, sys

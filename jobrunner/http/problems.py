@@ -1,0 +1,93 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`): `type`, `title`,
+`status`, `detail`; `detail` is the one-line message the CLI would print."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from jobrunner.errors import (
+    DatabaseUnusable,
+    JobNotFound,
+    JobrunnerError,
+    StoreUnavailable,
+    UsageError,
+)
+
+MEDIA_TYPE = "application/problem+json"
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class Problem(JobrunnerError):
+    """An HTTP refusal with its status; the message is the detail."""
+
+    status = 400
+
+    def __init__(self, detail: str, status: int | None = None) -> None:
+        super().__init__(detail)
+        if status is not None:
+            self.status = status
+
+
+class Unauthorized(Problem):
+    status = 401
+
+
+class Forbidden(Problem):
+    status = 403
+
+
+class TooLarge(Problem):
+    status = 413
+
+
+class UnsupportedMediaType(Problem):
+    status = 415
+
+
+def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {
+        "type": "about:blank",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def status_of(exc: BaseException) -> int:
+    if isinstance(exc, Problem):
+        return exc.status
+    if isinstance(exc, JobNotFound):
+        return 404
+    if isinstance(exc, UsageError):
+        return 400
+    if isinstance(exc, StoreUnavailable | DatabaseUnusable):
+        return 503
+    return 500
+
+
+async def on_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, HTTPException):
+        return problem(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+    status = status_of(exc)
+    detail = str(exc) if status != 500 else "internal error; the server's log says more"
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return problem(status, detail.replace("\n", " "), headers)
+
+
+HANDLERS: dict[Any, Any] = {HTTPException: on_error, JobrunnerError: on_error}
