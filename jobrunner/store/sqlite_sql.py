@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from jobrunner.jsonutil import dumps
 from jobrunner.lifecycle import EVENT_TYPES, FINAL, Outcome, State, event_type
-from jobrunner.models import AttemptEnd, Event, Job
+from jobrunner.models import AttemptEnd, Event, Job, JobInsert
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -257,3 +257,27 @@ def event_from_row(row: Sequence[Any]) -> Event:
     except (ValueError, RecursionError):  # never a reason for a reader to stop
         data = {"damage": "the event's data cannot be read back"}
     return Event(row[0], row[1], row[2], row[3], row[4], STATES.get(row[5], row[5]), data)
+
+
+def insert_row(job: JobInsert, now: float) -> tuple[Any, ...]:
+    """A job's row for the insert queries (job_insert, job_insert_fire), in their order."""
+    run_at = now if job.run_at is None else job.run_at
+    return (
+        SCHEDULED if run_at > now else QUEUED,
+        job.task,
+        dumps(job.command) if job.command is not None else None,
+        dumps(job.args),
+        dumps(job.kwargs),
+        job.queue,
+        job.priority,
+        job.retries + 1,
+        job.retries,
+        job.backoff,
+        job.timeout,
+        now,
+        run_at,
+        job.key,
+        job.schedule,
+        job.scheduled_for,
+        dumps(job.options) if job.options else None,
+    )
