@@ -64,16 +64,6 @@ class Server:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    return tmp_path
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "jobs.db"
-
-
-@pytest.fixture
 def serve(workdir: Path, db: Path) -> Iterator[Callable[..., Server]]:
     """`serve(*args, env=...)` starts a server; every one is stopped after the test."""
     started: list[Server] = []
