@@ -4,6 +4,7 @@ against a real server, with jobs written to the real database."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from jobrunner.models import JobInsert
 from jobrunner.store import open_store
 from jobrunner.store.sqlite import SQLiteStore
 from tests.cli.support import submit
-from tests.helpers import Daemon, env_for
+from tests.helpers import Daemon, env_for, wait_for
 from tests.http.conftest import Server
 from tests.store.test_conformance import make_dead
 
@@ -202,6 +203,26 @@ def test_logs_follow_streams_a_running_jobs_output_and_ends_when_it_ends(
             # once ended, following gives what there is and ends at once
             assert http.get(f"/jobs/{job_id}/logs?follow=1").text == plain.text
             assert http.get("/readyz").json() == {"ok": True, "daemons": 1}
+
+            # cancelling a running job answers at once: the daemon kills it after
+            stuck = submit(workdir, db, "chatty:talk", "--args", json.dumps([str(gate) + "x"]))
+            wait_for(lambda: http.get(f"/jobs/{stuck}/logs").text, what="the job running")
+            # a follower whose client went away stops, though the job writes nothing more
+            threads = len(os.listdir(f"/proc/{server.proc.pid}/task"))
+            with http.stream("GET", f"/jobs/{stuck}/logs", params={"follow": "1"}) as gone:
+                assert next(gone.iter_lines()) == "first line"
+                assert len(os.listdir(f"/proc/{server.proc.pid}/task")) > threads
+            wait_for(
+                lambda: len(os.listdir(f"/proc/{server.proc.pid}/task")) <= threads,
+                what="the follower's thread ended",
+            )
+            res = http.post(f"/jobs/{stuck}/cancel")
+            assert res.status_code == 200, res.text
+            assert (res.json()["state"], res.json()["cancel_requested"]) == ("running", True)
+            wait_for(
+                lambda: http.get(f"/jobs/{stuck}/status").json()["state"] == "cancelled",
+                what="the job killed",
+            )
     finally:
         daemon.stop()
     assert "Traceback" not in server.log(), server.log()
