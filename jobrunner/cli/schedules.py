@@ -37,43 +37,9 @@ def add_parsers(sub: Any) -> None:
 
 def schedules_list(ctx: Any, args: argparse.Namespace) -> int:
     from jobrunner import clock
-    from jobrunner.cron import describe_instant
-    from jobrunner.daemon.scheduler import next_fires
-    from jobrunner.models import iso
+    from jobrunner.ops import schedules
 
-    config = ctx.config
-    store = ctx.store(create=True)
-    # one row per configured schedule, seen by a daemon or not (a manual run is its own)
-    states = store.schedule_states(list(config.schedules))
-    now = clock.now()
-    rows = []
-    for sc, state in zip(config.schedules.values(), states, strict=True):
-        last_job = store.job_get(state.last_job_id) if state.last_job_id else None
-        upcoming = next_fires(sc, now, 3)
-        rows.append(
-            {
-                "name": sc.name,
-                "expression": sc.expression,
-                "timezone": sc.timezone,
-                "task": sc.task,
-                "command": sc.command,
-                "paused": state.paused,
-                "next": [
-                    {"local": describe_instant(t, sc.timezone)[0], "utc": iso(t)} for t in upcoming
-                ],
-                "last_fire": iso(state.last_fire) if state.last_fire else None,
-                "last_job": None
-                if last_job is None
-                else {
-                    "id": last_job.id,
-                    "state": str(last_job.state),
-                    "scheduled_for": iso(last_job.scheduled_for),
-                    "manual": bool(last_job.options.get("manual")),
-                },
-                "misfire": sc.misfire,
-                "overlap": sc.overlap,
-            }
-        )
+    rows = schedules.listing(ctx.store(create=True), ctx.config, clock.now())
     if args.json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return 0

@@ -69,4 +69,5 @@ def make_app(state: ServerState) -> Any:
         lifespan=lifespan,
     )
     app.state.server = state
+    meta.install(app)  # /metrics: the registry, the request count
     return TokenCheck(app, state.token)

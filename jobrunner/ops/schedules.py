@@ -1,5 +1,5 @@
-"""Schedules by hand: run one now, pause, resume. The timetable lives in the config; the
-database holds each schedule's last fire and whether it is paused."""
+"""Schedules: list them, and by hand run one now, pause, resume. The timetable lives in
+the config; the database holds each schedule's last fire and whether it is paused."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from jobrunner.ops import wake_daemons
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from jobrunner.config import Config, ScheduleConfig
     from jobrunner.store.base import Store
 
@@ -21,6 +23,45 @@ def find_schedule(config: Config, name: str) -> ScheduleConfig:
         known = ", ".join(sorted(schedules)) or "none configured"
         raise UsageError(f"no schedule named {name!r} in the config (schedules: {known})")
     return schedules[name]
+
+
+def listing(store: Store, config: Config, now: float) -> list[dict[str, Any]]:
+    """Every configured schedule, seen by a daemon or not, as `schedules list --json`
+    shows it: its timetable, next three fires, whether paused, its last fire and job."""
+    from jobrunner.cron import describe_instant
+    from jobrunner.daemon.scheduler import next_fires
+    from jobrunner.models import iso
+
+    states = store.schedule_states(list(config.schedules))
+    rows = []
+    for sc, state in zip(config.schedules.values(), states, strict=True):
+        last_job = store.job_get(state.last_job_id) if state.last_job_id else None
+        upcoming = next_fires(sc, now, 3)
+        rows.append(
+            {
+                "name": sc.name,
+                "expression": sc.expression,
+                "timezone": sc.timezone,
+                "task": sc.task,
+                "command": sc.command,
+                "paused": state.paused,
+                "next": [
+                    {"local": describe_instant(t, sc.timezone)[0], "utc": iso(t)} for t in upcoming
+                ],
+                "last_fire": iso(state.last_fire) if state.last_fire else None,
+                "last_job": None
+                if last_job is None
+                else {
+                    "id": last_job.id,
+                    "state": str(last_job.state),
+                    "scheduled_for": iso(last_job.scheduled_for),
+                    "manual": bool(last_job.options.get("manual")),  # a run outside its timetable
+                },
+                "misfire": sc.misfire,
+                "overlap": sc.overlap,
+            }
+        )
+    return rows
 
 
 def run(store: Store, config: Config, name: str, now: float) -> int:

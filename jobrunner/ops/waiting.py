@@ -15,12 +15,14 @@ from jobrunner.ops import get_job
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable
 
     from jobrunner.config import Config
     from jobrunner.models import Job
     from jobrunner.store.base import Store
 
+STOP_POLL = 0.5  # seconds between looks at follow_output's `stop`
 KILL_SLACK = 5.0  # beyond the daemon's TERM-to-KILL grace, before `cancel` stops waiting
 
 
@@ -72,16 +74,22 @@ def _watch(
         watch.close()
 
 
-def follow_output(store: Store, job_id: int, write: Callable[[bytes], None]) -> None:
+def follow_output(
+    store: Store,
+    job_id: int,
+    write: Callable[[bytes], None],
+    stop: threading.Event | None = None,
+) -> None:
     """Write the job's output as it comes, until the job has ended and all it wrote is
-    out. Sleeps on the feed and on new output."""
+    out, or `stop` is set (a reader that went away: seen within STOP_POLL seconds).
+    Sleeps on the feed and on new output."""
     output = store.output()
     watch = store.events_watch(output=True)
     try:
         follower = Follower(store, store.events_last_seq(), job_id, watch)
         offset = 0
         ended = get_job(store, job_id).state in FINAL
-        while True:
+        while stop is None or not stop.is_set():
             chunk = output.read(job_id, offset)
             if chunk:
                 write(chunk)
@@ -92,6 +100,6 @@ def follow_output(store: Store, job_id: int, write: Callable[[bytes], None]) -> 
             if any(e.state in FINAL for e in follower.next(0)):
                 ended = True  # read once more: what it wrote last
                 continue
-            watch.wait(None)  # new output, or a commit
+            watch.wait(None if stop is None else STOP_POLL)  # new output, or a commit
     finally:
         watch.close()

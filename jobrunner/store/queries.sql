@@ -159,10 +159,12 @@ FROM attempts WHERE job_id = ? ORDER BY rowid
 SELECT state, queue, count(*) FROM jobs GROUP BY state, queue
 
 -- name: job_list
--- Every state: the primary key walked newest first, stopping at the limit.
--- ?1 queue, ?2 task (the function, or a [tasks.NAME]), ?3 limit; NULL: any.
+-- Every state: the primary key walked newest first from ?4 down, stopping at the limit.
+-- ?1 queue, ?2 task (the function, or a [tasks.NAME]), ?3 limit; NULL: any. ?4: the
+-- largest id listed (below a page's cursor; SQLite's largest rowid for all).
 SELECT {job_columns} FROM jobs
-WHERE (?1 IS NULL OR queue = ?1)
+WHERE id <= ?4
+  AND (?1 IS NULL OR queue = ?1)
   AND (?2 IS NULL OR task = ?2 OR json_extract(options, '$.task_name') = ?2)
 ORDER BY id DESC
 LIMIT ?3
@@ -182,6 +184,7 @@ LIMIT ?3
 SELECT id FROM (
     SELECT id FROM jobs INDEXED BY {{index}}
     WHERE {{condition}}
+      AND id <= ?4
       AND (?1 IS NULL OR queue = ?1)
       AND (?2 IS NULL OR task = ?2 OR json_extract(options, '$.task_name') = ?2)
     ORDER BY id DESC

@@ -77,6 +77,7 @@ if TYPE_CHECKING:
 SUBMITTED = {s.value: lifecycle.EVENT_TYPES[s] for s in (State.QUEUED, State.SCHEDULED)}
 CANCEL_DATA = {"reason": "cancelled before it started"}
 RETRY_DATA = {"reason": "dlq retry"}
+MAX_ROWID = 2**63 - 1
 
 
 @refusing_damage  # a damaged file: DatabaseCorrupt from every method, reads included
@@ -289,9 +290,11 @@ class SQLiteStore(SQLiteClaims, SQLiteDaemons):
         queue: str | None = None,
         limit: int = 50,
         task: str | None = None,
+        before: int | None = None,
     ) -> list[Job]:
         """The newest jobs in any of `state` (one state or several; None: every state),
-        in `queue`, of `task` (a function or a [tasks.NAME])."""
+        in `queue`, of `task` (a function or a [tasks.NAME]); with `before`, only those
+        with a smaller id (the next page, stable while jobs are added)."""
         if state is None:
             sql = Q["job_list"]
         else:
@@ -302,7 +305,8 @@ class SQLiteStore(SQLiteClaims, SQLiteDaemons):
             if not states:
                 return []
             sql = job_list_sql(tuple(sorted(set(states))))
-        return [job_from_row(r) for r in self.db.execute(sql, (queue, task, limit))]
+        upto = MAX_ROWID if before is None else before - 1
+        return [job_from_row(r) for r in self.db.execute(sql, (queue, task, limit, upto))]
 
     def job_counts(self) -> dict[tuple[str, str], int]:
         return {(s, q): n for s, q, n in self.db.execute(Q["counts"])}

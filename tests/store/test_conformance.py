@@ -994,6 +994,20 @@ def test_list_takes_several_states_and_a_task_newest_first(store: Store) -> None
     assert store.job_list(["succeeded", "cancelled", "retrying"]) == []
 
 
+def test_list_before_an_id_is_the_next_page_whatever_was_added(store: Store) -> None:
+    """`before`: only jobs with a smaller id, newest first, with every other filter; a
+    page read after more jobs came is the same page (the HTTP API's cursor)."""
+    a, b, c, d = insert(store, job(), job(queue="email"), job(), job(queue="email"))
+    assert [j.id for j in store.job_list(limit=2)] == [d, c]
+    insert(store, job(), job(queue="email"))
+    assert [j.id for j in store.job_list(limit=2, before=c)] == [b, a]
+    assert [j.id for j in store.job_list(before=d, queue="email")] == [b]
+    assert [j.id for j in store.job_list(["queued"], before=c)] == [b, a]
+    assert [j.id for j in store.job_list(["queued", "dead"], limit=1, before=b)] == [a]
+    assert [j.id for j in store.job_list(task="app.tasks:work", before=b)] == [a]
+    assert store.job_list(before=a) == []
+
+
 def test_recent_failures_are_dead_or_retrying_jobs_with_an_error(store: Store) -> None:
     older_dead = make_dead(store)
     (retry_id,) = insert(store, job(retries=3))
