@@ -21,6 +21,8 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from jobrunner.config import Config
 
 log = logging.getLogger("jobrunner.daemon")
@@ -34,9 +36,9 @@ MAX_LINE = 4096  # bytes of one output line kept for the log
 
 class WebServer:
     def __init__(self, db_path: str, config_file: str | None, poller: select.poll) -> None:
-        self.argv = [sys.executable, "-m", "jobrunner", "--db", db_path]
+        self.argv = [sys.executable, "-m", "jobrunner", "--db", os.path.abspath(db_path)]
         if config_file is not None:
-            self.argv += ["--config", config_file]
+            self.argv += ["--config", os.path.abspath(config_file)]
         self.argv.append("serve")
         self.pid: int | None = None
         self.fd: int | None = None  # the read end of its output, while it runs
@@ -45,6 +47,7 @@ class WebServer:
         self.delay = RESTART_FIRST
         self._partial = b""
         self.poller = poller  # the supervisor's: the output's fd is registered there
+        self.on_fork = die_with_parent()
 
     @staticmethod
     def wanted(config: Config) -> bool:
@@ -61,6 +64,7 @@ class WebServer:
                 stdout=write_end,
                 stderr=write_end,
                 start_new_session=True,
+                preexec_fn=self.on_fork,  # noqa: PLW1509 - the supervisor has no threads
             )
         except OSError as exc:
             os.close(read_end)
@@ -149,6 +153,29 @@ class WebServer:
             with contextlib.suppress(OSError):
                 self.read()
             self._close_output()
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """What the forked child runs before exec so that it gets SIGTERM when the daemon
+    dies, even by SIGKILL (Linux's PR_SET_PDEATHSIG; elsewhere nothing): a server left
+    behind would hold the port the next daemon's server needs."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def on_fork() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died before the prctl
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return on_fork
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def _reaped_within(pid: int, seconds: float) -> bool:

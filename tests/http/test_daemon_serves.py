@@ -59,3 +59,19 @@ def test_the_daemon_runs_restarts_and_stops_its_http_server(workdir: Path, db: P
         if daemon.proc.poll() is None:
             daemon.signal(signal.SIGKILL)
             daemon.wait(30)
+
+
+def test_the_http_server_does_not_outlive_a_killed_daemon(workdir: Path, db: Path) -> None:
+    """A server left behind would hold the port the next daemon's server needs."""
+    (workdir / "jobrunner.toml").write_text('[http]\nlisten = "127.0.0.1:0"\n')
+    daemon = Daemon(workdir, db, "--workers", "1")
+    try:
+        wait_for(lambda: LISTENING.findall(daemon.log()), what="the server")
+        (server,) = [int(p) for p in STARTED.findall(daemon.log())]
+        daemon.signal(signal.SIGKILL)
+        daemon.wait(30)
+        wait_for(lambda: not alive(server), what="the server gone")
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.signal(signal.SIGKILL)
+            daemon.wait(30)
