@@ -41,6 +41,8 @@ def test_submit_and_get_over_http_match_the_local_client(
             ["echo", "hi"],
         )
         assert handle.state() is State.SCHEDULED
+        at = 2_000_000_000.25  # sent as ISO 8601 text, to the millisecond
+        assert remote.get(remote.submit(command=["true"], at=at).id).run_at == at
     local = Client(str(db))
     try:  # the same job as the local client reads it
         assert local.get(handle.id).to_dict() == job.to_dict()
