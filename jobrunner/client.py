@@ -48,8 +48,17 @@ class Client:
     """Submits and inspects jobs in one database.
 
     `db` and `config` default as the CLI's do: JOBRUNNER_DB / JOBRUNNER_CONFIG, the
-    config's `database`, ./jobrunner.toml, ./jobrunner.db.
+    config's `database`, ./jobrunner.toml, ./jobrunner.db. A URL (http:// or https://)
+    instead of `db` talks to a server (`jobrunner serve`) through the same methods:
+    `Client("http://127.0.0.1:8765", token=...)` (client_http.py).
     """
+
+    def __new__(cls, db: str | None = None, *args: Any, **kwargs: Any) -> Client:
+        if isinstance(db, str) and db.startswith(("http://", "https://")):
+            from jobrunner.client_http import HttpClient
+
+            return HttpClient(db, *args, **kwargs)  # type: ignore[return-value]
+        return super().__new__(cls)
 
     def __init__(self, db: str | None = None, config: str | Config | None = None) -> None:
         if isinstance(config, Config):

@@ -28,6 +28,7 @@ from jobrunner.daemon.events import install as install_log_handler
 from jobrunner.daemon.inflight import InFlight
 from jobrunner.daemon.records import Records
 from jobrunner.daemon.services import Services
+from jobrunner.daemon.webserver import WebServer
 from jobrunner.errors import DatabaseMoved, DatabaseUnusable, StoreUnavailable
 from jobrunner.models import DaemonInfo
 from jobrunner.node import node
@@ -127,6 +128,7 @@ class Supervisor:
             self.id, opts.queues, self.store, self.services, self.records, self.events, clock
         )
         self.inflight = InFlight(self.dispatch, self.records, clock)  # what workers hold
+        self.web: WebServer | None = None  # the HTTP server, with an [http] table
 
     # -- start and stop --
 
@@ -161,6 +163,9 @@ class Supervisor:
             self.db_path,
             self.contain.describe(),
         )
+        if WebServer.wanted(self.config):
+            self.web = WebServer(self.db_path, self.opts.config_file, self.poller)
+            self.web.start(self.clock.monotonic())
 
     def _fds_not_for_children(self) -> list[int]:
         fds = [self.wake.fileno(), self.sig_r, self.sig_w]
@@ -185,7 +190,8 @@ class Supervisor:
 
     def _our_children(self) -> set[int]:
         """The children we forked; any other child is a job's process we adopted."""
-        return {w.pid for w in self.workers.values()} | {self.guard.pid}
+        web = {self.web.pid} if self.web is not None and self.web.pid is not None else set()
+        return {w.pid for w in self.workers.values()} | {self.guard.pid} | web
 
     def _kill_group(self, pgid: int) -> None:
         """SIGKILL what is left of a dead worker's jobs (its group, and its cgroup or
@@ -225,6 +231,8 @@ class Supervisor:
         )
 
     def _shutdown(self) -> None:
+        if self.web is not None:
+            self.web.stop()
         try:
             self._flush()
         except StoreUnavailable as exc:
@@ -275,8 +283,12 @@ class Supervisor:
                 self._on_messages(w, w.read())
                 if w.eof:
                     self.poller.unregister(fd)
+            elif self.web is not None and fd == self.web.fd:
+                self.web.read()
         self._handle_signals()
         mono = self.clock.monotonic()
+        if self.web is not None:
+            self.web.tick(mono)
         self._enforce(mono)
         if self.backoff.waiting(mono):
             return
@@ -314,6 +326,8 @@ class Supervisor:
             if head is not None and head.timeout:
                 deadlines.append(w.head_since + head.timeout)
         deadlines += [t for t, _ in self.pending_group_kills]
+        if self.web is not None and self.web.restart_at is not None:
+            deadlines.append(self.web.restart_at)
         return max(0.0, min(deadlines) - mono)
 
     def _watch(self, w: WorkerHandle) -> None:
@@ -420,6 +434,8 @@ class Supervisor:
             w = by_pid.get(pid)
             if w is not None:
                 self._on_worker_exit(w, status, usage.ru_maxrss)
+            elif self.web is not None and pid == self.web.pid:
+                self.web.exited(describe_exit(status), self.clock.monotonic(), self.stopping)
             elif pid == self.guard.pid:
                 log.warning("group guard exited (%s); starting another", describe_exit(status))
                 self.guard = GroupGuard(

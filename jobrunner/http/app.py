@@ -10,7 +10,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from jobrunner.http import jobs, live, meta, submit
+from jobrunner.http import jobs, live, meta, openapi, submit
 from jobrunner.http.problems import HANDLERS, problem
 from jobrunner.http.state import ServerState
 
@@ -64,7 +64,7 @@ def make_app(state: ServerState) -> Any:
             state.close()
 
     app = Starlette(
-        routes=[*submit.routes, *jobs.routes, *live.routes, *meta.routes],
+        routes=[*submit.routes, *jobs.routes, *live.routes, *meta.routes, *openapi.routes],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
