@@ -92,7 +92,6 @@ def test_wait_returns_once_the_job_ends_and_times_out_before(
         assert [j.state for j in got] == [State.CANCELLED]
 
 
-@pytest.mark.skip(reason=f"POST /jobs/ID/cancel: {NOT_ON_MAIN}")
 def test_cancel_over_http(serve: Callable[..., Server]) -> None:
     server = serve()
     with Client(server.url) as remote:
@@ -118,7 +117,6 @@ def test_submit_many_and_list_over_http(serve: Callable[..., Server]) -> None:
             remote.list(state="nonsense")
 
 
-@pytest.mark.skip(reason=f"POST /jobs/ID/retry: {NOT_ON_MAIN}")
 def test_retry_over_http_refuses_a_job_that_is_not_dead(serve: Callable[..., Server]) -> None:
     server = serve()
     with Client(server.url) as remote:
