@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from jobrunner import clock, ops
 from jobrunner.models import InsertResult, JobInsert
@@ -30,14 +31,23 @@ if TYPE_CHECKING:
 GROUP_JOBS = 20_000
 
 
+Committed = tuple[list[InsertResult], dict[int, dict[str, Any]]]  # results, records by id
+
+
 @dataclass
 class Pending:
     jobs: Sequence[JobInsert]
-    done: asyncio.Future[list[InsertResult]]
+    done: asyncio.Future[Committed]
 
 
-def write_group(store: Store, jobs: Sequence[JobInsert]) -> list[InsertResult]:
-    return ops.submit(store, jobs, clock.now())
+def write_group(
+    store: Store, jobs: Sequence[JobInsert]
+) -> tuple[list[InsertResult], dict[int, dict[str, Any]]]:
+    """The jobs written, then their records (read after the commit, in the same thread:
+    one hop to a worker thread for the whole group)."""
+    results = ops.submit(store, jobs, clock.now())
+    ids = dict.fromkeys(r.id for r in results)
+    return results, {job_id: ops.get_job(store, job_id).to_dict() for job_id in ids}
 
 
 class GroupCommit:
@@ -47,8 +57,9 @@ class GroupCommit:
         self._writer: asyncio.Task[None] | None = None
         self.transactions = 0  # how many groups were written (for tests and the bench)
 
-    async def submit(self, jobs: Sequence[JobInsert]) -> list[InsertResult]:
-        """Write `jobs` (one request's, checked) and return once they are committed."""
+    async def submit(self, jobs: Sequence[JobInsert]) -> Committed:
+        """Write `jobs` (one request's, checked); once they are committed, their results
+        and the records of the jobs they name."""
         if self._queue is None or self._writer is None or self._writer.done():
             self._queue = asyncio.Queue()
             self._writer = asyncio.create_task(self._write_forever(self._queue))
@@ -75,7 +86,7 @@ class GroupCommit:
     async def _write(self, group: list[Pending]) -> None:
         jobs = [job for pending in group for job in pending.jobs]
         try:
-            results = await self.state.write(write_group, jobs)
+            results, records = await self.state.write(write_group, jobs)
         except asyncio.CancelledError:
             for pending in group:
                 if not pending.done.done():
@@ -94,5 +105,6 @@ class GroupCommit:
         for pending in group:
             end = start + len(pending.jobs)
             if not pending.done.done():
-                pending.done.set_result(results[start:end])
+                mine = results[start:end]
+                pending.done.set_result((mine, {r.id: records[r.id] for r in mine}))
             start = end

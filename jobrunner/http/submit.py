@@ -16,14 +16,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from jobrunner import ops
 from jobrunner.errors import UsageError
 from jobrunner.http.problems import TooLarge, UnsupportedMediaType
 from jobrunner.http.security import check_allowed
 from jobrunner.http.state import ServerState
 from jobrunner.jobspec import job_from_object
 from jobrunner.models import JobInsert
-from jobrunner.store.base import Store
 
 MAX_BATCH = 10_000  # jobs in one request
 RETRY_AFTER = "1"  # seconds before a first poll of the job is worth making
@@ -94,10 +92,6 @@ def check_jobs(state: ServerState, items: list[Any], batch: bool) -> list[JobIns
     return jobs
 
 
-def records(store: Store, ids: list[int]) -> dict[int, dict[str, Any]]:
-    return {job_id: ops.get_job(store, job_id).to_dict() for job_id in dict.fromkeys(ids)}
-
-
 async def submit(request: Request) -> Response:
     """One job (an object): 202 with the record, Location and Retry-After; a key already
     used: 200 with the first job's record. An array: 202 with a list of records."""
@@ -114,8 +108,7 @@ async def submit(request: Request) -> Response:
         jobs = await anyio.to_thread.run_sync(check_jobs, state, items, batch)
     else:
         jobs = check_jobs(state, items, batch)
-    results = await state.group_commit.submit(jobs) if jobs else []
-    found = await state.read(records, [r.id for r in results]) if results else {}
+    results, found = await state.group_commit.submit(jobs) if jobs else ([], {})
     headers = {"Retry-After": RETRY_AFTER}
     if batch:
         return JSONResponse([found[r.id] for r in results], status_code=202, headers=headers)

@@ -216,7 +216,7 @@ def test_a_server_killed_under_load_lost_no_acknowledged_job(
     thread = threading.Thread(target=load)
     thread.start()
     try:
-        wait_for(lambda: len(stored_ids(db)) >= 500, timeout=30, what="jobs under load")
+        wait_for(lambda: len(stored_ids(db)) >= 200, timeout=30, what="jobs under load")
     finally:
         os.killpg(server.proc.pid, signal.SIGKILL)
         thread.join(60)
