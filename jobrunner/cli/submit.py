@@ -9,6 +9,7 @@ import os
 import sys
 
 from jobrunner.errors import UsageError
+from jobrunner.jobspec import NO_CHECK_HINT, job_options, parse_json
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
@@ -59,59 +60,6 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _json(text: str, what: str, kind: type, where: str) -> Any:
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # ValueError: also a 5000-digit number
-        raise UsageError(f"{where}{what}: malformed JSON: {exc}") from None
-    if not isinstance(value, kind):
-        expected = "array" if kind is list else "object"
-        raise UsageError(f"{where}{what}: expected a JSON {expected}, got {type(value).__name__}")
-    return value
-
-
-def parse_at(text: str, where: str = "--at") -> float:
-    from jobrunner.durations import parse_time
-
-    return parse_time(text, _now(), where)
-
-
-def _options(values: dict[str, Any], where: str) -> dict[str, Any]:
-    """Checked keyword options for Client.prepare from CLI flags or a JSON line."""
-    from jobrunner.durations import parse_duration
-
-    out: dict[str, Any] = {}
-    for name in ("queue", "key"):
-        if values.get(name) is not None:
-            if not isinstance(values[name], str) or not values[name]:
-                raise UsageError(f"{where}{name}: expected a non-empty string")
-            out[name] = values[name]
-    for name in ("priority", "retries", "nice"):
-        value = values.get(name)
-        if value is not None:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise UsageError(f"{where}{name}: expected a whole number, got {value!r}")
-            if name == "retries" and value < 0:
-                raise UsageError(f"{where}retries: must be >= 0, got {value}")
-            out[name] = value
-    if values.get("memory_limit") is not None:
-        from jobrunner.durations import parse_size
-
-        out["memory_limit"] = parse_size(values["memory_limit"], where=f"{where}memory-limit")
-    for name in ("delay", "backoff", "timeout", "cpu_limit"):
-        if values.get(name) is not None:
-            flag = name.replace("_", "-") if where == "--" else name  # --cpu-limit
-            out[name] = parse_duration(values[name], where=f"{where}{flag}")
-    if values.get("at") is not None:
-        if not isinstance(values["at"], str):
-            raise UsageError(f"{where}at: expected an ISO 8601 string")
-        out["at"] = parse_at(values["at"], where=f"{where}at")
-    return out
-
-
-NO_CHECK_HINT = "use --no-check to submit for a daemon with another environment"
-
-
 def run(ctx: Any, args: argparse.Namespace) -> int:
     from jobrunner.client import Client
     from jobrunner.ops import submit
@@ -149,9 +97,9 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
             "nice",
         )
     }
-    options = _options(flags, "--")
-    job_args = _json(args.args, "args", list, "--")
-    job_kwargs = _json(args.kwargs, "kwargs", dict, "--")
+    options = job_options(flags, "--")
+    job_args = parse_json(args.args, "args", list, "--")
+    job_kwargs = parse_json(args.kwargs, "kwargs", dict, "--")
     if args.cmd:
         if not args.target:
             raise UsageError("--cmd needs a program: jobrunner submit --cmd -- PROGRAM [ARG...]")
@@ -213,25 +161,6 @@ def _warn_key_reuse(
         )
 
 
-LINE_KEYS = {
-    "task",
-    "command",
-    "args",
-    "kwargs",
-    "queue",
-    "priority",
-    "delay",
-    "at",
-    "retries",
-    "backoff",
-    "timeout",
-    "key",
-    "memory_limit",
-    "cpu_limit",
-    "nice",
-}
-
-
 def _read_file(client: Any, path: str, check: bool) -> tuple[list[Any], list[int]]:
     """The jobs, and the line each came from. Every line checked before anything is
     written: one bad line writes nothing. A UTF-8 byte-order mark (as some Windows
@@ -276,37 +205,11 @@ def _read_file(client: Any, path: str, check: bool) -> tuple[list[Any], list[int
 
 def _parse_line(client: Any, line: str, number: int, name: str, check: bool) -> Any:
     """One JSON line as a prepared job; errors name file:line."""
+    from jobrunner.jobspec import job_from_object
+
     where = f"{name}:{number}: "
     try:
         obj = json.loads(line)
     except (ValueError, RecursionError) as exc:  # ValueError: also a 5000-digit number
         raise UsageError(f"{where}malformed JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise UsageError(f"{where}expected a JSON object per line")
-    unknown = set(obj) - LINE_KEYS
-    if unknown:
-        raise UsageError(f"{where}unknown key(s) {sorted(unknown)}; allowed: {sorted(LINE_KEYS)}")
-    args = obj.get("args", [])
-    kwargs = obj.get("kwargs", {})
-    if not isinstance(args, list):
-        raise UsageError(f"{where}args: expected a JSON array")
-    if not isinstance(kwargs, dict):
-        raise UsageError(f"{where}kwargs: expected a JSON object")
-    command = obj.get("command")
-    if command is not None and (
-        not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command)
-    ):
-        raise UsageError(f"{where}command: expected a non-empty array of strings")
-    if (command is None) == (obj.get("task") is None):
-        raise UsageError(f"{where}give exactly one of task or command")
-    from jobrunner.taskref import TaskCheckFailed
-
-    try:
-        return client.prepare(
-            obj.get("task"), args, kwargs, command=command, check=check, **_options(obj, where)
-        )
-    except TaskCheckFailed as exc:
-        raise UsageError(f"{where}{exc.reason} ({NO_CHECK_HINT})") from None
-    except UsageError as exc:
-        message = str(exc)
-        raise UsageError(message if message.startswith(name) else where + message) from None
+    return job_from_object(client, obj, where, check, "expected a JSON object per line")

@@ -30,6 +30,9 @@ class ServerState:
         self._local = threading.local()
         self._opened: list[Store] = []
         self._lock = threading.Lock()
+        from jobrunner.http.commit import GroupCommit
+
+        self.group_commit = GroupCommit(self)  # POST /jobs: concurrent submits, one commit
 
     def store(self) -> Store:
         """This thread's store (opened on first use)."""

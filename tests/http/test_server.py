@@ -16,8 +16,9 @@ PROBLEM = "application/problem+json"
 
 
 def test_submit_is_202_with_location_and_the_job_is_in_the_database(
-    serve: Callable[..., Server], db: Path
+    serve: Callable[..., Server], workdir: Path, db: Path
 ) -> None:
+    (workdir / "jobrunner.toml").write_text("[http]\nallow_commands = true\n")
     server = serve()
     with server.client() as http:
         res = http.post("/jobs", json={"command": ["echo", "hi"], "queue": "web"})
@@ -58,6 +59,7 @@ def test_errors_are_problem_details(serve: Callable[..., Server]) -> None:
 def test_a_token_is_needed_by_every_request_and_never_logged(
     serve: Callable[..., Server], workdir: Path, db: Path
 ) -> None:
+    (workdir / "jobrunner.toml").write_text("[http]\nallow_commands = true\n")
     env = env_for(workdir, db)
     env["JOBRUNNER_TOKEN"] = "s3cret-token-value"
     server = serve(env=env)
