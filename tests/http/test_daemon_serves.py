@@ -34,7 +34,9 @@ def alive(pid: int) -> bool:
 
 
 def test_the_daemon_runs_restarts_and_stops_its_http_server(workdir: Path, db: Path) -> None:
-    (workdir / "jobrunner.toml").write_text('[http]\nlisten = "127.0.0.1:0"\n')
+    (workdir / "jobrunner.toml").write_text(
+        '[http]\nlisten = "127.0.0.1:0"\nallow_commands = true\n'
+    )
     daemon = Daemon(workdir, db, "--workers", "1")
     try:
         url = wait_for(lambda: LISTENING.findall(daemon.log()), what="the server")[-1]
@@ -63,7 +65,9 @@ def test_the_daemon_runs_restarts_and_stops_its_http_server(workdir: Path, db: P
 
 def test_the_http_server_does_not_outlive_a_killed_daemon(workdir: Path, db: Path) -> None:
     """A server left behind would hold the port the next daemon's server needs."""
-    (workdir / "jobrunner.toml").write_text('[http]\nlisten = "127.0.0.1:0"\n')
+    (workdir / "jobrunner.toml").write_text(
+        '[http]\nlisten = "127.0.0.1:0"\nallow_commands = true\n'
+    )
     daemon = Daemon(workdir, db, "--workers", "1")
     try:
         wait_for(lambda: LISTENING.findall(daemon.log()), what="the server")
