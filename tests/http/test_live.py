@@ -298,3 +298,51 @@ def test_open_streams_end_when_the_server_stops(serve: Callable[..., Server]) ->
             ws.recv(timeout=30)
         assert closed.value.rcvd is not None and closed.value.rcvd.code in (1001, 1012)
     assert "graceful shutdown exceeded" not in server.log()  # nothing held the shutdown
+
+
+def test_a_reader_that_falls_behind_reads_the_store_and_misses_nothing(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process, with a hub that lets a subscriber fall two batches behind: six commits
+    the reader did not take in time come from the store instead, once each, in order."""
+    import asyncio
+
+    from jobrunner import ops
+    from jobrunner.client import Client
+    from jobrunner.config import Config
+    from jobrunner.http import hub, live
+    from jobrunner.http.state import ServerState
+    from jobrunner.store import open_store
+
+    monkeypatch.setattr(hub, "MAX_PENDING", 2)
+    store = open_store(str(db))
+    state = ServerState(Config(), str(db), None)
+    client = Client(str(db), Config())
+
+    async def run() -> list[str]:
+        state.hub.start()
+        try:
+            sub = state.hub.subscribe(keepalive=True)
+            stream = live.event_stream(state, sub, sub.start, live.Filter(None, None, None))
+            assert (await anext(stream)).startswith(":")
+            for _ in range(6):  # six commits: six batches for a reader taking none
+                ops.submit(store, [client.prepare(command=["true"])], time.time())
+            last = store.events_last_seq()
+            for _ in range(3000):  # bounded: until the hub handed them all out
+                if state.hub.delivered == last:
+                    break
+                await asyncio.sleep(0.01)
+            ids: list[str] = []
+            while len(ids) < 6:
+                chunk = await asyncio.wait_for(anext(stream), 30)
+                ids += [line[4:] for line in chunk.splitlines() if line.startswith("id: ")]
+            await stream.aclose()
+            return ids
+        finally:
+            state.hub.stop()
+            state.close()
+
+    try:
+        assert asyncio.run(run()) == [str(seq) for seq in range(1, 7)]
+    finally:
+        store.close()
