@@ -58,9 +58,11 @@ class TokenCheck:
 def make_app(state: ServerState) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.hub.start()
         try:
             yield
         finally:
+            state.hub.stop()
             state.close()
 
     app = Starlette(

@@ -296,6 +296,7 @@ def paths() -> dict[str, Any]:
                     query("job", {"type": "integer"}, "only this job's events"),
                     query("queue", {"type": "string"}, "only this queue's"),
                     query("type", {"type": "string"}, "only events of this type"),
+                    query("after", {"type": "integer", "minimum": 0}, "resume after this seq"),
                     {
                         "name": "Last-Event-ID",
                         "in": "header",

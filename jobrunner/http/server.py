@@ -80,5 +80,11 @@ def serve(config: Config, db_path: str, listen: str) -> int:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    uvicorn.Server(settings).run(sockets=[sock])
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            state.hub.stop()  # live streams end first: left open, they would hold it
+            await super().shutdown(sockets)
+
+    Server(settings).run(sockets=[sock])
     return 0

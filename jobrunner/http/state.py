@@ -15,6 +15,7 @@ import anyio.to_thread
 
 from jobrunner.client import Client
 from jobrunner.config import Config
+from jobrunner.http.hub import FeedHub
 from jobrunner.store import open_store
 from jobrunner.store.base import Store
 
@@ -33,6 +34,10 @@ class ServerState:
         from jobrunner.http.commit import GroupCommit
 
         self.group_commit = GroupCommit(self)  # POST /jobs: concurrent submits, one commit
+        # the one reader of the event feed (started and stopped by the app's lifespan)
+        self.hub = FeedHub(
+            lambda: open_store(db_path, create=False, synchronous=config.synchronous)
+        )
 
     def store(self) -> Store:
         """This thread's store (opened on first use)."""

@@ -76,7 +76,7 @@ class Watch:
         while not self._committed() and waited < SETTLE:  # written, not yet visible
             time.sleep(pause)
             waited += pause
-            pause = min(pause * 2, 0.02)
+            pause = min(pause * 2, 0.002)  # the log's fsync: a reader wakes within 2 ms of it
 
     def _committed(self) -> bool:
         """Whether another connection committed since we last looked."""
