@@ -58,15 +58,29 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(15)
 
 
-async def one_connection(
-    address: str, body: bytes, deadline: float, latencies: list[float], ids: list[int]
-) -> None:
-    host, port = address.rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
-    request = (
+def post_request(address: str, body: bytes) -> bytes:
+    return (
         f"POST /jobs HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
+
+
+def get_request(address: str, path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n".encode()
+
+
+async def one_connection(
+    address: str,
+    request: bytes,
+    expect: bytes,
+    deadline: float,
+    latencies: list[float],
+    ids: list[int] | None,
+) -> None:
+    """Send `request` again and again on one keep-alive connection until `deadline`; each
+    answer must have status `expect`; the ids of the records answered go to `ids`."""
+    host, port = address.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
     try:
         while time.monotonic() < deadline:
             start = time.perf_counter()
@@ -78,27 +92,36 @@ async def one_connection(
                 if line[:15].lower() == b"content-length:":
                     length = int(line[15:])
             answer = await reader.readexactly(length)
-            if status != b"202":
-                raise RuntimeError(f"POST /jobs answered {status!r}: {answer[:200]!r}")
+            if status != expect:
+                raise RuntimeError(f"{request[:20]!r} answered {status!r}: {answer[:200]!r}")
             latencies.append((time.perf_counter() - start) * 1000)
-            record = json.loads(answer)
-            if isinstance(record, list):
-                ids.extend(r["id"] for r in record)
-            else:
-                ids.append(record["id"])
+            if ids is not None:
+                record = json.loads(answer)
+                if isinstance(record, list):
+                    ids.extend(r["id"] for r in record)
+                else:
+                    ids.append(record["id"])
     finally:
         writer.close()
 
 
 async def load(
-    address: str, body: bytes, seconds: float, connections: int
+    address: str,
+    request: bytes,
+    seconds: float,
+    connections: int,
+    expect: bytes = b"202",
+    collect: bool = True,
 ) -> tuple[list[float], list[int], float]:
     latencies: list[float] = []
     ids: list[int] = []
     start = time.monotonic()
     deadline = start + seconds
     await asyncio.gather(
-        *(one_connection(address, body, deadline, latencies, ids) for _ in range(connections))
+        *(
+            one_connection(address, request, expect, deadline, latencies, ids if collect else None)
+            for _ in range(connections)
+        )
     )
     return latencies, ids, time.monotonic() - start
 
@@ -119,7 +142,8 @@ def http_rate(
     db = os.path.join(workdir, f"{name}.db")
     proc, address = start_server(workdir, db)
     try:
-        latencies, ids, elapsed = asyncio.run(load(address, body, seconds, connections))
+        request = post_request(address, body)
+        latencies, ids, elapsed = asyncio.run(load(address, request, seconds, connections))
     finally:
         stop_server(proc)
     if len(set(ids)) != len(ids) or stored_count(db) != len(ids):
@@ -127,6 +151,31 @@ def http_rate(
     return {
         "jobs": len(ids),
         "jobs_per_s": len(ids) / elapsed,
+        "requests_per_s": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+    }
+
+
+def get_rate(workdir: str, seconds: float, connections: int) -> dict[str, Any]:
+    """GET /jobs/ID of one job, `connections` at once: requests/s and latencies."""
+    db = os.path.join(workdir, "get.db")
+    proc, address = start_server(workdir, db)
+    try:
+        import urllib.request
+
+        first = urllib.request.Request(
+            f"http://{address}/jobs", JOB, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(first, timeout=30) as answer:  # job 1
+            assert answer.status == 202
+        request = get_request(address, "/jobs/1")
+        latencies, _, elapsed = asyncio.run(
+            load(address, request, seconds, connections, expect=b"200", collect=False)
+        )
+    finally:
+        stop_server(proc)
+    return {
         "requests_per_s": len(latencies) / elapsed,
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
@@ -163,6 +212,8 @@ def submit_rates(seconds: float = 3.0, connections: int = 64, batch: int = 1000)
         single = client_rate(workdir, seconds)
         progress(f"POST /jobs: batches of {batch}, {seconds:g}s")
         batched = http_rate(workdir, "batch", b"[" + b",".join([JOB] * batch) + b"]", seconds, 1)
+        progress(f"GET /jobs/ID: {connections} connections, {seconds:g}s")
+        reads = get_rate(workdir, seconds, connections)
     return rounded(
         {
             "loadavg_1m_before": loadavg,
@@ -170,6 +221,7 @@ def submit_rates(seconds: float = 3.0, connections: int = 64, batch: int = 1000)
             "client_submit_loop": single,
             "group_vs_loop": grouped["jobs_per_s"] / single["jobs_per_s"],
             f"http_batch_{batch}": batched,
+            "http_get_job": reads,
         }
     )
 

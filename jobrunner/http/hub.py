@@ -109,6 +109,9 @@ class FeedHub:
         self.keepalive = keepalive_period()
         self.queues: OrderedDict[int, str] = OrderedDict()  # job id -> queue
         self._stop = threading.Event()
+        # held while a subscriber is added (reading where it starts) and while the thread,
+        # with nobody subscribed, moves past events without reading them
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._tick: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -138,8 +141,9 @@ class FeedHub:
             self._thread.join(timeout=3)
 
     def subscribe(self, jobs: set[int] | None = None, keepalive: bool = False) -> Subscription:
-        sub = Subscription(self, jobs, keepalive)
-        self.subscribers.add(sub)
+        with self._lock:
+            sub = Subscription(self, jobs, keepalive)
+            self.subscribers.add(sub)
         return sub
 
     # -- the thread ---------------------------------------------------------------------
@@ -149,6 +153,11 @@ class FeedHub:
         try:
             while not self._stop.is_set():
                 try:
+                    if self._skip_unwatched(store):
+                        seq = max(seq, self.delivered)
+                        failed = False
+                        watch.wait(None)
+                        continue
                     batch = store.events_after(seq, None, BATCH)
                 except Exception as exc:  # the database went away: say so once, retry
                     if not failed:
@@ -169,6 +178,17 @@ class FeedHub:
             with contextlib.suppress(Exception):
                 store.close()
 
+    def _skip_unwatched(self, store: Store) -> bool:
+        """With nobody subscribed, move past what was committed without reading it (a
+        busy server commits thousands of events a second that nobody would read): only
+        the newest seq is read, and a subscriber made later starts after it. Under the
+        lock, so that none is added between the look and the move."""
+        with self._lock:
+            if self.subscribers:
+                return False
+            self.delivered = max(self.delivered, store.events_last_seq())
+            return True
+
     def _hand_over(self, batch: list[Event]) -> bool:
         assert self._loop is not None
         try:
@@ -180,7 +200,8 @@ class FeedHub:
     # -- on the loop --------------------------------------------------------------------
 
     def _deliver(self, batch: list[Event]) -> None:
-        self.delivered = batch[-1].seq
+        with self._lock:  # the thread may be moving it on too (_skip_unwatched)
+            self.delivered = max(self.delivered, batch[-1].seq)
         for sub in list(self.subscribers):
             if sub.jobs is None or any(e.job_id in sub.jobs for e in batch):
                 sub.put(batch)

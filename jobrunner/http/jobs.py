@@ -90,7 +90,7 @@ async def get_job(request: Request) -> Response:
         timeout = parse_duration(wait, "wait")
         job = await live.wait_for_end(state, job_id(request), timeout)
     else:
-        job = await state.read(ops.get_job, job_id(request))
+        job = state.read_now(ops.get_job, job_id(request))  # one row by its key
     return JSONResponse(job.to_dict())
 
 

@@ -359,3 +359,50 @@ def test_a_reader_that_falls_behind_reads_the_store_and_misses_nothing(
         assert asyncio.run(run()) == [str(seq) for seq in range(1, 7)]
     finally:
         store.close()
+
+
+def test_streams_opened_while_an_idle_hub_skips_events_miss_nothing(db: Path) -> None:
+    """With nobody subscribed the hub moves past commits without reading them; streams
+    opened while commits keep coming (each from the next event, or resumed from an
+    older one) still get every event after their start, once, in order."""
+    import asyncio
+
+    from jobrunner import ops
+    from jobrunner.client import Client
+    from jobrunner.config import Config
+    from jobrunner.http import live
+    from jobrunner.http.state import ServerState
+    from jobrunner.store import open_store
+
+    store = open_store(str(db))
+    state = ServerState(Config(), str(db), None)
+    client = Client(str(db), Config())
+    job = client.prepare(command=["true"])
+
+    async def run() -> None:
+        state.hub.start()
+        try:
+            for round_ in range(20):  # bounded: twenty streams, commits around each
+                ops.submit(store, [job], time.time())
+                await asyncio.sleep(0.002 * (round_ % 3))  # the hub idle or catching up
+                resume = round_ % 2 == 1
+                sub = state.hub.subscribe(keepalive=True)
+                after = max(0, sub.start - 2) if resume else sub.start
+                stream = live.event_stream(state, sub, after, live.Filter(None, None, None))
+                assert (await anext(stream)).startswith(":")
+                ops.submit(store, [job], time.time())
+                last = store.events_last_seq()
+                seen: list[int] = []
+                while not seen or seen[-1] < last:
+                    chunk = await asyncio.wait_for(anext(stream), 30)
+                    seen += [int(x[4:]) for x in chunk.splitlines() if x.startswith("id: ")]
+                await stream.aclose()
+                assert seen == list(range(after + 1, last + 1)), (round_, after, seen)
+        finally:
+            state.hub.stop()
+            state.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        store.close()
