@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -20,8 +19,8 @@ from starlette.routing import Route
 from jobrunner import clock, ops
 from jobrunner.errors import JobNotFound, JobrunnerError, UsageError
 from jobrunner.http import live
-from jobrunner.http.problems import Problem, UnsupportedMediaType
-from jobrunner.http.state import ServerState
+from jobrunner.http.problems import Problem
+from jobrunner.http.state import ServerState, server_of
 from jobrunner.lifecycle import FINAL, State
 from jobrunner.models import Job
 from jobrunner.store import open_store
@@ -31,11 +30,6 @@ log = logging.getLogger("jobrunner.http")
 LIST_LIMIT = 50  # jobs on a page of GET /jobs, unless ?limit=
 MAX_LIST_LIMIT = 1000
 MAX_JOB_ID = 2**63 - 1  # SQLite's largest rowid
-
-
-def server(request: Request) -> ServerState:
-    state: ServerState = request.app.state.server
-    return state
 
 
 def job_id(request: Request) -> int:
@@ -68,21 +62,10 @@ def states(text: str) -> list[str]:
     return names
 
 
-async def json_body(request: Request) -> Any:
-    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if kind != "application/json":
-        raise UnsupportedMediaType(f"Content-Type: expected application/json, got {kind!r}")
-    body = await request.body()
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise UsageError(f"body: malformed JSON: {exc}") from None
-
-
 async def get_job(request: Request) -> Response:
     """The record; `?wait=DUR` holds the request until the job ends or DUR passes (a long
     poll, woken by the event feed: live.wait_for_end)."""
-    state = server(request)
+    state = server_of(request)
     wait = request.query_params.get("wait")
     if wait is not None:
         from jobrunner.durations import parse_duration
@@ -117,7 +100,7 @@ async def list_jobs(request: Request) -> Response:
         # one more than shown: whether a page follows, without counting
         return store.job_list(wanted, query.get("queue"), limit + 1, query.get("task"), before)
 
-    jobs = await server(request).read(page)
+    jobs = await server_of(request).read(page)
     more = len(jobs) > limit
     del jobs[limit:]
     cursor = str(jobs[-1].id) if more else None
@@ -136,7 +119,7 @@ async def cancel(request: Request) -> Response:
         done = control.cancel(store, wanted, clock.now())
         return done, ops.get_job(store, wanted)
 
-    done, job = await server(request).write(do)
+    done, job = await server_of(request).write(do)
     if done.outcome is control.CancelOutcome.ALREADY_ENDED:
         raise Problem(f"job {wanted} already ended {done.state}; nothing to cancel", 409)
     return JSONResponse(job.to_dict())
@@ -153,7 +136,7 @@ async def retry(request: Request) -> Response:
         retried = control.retry(store, [wanted], clock.now())
         return retried, store.job_get(wanted)
 
-    retried, job = await server(request).write(do)
+    retried, job = await server_of(request).write(do)
     if retried.unknown or job is None:
         raise JobNotFound(f"no job with id {wanted}")
     if wanted in retried.not_dead:
@@ -166,7 +149,7 @@ async def retry(request: Request) -> Response:
 async def status(request: Request) -> Response:
     """The status poll: state, progress and its message, the error, and the result
     once the job has ended (a smaller answer than the record)."""
-    job = await server(request).read(ops.get_job, job_id(request))
+    job = await server_of(request).read(ops.get_job, job_id(request))
     body: dict[str, Any] = {
         "id": job.id,
         "state": str(job.state),
@@ -182,7 +165,7 @@ async def status(request: Request) -> Response:
 async def logs(request: Request) -> Response:
     """The job's output as text; `?follow=1` streams it while the job runs, ending once
     it has ended and everything it wrote was sent."""
-    state = server(request)
+    state = server_of(request)
     wanted = job_id(request)
     follow = request.query_params.get("follow", "0")
     if follow not in ("0", "1", "true", "false"):

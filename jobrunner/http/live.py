@@ -25,7 +25,7 @@ from jobrunner.errors import JobrunnerError, UsageError
 from jobrunner.http.hub import BATCH, CLOSED, KEEPALIVE, LAGGED, Subscription
 from jobrunner.http.problems import TooLarge, status_of
 from jobrunner.http.settings import DEFAULT_MAX_BODY
-from jobrunner.http.state import ServerState
+from jobrunner.http.state import ServerState, server_of
 from jobrunner.lifecycle import EVENT_TYPES, FINAL
 from jobrunner.models import Event, Job
 from jobrunner.store.base import Store
@@ -33,11 +33,6 @@ from jobrunner.store.base import Store
 MAX_WAIT = 60.0  # seconds a long poll may hold a request (a longer ?wait= is cut to this)
 AUTH_WAIT = 10.0  # seconds a WebSocket without the token in its header has to send it
 KNOWN_TYPES = frozenset({*EVENT_TYPES.values(), "job.rescued", "job.progress"})
-
-
-def server_of(conn: Request | WebSocket) -> ServerState:
-    state: ServerState = conn.app.state.server
-    return state
 
 
 # -- the long poll ----------------------------------------------------------------------

@@ -13,8 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobrunner import clock
 from jobrunner.errors import UsageError
-from jobrunner.http.jobs import server
 from jobrunner.http.problems import Problem
+from jobrunner.http.state import server_of
 from jobrunner.lifecycle import State
 from jobrunner.models import DaemonInfo
 from jobrunner.store.base import Store
@@ -30,7 +30,7 @@ async def readyz(request: Request) -> Response:
     submitted; else 503 saying which is missing."""
     from jobrunner.ops.daemons import why_dead
 
-    state = server(request)
+    state = server_of(request)
 
     def look(store: Store) -> tuple[str | None, list[DaemonInfo]]:
         maintenance = store.maintenance()
@@ -62,7 +62,7 @@ def schedule_name(request: Request) -> str:
 
     name: str = request.path_params["name"]
     try:
-        find_schedule(server(request).config, name)
+        find_schedule(server_of(request).config, name)
     except UsageError as exc:
         raise Problem(str(exc), 404) from None
     return name
@@ -71,7 +71,7 @@ def schedule_name(request: Request) -> str:
 async def list_schedules(request: Request) -> Response:
     from jobrunner.ops import schedules
 
-    state = server(request)
+    state = server_of(request)
     rows = await state.read(schedules.listing, state.config, clock.now())
     return JSONResponse(rows)
 
@@ -81,7 +81,7 @@ async def run_schedule(request: Request) -> Response:
     from jobrunner import ops
     from jobrunner.ops import schedules
 
-    state = server(request)
+    state = server_of(request)
     name = schedule_name(request)
 
     def fire(store: Store) -> dict[str, Any]:
@@ -104,7 +104,7 @@ async def set_paused(request: Request, paused: bool) -> Response:
     """Pause or resume: the schedule's row as GET /schedules shows it after."""
     from jobrunner.ops import schedules
 
-    state = server(request)
+    state = server_of(request)
     name = schedule_name(request)
 
     def change(store: Store) -> dict[str, Any]:
@@ -166,7 +166,7 @@ class Metrics:
             live = len(alive(daemons, clock.now()))
             return store.job_counts(), live, len(daemons), store.events_last_seq()
 
-        snapshot = await server(request).read(look)
+        snapshot = await server_of(request).read(look)
         self.snapshot = snapshot  # no await from here to the render: no other scrape between
         return generate_latest(self.registry)
 

@@ -68,3 +68,9 @@ class ServerState:
             opened, self._opened = self._opened, []
         for store in opened:
             store.close()
+
+
+def server_of(conn: Any) -> ServerState:
+    """The state of the app a request (or WebSocket) reached (app.py sets it)."""
+    state: ServerState = conn.app.state.server
+    return state

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from jobrunner.errors import UsageError
 from jobrunner.http.problems import TooLarge, UnsupportedMediaType
 from jobrunner.http.security import check_allowed
-from jobrunner.http.state import ServerState
+from jobrunner.http.state import ServerState, server_of
 from jobrunner.jobspec import job_from_object
 from jobrunner.models import JobInsert
 
@@ -27,11 +27,6 @@ MAX_BATCH = 10_000  # jobs in one request
 RETRY_AFTER = "1"  # seconds before a first poll of the job is worth making
 # arrays at least this long are checked in a worker thread, not on the event loop
 THREAD_BATCH = 64
-
-
-def server(request: Request) -> ServerState:
-    state: ServerState = request.app.state.server
-    return state
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -95,7 +90,7 @@ def check_jobs(state: ServerState, items: list[Any], batch: bool) -> list[JobIns
 async def submit(request: Request) -> Response:
     """One job (an object): 202 with the record, Location and Retry-After; a key already
     used: 200 with the first job's record. An array: 202 with a list of records."""
-    state = server(request)
+    state = server_of(request)
     limit = state.config.http.max_body if state.config.http is not None else 1 << 20
     body = with_header_key(
         parse_body(await read_body(request, limit)), request.headers.get("idempotency-key")
