@@ -8,6 +8,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 from jobrunner.client import Client, JobHandle
 from jobrunner.errors import UsageError
+from jobrunner.jobspec import JOB_OPTIONS
 from jobrunner.taskref import TaskCheckFailed
 
 P = ParamSpec("P")
@@ -16,20 +17,7 @@ R = TypeVar("R")
 # What `Task.options()` takes: Client.prepare's options for one job. The function's own
 # keyword arguments go to `submit()`; keeping the two apart means a task may have a
 # parameter named `key` or `delay`.
-OPTION_NAMES = (
-    "queue",
-    "priority",
-    "delay",
-    "at",
-    "retries",
-    "backoff",
-    "timeout",
-    "key",
-    "memory_limit",
-    "cpu_limit",
-    "nice",
-    "check",
-)
+OPTION_NAMES = (*JOB_OPTIONS, "check")
 
 _default_client: Client | None = None
 

@@ -15,25 +15,22 @@ if TYPE_CHECKING:
     from jobrunner.client import Client
     from jobrunner.models import JobInsert
 
-JOB_KEYS = frozenset(
-    {
-        "task",
-        "command",
-        "args",
-        "kwargs",
-        "queue",
-        "priority",
-        "delay",
-        "at",
-        "retries",
-        "backoff",
-        "timeout",
-        "key",
-        "memory_limit",
-        "cpu_limit",
-        "nice",
-    }
+# A job's options (Client.prepare's keyword arguments, as a line or a body spells them);
+# decorator.py's Task.options() takes the same.
+JOB_OPTIONS = (
+    "queue",
+    "priority",
+    "delay",
+    "at",
+    "retries",
+    "backoff",
+    "timeout",
+    "key",
+    "memory_limit",
+    "cpu_limit",
+    "nice",
 )
+JOB_KEYS = frozenset({"task", "command", "args", "kwargs", *JOB_OPTIONS})
 
 NO_CHECK_HINT = "use --no-check to submit for a daemon with another environment"
 
