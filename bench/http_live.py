@@ -190,13 +190,8 @@ def idle_clients(server: Serve, clients: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=200, help="changes measured per figure")
-    parser.add_argument("--idle-clients", type=int, default=500)
-    parser.add_argument("--idle-seconds", type=float, default=10.0)
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    args = parser.parse_args(argv)
+def measure(n: int = 200, idle: int = 500, idle_seconds: float = 10.0) -> dict[str, Any]:
+    """Every figure of this bench, on a fresh database and server."""
     with tempfile.TemporaryDirectory(prefix="jr-http-live-") as workdir:
         db = os.path.join(workdir, "jobs.db")
         open_store(db).close()
@@ -206,15 +201,25 @@ def main(argv: list[str] | None = None) -> int:
         try:
             server.start()
             progress(f"serve at {server.url}")
-            result = {
-                "sse_event_latency": sse_latency(server.url, store, client, args.n),
-                "ws_event_latency": ws_latency(server.url, store, client, args.n),
-                "long_poll_return": long_poll_latency(server.url, store, client, args.n),
-                "idle_sse": idle_clients(server, args.idle_clients, args.idle_seconds),
+            return {
+                "sse_event_latency": sse_latency(server.url, store, client, n),
+                "ws_event_latency": ws_latency(server.url, store, client, n),
+                "long_poll_return": long_poll_latency(server.url, store, client, n),
+                "idle_sse": idle_clients(server, idle, idle_seconds),
             }
         finally:
             store.close()
             server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=200, help="changes measured per figure")
+    parser.add_argument("--idle-clients", type=int, default=500)
+    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    result = measure(args.n, args.idle_clients, args.idle_seconds)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

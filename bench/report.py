@@ -262,6 +262,70 @@ def scale_section(sc: dict[str, Any] | None, img: str | None) -> list[str]:
     return lines + [""] + chart_link(img, "Throughput against backlog")
 
 
+# The HTTP API's targets (issue 13): figure path -> (label, target, higher is better)
+HTTP_TARGETS = [
+    (
+        ("submit", "http_group_commit", "jobs_per_s"),
+        "POST /jobs, 64 connections (jobs/s)",
+        5000,
+        True,
+    ),
+    (("submit", "group_vs_loop"), "POST /jobs beside Client.submit in a loop (×)", 2.0, True),
+    (
+        ("submit", "http_batch_1000", "jobs_per_s"),
+        "POST /jobs, batches of 1,000 (jobs/s)",
+        100_000,
+        True,
+    ),
+    (("submit", "http_get_job", "requests_per_s"), "GET /jobs/ID (requests/s)", 5000, True),
+    (("live", "sse_event_latency", "p50_ms"), "SSE event after its commit, p50 (ms)", 10, False),
+    (
+        ("live", "ws_event_latency", "p50_ms"),
+        "WebSocket event after its commit, p50 (ms)",
+        10,
+        False,
+    ),
+    (
+        ("live", "long_poll_return", "p50_ms"),
+        "Long poll after the final commit, p50 (ms)",
+        10,
+        False,
+    ),
+]
+
+
+def dig(doc: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        doc = doc.get(key) if isinstance(doc, dict) else None
+    return doc
+
+
+def http_section(h: dict[str, Any] | None) -> list[str]:
+    """`jobrunner serve`: each figure beside its target."""
+    lines = ["## The HTTP API", ""]
+    if not h:
+        return lines + ["Not in this document (the run had no http suite).", ""]
+    lines += ["| measure | this run | target | |", "|---|--:|--:|---|"]
+    for path, label, target, higher in HTTP_TARGETS:
+        value = dig(h, path)
+        ok = None if value is None else (value >= target if higher else value <= target)
+        sign = "≥" if higher else "≤"
+        lines.append(f"| {label} | {num(value)} | {sign} {num(target)} | {met(ok)} |")
+    idle = dig(h, ("live", "idle_sse"))
+    if isinstance(idle, dict) and "cpu_pct_of_a_core" in idle:
+        extra = idle["cpu_pct_of_a_core"] - idle.get("cpu_pct_without_clients", 0.0)
+        lines += [
+            "",
+            f"{num(idle.get('clients'))} idle SSE clients: the server used "
+            f"{idle['cpu_pct_of_a_core']:.2f}% of a core ({idle.get('cpu_pct_without_clients', 0):.2f}% "
+            f"without them; target: under 2% more): {met(extra < 2.0)}.",
+        ]
+    for part in ("submit", "live"):
+        if isinstance(h.get(part), dict) and "error" in h[part]:
+            lines += ["", f"The {part} part failed: {h[part]['error']}"]
+    return lines + [""]
+
+
 def chart_link(path: str | None, alt: str) -> list[str]:
     return [f"![{alt}]({path})", ""] if path else [f"(No data for the chart: {alt}.)", ""]
 
@@ -420,6 +484,7 @@ def render(doc: dict[str, Any], out: Path, img: Path, notes: Path | None = NOTES
     else:
         lines += ["## jobrunner beside huey", "", "Not in this document (no compare suite).", ""]
     lines += scale_section(doc.get("scale"), scale)
+    lines += http_section(doc.get("http"))
     lines += failures(doc)
     if notes is not None and notes.exists():
         lines += [notes.read_text().rstrip("\n"), ""]

@@ -27,7 +27,7 @@ from typing import Any
 
 import apsw
 
-from bench import hy, jr, scale
+from bench import http, http_live, hy, jr, scale
 from bench.procs import PYCACHE, BenchError, clean_env, progress, rounded, summarize
 from bench.workload import calibrate_burn, write_workload
 
@@ -84,7 +84,7 @@ COMPARISONS: dict[str, tuple[Measurement, Measurement | None, str, str, str, boo
     ),
     "cli": (jr.cli, None, "cli", "cli", "median_ms", False),
 }
-SUITES = {"compare", "scale", "all"}
+SUITES = {"compare", "scale", "http", "all"}
 
 
 @contextlib.contextmanager
@@ -173,6 +173,24 @@ def compare_idle_default(sizes: dict[str, Any], s: jr.Settings, keep: bool) -> d
         keep,
     )
     return summarize([run])
+
+
+def http_suite(quick: bool) -> dict[str, Any]:
+    """`jobrunner serve`: POST /jobs (group commit, beside Client.submit in a loop, and
+    batches), GET /jobs/ID, and how soon events, long polls and WebSocket messages follow
+    a commit; a failed part is {"error": ...} and the others still run."""
+    out: dict[str, Any] = {}
+    try:
+        out["submit"] = http.submit_rates(seconds=1.0 if quick else 3.0)
+    except Exception as exc:  # noqa: BLE001 - reported, the other part still runs
+        out["submit"] = {"error": f"{type(exc).__name__}: {exc}"}
+    try:
+        out["live"] = http_live.measure(
+            50 if quick else 200, 100 if quick else 500, 3.0 if quick else 10.0
+        )
+    except Exception as exc:  # noqa: BLE001
+        out["live"] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
 
 
 def machine_info() -> dict[str, Any]:
@@ -270,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.suite in ("scale", "all"):
             with workdir(args.keep) as path:
                 document["scale"] = scale.run(path, backlogs, settings, max(2, repeat // 2))
+        if args.suite in ("http", "all"):
+            document["http"] = http_suite(args.quick)
     finally:
         shutil.rmtree(PYCACHE.pop("dir"), ignore_errors=True)
     document["duration_s"] = time.time() - started

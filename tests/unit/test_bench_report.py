@@ -135,3 +135,25 @@ def test_a_document_without_scale_or_pickup_says_so(tmp_path: Path) -> None:
     assert "**met**" in row(md, "Submit and run")
     assert not (img / "scale.png").exists() and not (img / "pickup.png").exists()
     assert (img / "compare.png").stat().st_size > 0
+
+
+def test_the_http_section_sets_each_figure_beside_its_target(tmp_path: Path) -> None:
+    doc = document(with_scale=False)
+    doc["http"] = {
+        "submit": {
+            "http_group_commit": {"jobs_per_s": 5200.0},
+            "group_vs_loop": 1.6,
+            "http_batch_1000": {"jobs_per_s": 19000.0},
+            "http_get_job": {"requests_per_s": 8700.0},
+        },
+        "live": {"error": "BenchError: the server did not say where it listens"},
+    }
+    md = render(doc, tmp_path / "benchmarks.md", tmp_path / "img", notes=None)
+    assert "**met**" in row(md, "POST /jobs, 64 connections")
+    assert "**met**" not in row(md, "POST /jobs beside")
+    assert "**met**" not in row(md, "POST /jobs, batches of 1,000")
+    assert "**met**" in row(md, "GET /jobs/ID")
+    assert "The live part failed: BenchError" in md
+    assert "Not in this document (the run had no http suite)." in render(
+        document(with_scale=False), tmp_path / "b2.md", tmp_path / "img2", notes=None
+    )
