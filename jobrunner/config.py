@@ -236,8 +236,9 @@ def load_config(path: str | None) -> Config:
         raise ConfigError(f"{path}:{bad_line}: config is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"at line (\d+)", str(exc))
-        # tomllib says "at end of document" for an unterminated value: the last line
-        line = m.group(1) if m else str(max(1, len(text.splitlines())))
+        # tomllib says "at end of document" for an unterminated value: the last line with
+        # text, counted as TOML counts lines (by "\n" alone, not str.splitlines' \r, \f...)
+        line = m.group(1) if m else str(text.rstrip("\n").count("\n") + 1)
         reason = re.sub(r"\s*\(at line.*\)$", "", str(exc))
         raise ConfigError(f"{path}:{line}: invalid TOML: {reason}") from None
     return _parse(_Reader(path, text), data, path)

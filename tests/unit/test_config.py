@@ -287,6 +287,19 @@ def test_invalid_toml_fails_with_its_line(tmp_path: Path) -> None:
     assert message.startswith(f"{path}:3: invalid TOML")
 
 
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("a = 'x", 1), ("a = '\x0cx", 1), ("a = 1\r\nb = 'x\n\n", 2), ("\n\na = 'x\n", 3)],
+    ids=["one-line", "form-feed", "crlf-then-blank", "after-blank-lines"],
+)
+def test_toml_cut_off_at_the_end_names_its_last_line(tmp_path: Path, text: str, line: int) -> None:
+    """An unterminated value is reported "at end of document": the line named is the last
+    with text, counted by newlines as TOML counts them (a form feed is no line break)."""
+    path = tmp_path / "jobrunner.toml"
+    path.write_bytes(text.encode())
+    assert config_error(str(path)).startswith(f"{path}:{line}: invalid TOML")
+
+
 def test_a_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     path = str(tmp_path / "nope.toml")
     message = config_error(path)
