@@ -48,6 +48,22 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 }
 
 
+def parse_states(text: str) -> list[str]:
+    """One state, or several separated by commas (`list --state`, GET /jobs?state=);
+    ValueError naming the one that is not a state, and the state meant where it is
+    close to one."""
+    known = [s.value for s in State]
+    names = [name.strip() for name in text.split(",")]
+    for name in names:
+        if name not in known:
+            import difflib
+
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else f"one of {', '.join(known)}"
+            raise ValueError(f"{name!r} is not a state: {hint}")
+    return names
+
+
 def can_move(src: State, dst: State) -> bool:
     return dst in TRANSITIONS[src]
 

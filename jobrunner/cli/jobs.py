@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from jobrunner.errors import UsageError
-from jobrunner.lifecycle import FINAL, State
+from jobrunner.lifecycle import FINAL, State, parse_states
 from jobrunner.ops import get_job
 
 EXIT_ENDED_BADLY = 1
@@ -48,16 +48,10 @@ def limit(text: str) -> int:
 
 def states(text: str) -> list[str]:
     """A --state: one state, or several separated by commas."""
-    known = [s.value for s in State]
-    names = [name.strip() for name in text.split(",")]
-    for name in names:
-        if name not in known:
-            from jobrunner.cli.main import suggest
-
-            guess = suggest(name, known)
-            hint = f"did you mean {guess!r}?" if guess else f"one of {', '.join(known)}"
-            raise argparse.ArgumentTypeError(f"{name!r} is not a state: {hint}")
-    return names
+    try:
+        return parse_states(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 LIST_LIMIT = 50

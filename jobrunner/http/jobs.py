@@ -21,7 +21,7 @@ from jobrunner.errors import JobNotFound, JobrunnerError, UsageError
 from jobrunner.http import live
 from jobrunner.http.problems import Problem
 from jobrunner.http.state import ServerState, server_of
-from jobrunner.lifecycle import FINAL, State
+from jobrunner.lifecycle import FINAL, parse_states
 from jobrunner.models import Job
 from jobrunner.store import open_store
 from jobrunner.store.base import Store
@@ -50,16 +50,10 @@ def whole_number(text: str, where: str, most: int) -> int:
 
 def states(text: str) -> list[str]:
     """?state=: one state, or several separated by commas (as `list --state`)."""
-    known = [s.value for s in State]
-    names = [name.strip() for name in text.split(",")]
-    for name in names:
-        if name not in known:
-            from jobrunner.cli.main import suggest
-
-            guess = suggest(name, known)
-            hint = f"did you mean {guess!r}?" if guess else f"one of {', '.join(known)}"
-            raise UsageError(f"state: {name!r} is not a state: {hint}")
-    return names
+    try:
+        return parse_states(text)
+    except ValueError as exc:
+        raise UsageError(f"state: {exc}") from None
 
 
 async def get_job(request: Request) -> Response:
