@@ -58,10 +58,11 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(15)
 
 
-def post_request(address: str, body: bytes) -> bytes:
+def post_request(address: str, body: bytes, minimal: bool = False) -> bytes:
+    prefer = "Prefer: return=minimal\r\n" if minimal else ""
     return (
         f"POST /jobs HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"{prefer}Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
 
 
@@ -137,12 +138,19 @@ def stored_count(db: str) -> int:
 
 
 def http_rate(
-    workdir: str, name: str, body: bytes, seconds: float, connections: int
+    workdir: str,
+    name: str,
+    body: bytes,
+    seconds: float,
+    connections: int,
+    minimal: bool = False,
 ) -> dict[str, Any]:
+    """POST `body` on `connections` connections for `seconds`; with `minimal`, asking for
+    ids only (Prefer: return=minimal)."""
     db = os.path.join(workdir, f"{name}.db")
     proc, address = start_server(workdir, db)
     try:
-        request = post_request(address, body)
+        request = post_request(address, body, minimal)
         latencies, ids, elapsed = asyncio.run(load(address, request, seconds, connections))
     finally:
         stop_server(proc)
@@ -211,7 +219,10 @@ def submit_rates(seconds: float = 3.0, connections: int = 64, batch: int = 1000)
         progress(f"Client.submit in a loop, {seconds:g}s")
         single = client_rate(workdir, seconds)
         progress(f"POST /jobs: batches of {batch}, {seconds:g}s")
-        batched = http_rate(workdir, "batch", b"[" + b",".join([JOB] * batch) + b"]", seconds, 1)
+        array = b"[" + b",".join([JOB] * batch) + b"]"
+        batched = http_rate(workdir, "batch", array, seconds, 1)
+        progress(f"POST /jobs: batches of {batch}, Prefer: return=minimal, {seconds:g}s")
+        minimal = http_rate(workdir, "minimal", array, seconds, 1, minimal=True)
         progress(f"GET /jobs/ID: {connections} connections, {seconds:g}s")
         reads = get_rate(workdir, seconds, connections)
     return rounded(
@@ -221,6 +232,7 @@ def submit_rates(seconds: float = 3.0, connections: int = 64, batch: int = 1000)
             "client_submit_loop": single,
             "group_vs_loop": grouped["jobs_per_s"] / single["jobs_per_s"],
             f"http_batch_{batch}": batched,
+            f"http_batch_{batch}_minimal": minimal,
             "http_get_job": reads,
         }
     )

@@ -277,6 +277,12 @@ HTTP_TARGETS = [
         100_000,
         True,
     ),
+    (
+        ("submit", "http_batch_1000_minimal", "jobs_per_s"),
+        "the same, with Prefer: return=minimal (jobs/s)",
+        100_000,
+        True,
+    ),
     (("submit", "http_get_job", "requests_per_s"), "GET /jobs/ID (requests/s)", 5000, True),
     (("live", "sse_event_latency", "p50_ms"), "SSE event after its commit, p50 (ms)", 10, False),
     (

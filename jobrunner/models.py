@@ -135,6 +135,40 @@ class Job(Record):
         }
 
 
+def submitted_job(job_id: int, job: JobInsert, now: float) -> Job:
+    """The job exactly as a submit at `now` wrote it (store/sqlite_sql.py insert_row): the
+    record POST /jobs answers with, built without reading a thousand rows back. A test
+    holds it equal to the row read back (tests/http/test_submit.py)."""
+    run_at = now if job.run_at is None else job.run_at
+    return Job(
+        id=job_id,
+        state=State.SCHEDULED if run_at > now else State.QUEUED,
+        task=job.task,
+        command=job.command,
+        args=job.args,
+        kwargs=job.kwargs,
+        queue=job.queue,
+        priority=job.priority,
+        attempts=0,
+        max_attempts=job.retries + 1,
+        retries=job.retries,
+        backoff=job.backoff,
+        timeout=job.timeout,
+        result=None,
+        error=None,
+        created_at=now,
+        run_at=run_at,
+        started_at=None,
+        finished_at=None,
+        key=job.key,
+        schedule=job.schedule,
+        scheduled_for=job.scheduled_for,
+        owner=None,
+        cancel_requested=False,
+        options=job.options,
+    )
+
+
 class Attempt(Record):
     job_id: int
     attempt: int

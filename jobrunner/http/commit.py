@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobrunner import clock, ops
-from jobrunner.models import InsertResult, JobInsert
+from jobrunner.models import InsertResult, JobInsert, submitted_job
 from jobrunner.store.base import Store
 
 TYPE_CHECKING = False
@@ -37,17 +37,24 @@ Committed = tuple[list[InsertResult], dict[int, dict[str, Any]]]  # results, rec
 @dataclass
 class Pending:
     jobs: Sequence[JobInsert]
+    records: bool  # whether the request answers with the records (not Prefer: return=minimal)
     done: asyncio.Future[Committed]
 
 
 def write_group(
-    store: Store, jobs: Sequence[JobInsert]
+    store: Store, jobs: Sequence[JobInsert], wanted: Sequence[bool]
 ) -> tuple[list[InsertResult], dict[int, dict[str, Any]]]:
-    """The jobs written, then their records (read after the commit, in the same thread:
-    one hop to a worker thread for the whole group)."""
-    results = ops.submit(store, jobs, clock.now())
-    ids = dict.fromkeys(r.id for r in results)
-    return results, {job_id: ops.get_job(store, job_id).to_dict() for job_id in ids}
+    """The jobs written, then the records of those `wanted` (a flag per job): a new job's
+    as its insert wrote it, an existing one's (a key matched) read back after the commit,
+    in the same thread: one hop to a worker thread for the whole group."""
+    now = clock.now()
+    results = ops.submit(store, jobs, now)
+    records: dict[int, dict[str, Any]] = {}
+    for job, result, want in zip(jobs, results, wanted, strict=True):
+        if want and result.id not in records:
+            found = submitted_job(result.id, job, now) if result.created else None
+            records[result.id] = (found or ops.get_job(store, result.id)).to_dict()
+    return results, records
 
 
 class GroupCommit:
@@ -57,13 +64,13 @@ class GroupCommit:
         self._writer: asyncio.Task[None] | None = None
         self.transactions = 0  # how many groups were written (for tests and the bench)
 
-    async def submit(self, jobs: Sequence[JobInsert]) -> Committed:
+    async def submit(self, jobs: Sequence[JobInsert], records: bool = True) -> Committed:
         """Write `jobs` (one request's, checked); once they are committed, their results
-        and the records of the jobs they name."""
+        and (with `records`) the records of the jobs they name."""
         if self._queue is None or self._writer is None or self._writer.done():
             self._queue = asyncio.Queue()
             self._writer = asyncio.create_task(self._write_forever(self._queue))
-        pending = Pending(jobs, asyncio.get_running_loop().create_future())
+        pending = Pending(jobs, records, asyncio.get_running_loop().create_future())
         self._queue.put_nowait(pending)
         # shield: a client that hangs up does not cancel its jobs' write; they are written
         # (as a submit whose answer is lost is) and the writer goes on
@@ -85,8 +92,9 @@ class GroupCommit:
 
     async def _write(self, group: list[Pending]) -> None:
         jobs = [job for pending in group for job in pending.jobs]
+        wanted = [pending.records for pending in group for _ in pending.jobs]
         try:
-            results, records = await self.state.write(write_group, jobs)
+            results, records = await self.state.write(write_group, jobs, wanted)
         except asyncio.CancelledError:
             for pending in group:
                 if not pending.done.done():
@@ -106,5 +114,6 @@ class GroupCommit:
             end = start + len(pending.jobs)
             if not pending.done.done():
                 mine = results[start:end]
-                pending.done.set_result((mine, {r.id: records[r.id] for r in mine}))
+                mine_records = {r.id: records[r.id] for r in mine} if pending.records else {}
+                pending.done.set_result((mine, mine_records))
             start = end

@@ -230,7 +230,7 @@ async def submit_one(state: ServerState, body: dict[str, Any]) -> Job:
     from jobrunner.http.submit import check_jobs
 
     (job,) = check_jobs(state, [body], batch=False)
-    results, _ = await state.group_commit.submit([job])
+    results, _ = await state.group_commit.submit([job], records=False)
     return await state.read(ops.get_job, results[0].id)
 
 

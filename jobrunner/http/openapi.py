@@ -125,6 +125,13 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "oneOf": [{"required": ["task"]}, {"required": ["command"]}],
     },
+    "Submitted": {
+        "type": "object",
+        "description": "a job as Prefer: return=minimal answers it",
+        "properties": {"id": {"type": "integer"}, "created": {"type": "boolean"}},
+        "required": ["id", "created"],
+        "additionalProperties": False,
+    },
     "JobPage": {
         "type": "object",
         "properties": {
@@ -190,7 +197,14 @@ def paths() -> dict[str, Any]:
                         "in": "header",
                         "schema": {"type": "string"},
                         "description": "as the body's key",
-                    }
+                    },
+                    {
+                        "name": "Prefer",
+                        "in": "header",
+                        "schema": {"type": "string"},
+                        "description": "return=minimal: answer {id, created} per job, "
+                        "not the record (RFC 7240)",
+                    },
                 ],
                 "requestBody": {
                     "required": True,
@@ -209,12 +223,23 @@ def paths() -> dict[str, Any]:
                         "headers": {
                             "Location": {"schema": {"type": "string"}},
                             "Retry-After": {"schema": {"type": "string"}},
+                            "Preference-Applied": {"schema": {"type": "string"}},
                         },
                         **json_content(
-                            {"oneOf": [ref("Job"), {"type": "array", "items": ref("Job")}]}
+                            {
+                                "anyOf": [
+                                    ref("Job"),
+                                    {"type": "array", "items": ref("Job")},
+                                    ref("Submitted"),
+                                    {"type": "array", "items": ref("Submitted")},
+                                ]
+                            }
                         ),
                     },
-                    "200": job_response("the key was used before: that job, nothing written"),
+                    "200": {
+                        "description": "the key was used before: that job, nothing written",
+                        **json_content({"oneOf": [ref("Job"), ref("Submitted")]}),
+                    },
                     **problems(400, 403, 413, 415, 503),
                 },
             },

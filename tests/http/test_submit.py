@@ -120,6 +120,55 @@ def test_a_batch_is_one_transaction_and_one_bad_job_writes_nothing(
         assert stored_ids(db) == written
 
 
+def test_the_records_answered_are_the_records_stored(
+    serve: Callable[..., Server], workdir: Path, db: Path
+) -> None:
+    """POST /jobs answers with records built from what it inserted, not read back: each
+    must be the record GET /jobs/ID then gives, whatever options the job had."""
+    write_app(workdir)
+    server = serve()
+    batch: list[dict[str, Any]] = [
+        {"task": "hello"},
+        {"task": "tasks:add", "args": [1, 2], "queue": "q", "priority": -3, "retries": 0},
+        {"task": "tasks:add", "kwargs": {"a": 1.5, "b": "é"}, "delay": "1h", "key": "rk"},
+        {"task": "hello", "at": "2099-01-01T00:00:00Z", "timeout": "5m", "backoff": "2s"},
+        {"task": "hello", "memory_limit": "64MB", "cpu_limit": "10s", "nice": 5},
+        {"task": "tasks:add", "args": [[1, {"x": None}], True]},
+    ]
+    with server.client() as http:
+        answered = http.post("/jobs", json=batch).json()
+        answered.append(http.post("/jobs", json={"task": "hello", "delay": "2s"}).json())
+        answered.append(http.post("/jobs", json={"task": "hello", "key": "rk"}).json())  # 200
+        stored = [http.get(f"/jobs/{record['id']}").json() for record in answered]
+    assert answered == stored
+
+
+def test_prefer_return_minimal_answers_ids_only(
+    serve: Callable[..., Server], workdir: Path, db: Path
+) -> None:
+    write_app(workdir)
+    server = serve()
+    minimal = {"Prefer": "respond-async, return=minimal"}
+    with server.client() as http:
+        res = http.post("/jobs", json=[{"task": "hello"}, {"task": "hello"}], headers=minimal)
+        assert res.status_code == 202
+        assert res.headers["preference-applied"] == "return=minimal"
+        first, second = res.json()
+        assert first == {"id": first["id"], "created": True}
+        assert second["id"] == first["id"] + 1
+        one = http.post("/jobs", json={"task": "hello", "key": "m"}, headers=minimal)
+        again = http.post("/jobs", json={"task": "hello", "key": "m"}, headers=minimal)
+        assert (one.status_code, again.status_code) == (202, 200)
+        assert one.json() == {"id": one.json()["id"], "created": True}
+        assert again.json() == {"id": one.json()["id"], "created": False}
+        assert again.headers["location"] == f"/jobs/{one.json()['id']}"
+        full = http.post(
+            "/jobs", json={"task": "hello"}, headers={"Prefer": "return=representation"}
+        )
+        assert full.json()["state"] == "queued" and "preference-applied" not in full.headers
+    assert stored_ids(db) == [first["id"], second["id"], one.json()["id"], full.json()["id"]]
+
+
 def test_a_wrong_content_type_or_an_oversized_body_writes_nothing(
     serve: Callable[..., Server], workdir: Path, db: Path
 ) -> None:
