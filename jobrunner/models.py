@@ -295,3 +295,82 @@ class Event(Record):
             "state": str(self.state),
             **(self.data or {}),
         }
+
+
+# -- webhooks (docs/architecture.md, "Webhooks") -------------------------------------------
+
+
+class DeliveryInsert(Record):
+    """A delivery the dispatcher decided on: one event to one URL."""
+
+    msg_id: str  # the webhook-id header: unique, and the same on every attempt
+    event_seq: int
+    job_id: int
+    url: str
+    event_type: str
+    payload: str  # the JSON body, fixed now and signed at each attempt
+
+
+class Delivery(Record):
+    id: int
+    msg_id: str
+    event_seq: int
+    job_id: int
+    url: str
+    event_type: str
+    payload: str
+    state: str  # pending, delivered, failed
+    attempts: int  # since it was made or redelivered
+    next_at: float | None
+    owner: str | None
+    lease_until: float | None
+    created_at: float
+    ended_at: float | None
+    last_status: int | None
+    last_error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """One line of `webhooks deliveries --json` (and GET /webhooks/deliveries)."""
+        return {
+            "id": self.id,
+            "webhook_id": self.msg_id,
+            "job": self.job_id,
+            "event": self.event_type,
+            "url": self.url,
+            "state": self.state,
+            "attempts": self.attempts,
+            "next_at": iso(self.next_at) if self.state == "pending" else None,
+            "created_at": iso(self.created_at),
+            "ended_at": iso(self.ended_at),
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+        }
+
+
+class DeliveryAttempt(Record):
+    """One POST of a delivery, as it went: `outcome` delivered (2xx), failed (any other
+    answer, a timeout, no connection), gone (410), refused (the address guard)."""
+
+    delivery_id: int
+    at: float
+    outcome: str
+    status: int | None
+    body: str | None  # the first 2 KB of the answer
+    error: str | None
+    duration: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": iso(self.at),
+            "outcome": self.outcome,
+            "status": self.status,
+            "body": self.body,
+            "error": self.error,
+            "duration": round(self.duration, 6),
+        }
+
+
+class DisabledEndpoint(Record):
+    url: str
+    disabled_at: float
+    reason: str

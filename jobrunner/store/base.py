@@ -24,6 +24,10 @@ from jobrunner.models import (
     Checkpoint,
     ClaimRequest,
     DaemonInfo,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryInsert,
+    DisabledEndpoint,
     Event,
     InsertResult,
     Job,
@@ -143,6 +147,44 @@ class Store(Protocol):
     def lease_acquire(self, name: str, owner: str, ttl: float, now: float) -> str: ...  # holder
     def lease_renew(self, name: str, owner: str, ttl: float, now: float) -> bool: ...
     def lease_release(self, name: str, owner: str) -> None: ...
+
+    # webhooks: the feed's final events become deliveries (docs/architecture.md, "Webhooks")
+    def webhook_cursor(self) -> int: ...
+    def webhook_enqueue(
+        self, after: int, upto: int, deliveries: Sequence[DeliveryInsert], now: float
+    ) -> bool: ...
+    def webhook_claim(
+        self,
+        owner: str,
+        now: float,
+        lease: float,
+        limit: int,
+        per_url: int,
+        busy: Sequence[str] = (),
+    ) -> list[Delivery]: ...
+    def webhook_next_due(self) -> float | None: ...
+    def webhook_attempt_end(
+        self,
+        owner: str,
+        attempt: DeliveryAttempt,
+        state: str,
+        next_at: float | None,
+        disable: str | None = None,
+    ) -> bool: ...
+    def webhook_deliveries(
+        self,
+        job_id: int | None = None,
+        state: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> list[Delivery]: ...
+    def webhook_delivery(self, delivery_id: int) -> Delivery | None: ...
+    def webhook_attempts(self, delivery_id: int) -> list[DeliveryAttempt]: ...
+    def webhook_redeliver(self, delivery_id: int, now: float) -> bool: ...
+    def webhook_counts(self) -> dict[str, int]: ...
+    def webhook_disabled(self) -> list[DisabledEndpoint]: ...
+    def webhook_enable(self, url: str) -> bool: ...
+    def webhook_prune(self, before: float, batch: int = 1000) -> int: ...
 
     # what differs by backend
     def waker(self, name: str) -> Waker: ...

@@ -333,7 +333,9 @@ SELECT coalesce(max(seq), 0) FROM job_events
 -- name: events_prune_upto
 -- The newest seq among the oldest ?1 events that are older than ?2: retention deletes up
 -- to it, a bounded batch at a time, never scanning the feed's recent end.
-SELECT max(seq) FROM (SELECT seq, at FROM job_events ORDER BY seq LIMIT ?1) WHERE at < ?2
+-- Never past the webhooks cursor: an event the dispatcher has not read yet is kept.
+SELECT max(seq) FROM (SELECT seq, at FROM job_events ORDER BY seq LIMIT ?1)
+WHERE at < ?2 AND seq <= (SELECT seq FROM cursors WHERE name = 'webhooks')
 
 -- name: events_delete_upto
 DELETE FROM job_events WHERE seq <= ?
@@ -362,3 +364,113 @@ DELETE FROM leases WHERE owner IN (SELECT value FROM json_each(?1))
 
 -- name: lease_holder
 SELECT owner FROM leases WHERE name = ?1
+
+-- == webhooks (sqlite_webhooks.py; docs/architecture.md, "Webhooks") =====================
+
+-- name: cursor_get
+SELECT seq FROM cursors WHERE name = ?1
+
+-- name: cursor_move
+-- Compare-and-set: moves `name` from ?2 to ?3; no change when another dispatcher moved it.
+UPDATE cursors SET seq = ?3 WHERE name = ?1 AND seq = ?2
+
+-- name: webhook_delivery_insert
+-- A delivery made twice (the same event to the same URL) is one row.
+INSERT OR IGNORE INTO webhook_deliveries
+    (msg_id, event_seq, job_id, url, event_type, payload, state, next_at, created_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)
+
+-- name: webhook_claim
+-- Take up to ?4 due deliveries for `owner` ?2 until ?3, at most ?5 per URL, none for a
+-- disabled endpoint or a URL in the JSON array ?6 (the dispatcher's busy ones). A lease
+-- that ran out (its dispatcher died) makes a delivery due again.
+UPDATE webhook_deliveries SET owner = ?2, lease_until = ?3
+WHERE id IN (
+    SELECT id FROM (
+        SELECT id, next_at, row_number() OVER (PARTITION BY url ORDER BY next_at, id) AS n
+        FROM (
+            SELECT id, url, next_at FROM webhook_deliveries INDEXED BY webhook_deliveries_due
+            WHERE state = 'pending' AND next_at <= ?1
+              AND (lease_until IS NULL OR lease_until <= ?1)
+              AND url NOT IN (SELECT url FROM webhook_endpoints)
+              AND url NOT IN (SELECT value FROM json_each(?6))
+            ORDER BY next_at LIMIT 1000
+        )
+    ) WHERE n <= ?5 ORDER BY next_at, id LIMIT ?4
+)
+RETURNING id, msg_id, event_seq, job_id, url, event_type, payload, state, attempts, next_at,
+          owner, lease_until, created_at, ended_at, last_status, last_error
+
+-- name: webhook_next_due
+-- When the next delivery falls due (the dispatcher sleeps until then, or a wake-up).
+SELECT min(max(next_at, coalesce(lease_until, 0)))
+FROM webhook_deliveries INDEXED BY webhook_deliveries_due
+WHERE state = 'pending' AND url NOT IN (SELECT url FROM webhook_endpoints)
+
+-- name: webhook_delivery_end
+-- An attempt's end, fenced: only while `owner` ?2 holds the delivery. ?3 the state after
+-- (pending again with next_at ?4, or delivered/failed at ?5).
+UPDATE webhook_deliveries
+SET state = ?3, attempts = attempts + 1, next_at = ?4, owner = NULL, lease_until = NULL,
+    ended_at = CASE WHEN ?3 = 'pending' THEN NULL ELSE ?5 END, last_status = ?6, last_error = ?7
+WHERE id = ?1 AND owner = ?2 AND state = 'pending'
+
+-- name: webhook_attempt_insert
+INSERT INTO webhook_attempts (delivery_id, at, outcome, status, body, error, duration)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+
+-- name: webhook_deliveries_list
+-- Newest first, from a page's cursor (ids below ?4) down; ?2 a state, or NULL (?1 unused).
+SELECT id, msg_id, event_seq, job_id, url, event_type, payload, state, attempts, next_at,
+       owner, lease_until, created_at, ended_at, last_status, last_error
+FROM webhook_deliveries
+WHERE ?1 IS NULL AND (?2 IS NULL OR state = ?2) AND id < ?4
+ORDER BY id DESC LIMIT ?3
+
+-- name: webhook_deliveries_of_job
+-- One job's deliveries, newest first (?2 a state or NULL).
+SELECT id, msg_id, event_seq, job_id, url, event_type, payload, state, attempts, next_at,
+       owner, lease_until, created_at, ended_at, last_status, last_error
+FROM webhook_deliveries INDEXED BY webhook_deliveries_job
+WHERE job_id = ?1 AND (?2 IS NULL OR state = ?2) AND id < ?4
+ORDER BY id DESC LIMIT ?3
+
+-- name: webhook_delivery_get
+SELECT id, msg_id, event_seq, job_id, url, event_type, payload, state, attempts, next_at,
+       owner, lease_until, created_at, ended_at, last_status, last_error
+FROM webhook_deliveries WHERE id = ?1
+
+-- name: webhook_attempts_of
+SELECT delivery_id, at, outcome, status, body, error, duration FROM webhook_attempts
+WHERE delivery_id = ?1 ORDER BY id
+
+-- name: webhook_redeliver
+-- Send again from the start of the retry schedule, with the same webhook-id. A delivery
+-- being sent right now is left to finish.
+UPDATE webhook_deliveries
+SET state = 'pending', attempts = 0, next_at = ?2, ended_at = NULL
+WHERE id = ?1 AND owner IS NULL
+
+-- name: webhook_counts
+SELECT state, count(*) FROM webhook_deliveries GROUP BY state
+
+-- name: webhook_endpoint_disable
+INSERT INTO webhook_endpoints (url, disabled_at, reason) VALUES (?1, ?2, ?3)
+ON CONFLICT (url) DO UPDATE SET disabled_at = excluded.disabled_at, reason = excluded.reason
+
+-- name: webhook_endpoint_enable
+DELETE FROM webhook_endpoints WHERE url = ?1
+
+-- name: webhook_endpoints_disabled
+SELECT url, disabled_at, reason FROM webhook_endpoints ORDER BY url
+
+-- name: webhook_prune_ids
+-- Up to ?2 ended deliveries that ended before ?1 (retention).
+SELECT id FROM webhook_deliveries
+WHERE state IN ('delivered', 'failed') AND ended_at < ?1 ORDER BY id LIMIT ?2
+
+-- name: webhook_deliveries_delete
+DELETE FROM webhook_deliveries WHERE id IN (SELECT value FROM json_each(?1))
+
+-- name: webhook_attempts_delete
+DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT value FROM json_each(?1))

@@ -67,6 +67,7 @@ from jobrunner.store.sqlite_tx import (
     write_transaction,
 )
 from jobrunner.store.sqlite_watch import Watch
+from jobrunner.store.sqlite_webhooks import SQLiteWebhooks
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ MAX_ROWID = 2**63 - 1
 
 
 @refusing_damage  # a damaged file: DatabaseCorrupt from every method, reads included
-class SQLiteStore(SQLiteClaims, SQLiteDaemons):
+class SQLiteStore(SQLiteClaims, SQLiteDaemons, SQLiteWebhooks):
     """One connection; not shared across fork (workers never open the database)."""
 
     def __init__(

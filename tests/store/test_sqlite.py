@@ -341,6 +341,11 @@ QUEUE_QUERIES = {
     "running_ids": ((None,), "USING INDEX jobs_running"),
     "job_id_by_key": (("k10",), "INDEX jobs_key (key=?)"),
     "attempts_of": ((1,), "USING INDEX attempts_job (job_id=?)"),
+    # webhooks: the claim and its sleep walk only pending deliveries, in due order
+    "webhook_claim": ((NOW, "me", NOW, 10, 5, "[]"), "INDEX webhook_deliveries_due (next_at<?)"),
+    "webhook_next_due": ((), "USING INDEX webhook_deliveries_due"),
+    "webhook_deliveries_of_job": ((1, None, 50, 100), "INDEX webhook_deliveries_job (job_id=?"),
+    "webhook_attempts_of": ((1,), "INDEX webhook_attempts_delivery (delivery_id=?)"),
     # a schedule's latest job, and the jobs an overlap = "skip" schedule waits for
     "schedule_list": ((), "INDEX jobs_fire (schedule=?)"),
     "schedule_states": (('["a", "b"]',), "INDEX jobs_fire (schedule=?)"),
