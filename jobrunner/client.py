@@ -135,6 +135,7 @@ class Client:
         memory_limit: int | str | None = None,
         cpu_limit: Duration | None = None,
         nice: int | None = None,
+        callback: str | None = None,
         check: bool = True,
     ) -> JobInsert:
         """Validate one job without writing it, for `insert` in bulk.
@@ -143,7 +144,9 @@ class Client:
         `datetime.timedelta` or text like "10m"; `at` is a Unix time, a `datetime` (naive:
         local time) or ISO 8601 text; `memory_limit` bytes or text like "512MB".
         `check`: refuse a task whose module or function cannot be found from here, or
-        whose parameters the call does not fit (read from its source, never imported)."""
+        whose parameters the call does not fit (read from its source, never imported).
+        `callback`: a URL that gets the job's final event, signed with the [webhooks]
+        secret (README, "Webhooks")."""
         return self._prepare(
             task,
             args,
@@ -160,6 +163,7 @@ class Client:
             memory_limit=memory_limit,
             cpu_limit=cpu_limit,
             nice=nice,
+            callback=callback,
             check=check,
         )
 
@@ -181,6 +185,7 @@ class Client:
         memory_limit: int | str | None = None,
         cpu_limit: Duration | None = None,
         nice: int | None = None,
+        callback: str | None = None,
         check: bool = True,
         check_args: bool = True,
     ) -> JobInsert:
@@ -256,8 +261,10 @@ class Client:
             key,
             limits or None,
         )
+        if callback is not None:
+            _check_callback(callback, self.config)
         try:
-            return build_job(
+            job = build_job(
                 task,
                 list(command) if command is not None else None,
                 sub,
@@ -267,6 +274,9 @@ class Client:
             )
         except TaskCheckFailed as exc:
             raise TaskCheckFailed(exc.reason, CHECK_HINT) from None
+        if callback is not None:
+            job.options["callback"] = callback
+        return job
 
     def submit_many(
         self,
@@ -384,6 +394,29 @@ def _encode_json(name: str, value: Any) -> str:
     if problem is not None:
         raise UsageError(f"{name}: {problem}")
     return text
+
+
+def _check_callback(url: object, config: Config) -> None:
+    """A callback is signed with the [webhooks] secret: without one it could not be
+    sent, so it is refused here rather than lost later."""
+    from jobrunner.webhooks.settings import url_problem
+
+    problem = url_problem(url)
+    if problem:
+        raise UsageError(f"callback: {problem}")
+    if config.webhooks is None:
+        where = f" ({config.path})" if config.path else ""
+        raise UsageError(
+            f"callback: the config{where} has no [webhooks] table with a secret to sign it"
+        )
+    if not config.webhooks.allow_private:
+        # A literal address is known now: refuse it here rather than at delivery. (A
+        # name is judged at each attempt, by what it resolves to then.)
+        from jobrunner.webhooks.guard import literal_reason
+
+        why = literal_reason(str(url))
+        if why:
+            raise UsageError(f"callback: {why}; [webhooks] allow_private = true allows it")
 
 
 def _check_text(name: str, text: str) -> None:

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from collections.abc import Set
     from typing import Any
 
+    from jobrunner.webhooks.settings import WebhooksConfig
+
 DEFAULT_DB = "jobrunner.db"
 DEFAULT_CONFIG = "jobrunner.toml"
 DEFAULT_WORKERS = os.cpu_count() or 2
@@ -89,6 +91,7 @@ class Config(Record):
     schedules: dict[str, ScheduleConfig] = field(default_factory=dict)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     http: HttpConfig | None = None  # the [http] table; None: the daemon runs no server
+    webhooks: WebhooksConfig | None = None  # [webhooks]; None: no deliveries are made
 
 
 MISFIRE_POLICIES = ("skip", "once", "all")
@@ -246,7 +249,7 @@ def load_config(path: str | None) -> Config:
 
 # The keys each table of the config file may hold (the fuzzer draws from these too).
 TOP_KEYS = frozenset({"database", "synchronous", "imports", "log_max_bytes"})
-TABLE_KEYS = frozenset({"daemon", "queues", "tasks", "schedules", "retention", "http"})
+TABLE_KEYS = frozenset({"daemon", "queues", "tasks", "schedules", "retention", "http", "webhooks"})
 DAEMON_KEYS = frozenset(
     {
         "workers",
@@ -319,6 +322,10 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
     cfg.retention = _parse_retention(r, _table(r, data, "retention"))
     if "http" in data:
         cfg.http = parse_http(r, _table(r, data, "http"))
+    if "webhooks" in data:
+        from jobrunner.webhooks.settings import parse_webhooks
+
+        cfg.webhooks = parse_webhooks(r, _table(r, data, "webhooks"))
 
     for name, queue in _table(r, data, "queues").items():
         table = f"queues.{name}"

@@ -22,7 +22,11 @@ class ConfigError(UsageError):
     """The configuration file is invalid."""
 
 
-class JobNotFound(UsageError):
+class NotFound(UsageError):
+    """No such thing: a job, a webhook delivery (404 over HTTP)."""
+
+
+class JobNotFound(NotFound):
     """No job with that id."""
 
 

@@ -29,6 +29,7 @@ JOB_OPTIONS = (
     "memory_limit",
     "cpu_limit",
     "nice",
+    "callback",
 )
 JOB_KEYS = frozenset({"task", "command", "args", "kwargs", *JOB_OPTIONS})
 
@@ -81,6 +82,13 @@ def job_options(values: dict[str, Any], where: str) -> dict[str, Any]:
         if values.get(name) is not None:
             flag = name.replace("_", "-") if where == "--" else name  # --cpu-limit
             out[name] = parse_duration(values[name], where=f"{where}{flag}")
+    if values.get("callback") is not None:
+        from jobrunner.webhooks.settings import url_problem
+
+        problem = url_problem(values["callback"])
+        if problem:
+            raise UsageError(f"{where}callback: {problem}")
+        out["callback"] = values["callback"]
     if values.get("at") is not None:
         if not isinstance(values["at"], str):
             raise UsageError(f"{where}at: expected an ISO 8601 string")

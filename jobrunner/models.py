@@ -132,7 +132,19 @@ class Job(Record):
             "finished_at_epoch": epoch(self.finished_at),
             "scheduled_for_epoch": epoch(self.scheduled_for),
             **({"damage": self.damage} if self.damage else {}),
+            **(
+                {"callback": shown_url(self.options["callback"])}
+                if "callback" in self.options
+                else {}
+            ),
         }
+
+
+def shown_url(url: str) -> str:
+    """A URL as records and listings show it: a query string may carry a token (invariant
+    11: no token is shown), so it is elided."""
+    base, sep, _ = str(url).partition("?")
+    return base + "?..." if sep else base
 
 
 def submitted_job(job_id: int, job: JobInsert, now: float) -> Job:

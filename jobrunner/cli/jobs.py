@@ -171,6 +171,12 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
     failures = store.job_recent_failures(5)
     wal_bytes = wal_size(store)
     warnings = database_warnings(store.path, wal_bytes)
+    deliveries = store.webhook_counts()
+    if deliveries.get("failed"):
+        warnings.append(
+            f"{deliveries['failed']} webhook deliveries failed "
+            "(jobrunner webhooks deliveries --failed)"
+        )
     if args.json:
         from jobrunner.models import epoch, iso
 
@@ -204,6 +210,9 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
                 "awaiting_rescue": [j.id for j in awaiting],
                 "recent_failures": [j.to_dict() for j in failures],
                 "wal_bytes": wal_bytes,
+                "webhook_deliveries": {
+                    state: deliveries.get(state, 0) for state in ("pending", "delivered", "failed")
+                },
                 "warnings": warnings,
             }
         )
@@ -212,6 +221,12 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
 
     render.use_utc(args.utc)
     render.overview(counts, daemons, failures, dead, awaiting)
+    if deliveries:
+        render.console.print(
+            "Webhook deliveries: "
+            + ", ".join(f"{deliveries.get(s, 0)} {s}" for s in ("pending", "delivered", "failed")),
+            markup=False,
+        )
     render.warnings(warnings)
     return 0
 

@@ -37,6 +37,7 @@ COMMANDS = {
     "top": "maintenance",
     "events": "events",
     "serve": "serve",
+    "webhooks": "webhooks",
 }
 
 

@@ -50,6 +50,11 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--cpu-limit", metavar="DUR", help="CPU time the job may use")
     p.add_argument("--nice", type=int, metavar="N", help="run at this nice level (0-19)")
     p.add_argument(
+        "--callback",
+        metavar="URL",
+        help="POST the job's final event to URL, signed ([webhooks] in the config)",
+    )
+    p.add_argument(
         "--no-check",
         action="store_true",
         help="do not check that the task's module can be found here",
@@ -95,6 +100,7 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
             "memory_limit",
             "cpu_limit",
             "nice",
+            "callback",
         )
     }
     options = job_options(flags, "--")

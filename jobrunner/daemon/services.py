@@ -296,13 +296,20 @@ class Services:
         ]
         try:
             removed, more = prune(self.store, cutoffs, PRUNE_BATCH, PRUNE_MAX_BATCHES)
+            if self.config.webhooks is None:
+                # No dispatcher will read the feed for deliveries: events it has not
+                # read are not kept for it (docs/architecture.md, "Webhooks").
+                cursor, last = self.store.webhook_cursor(), self.store.events_last_seq()
+                if cursor < last:
+                    self.store.webhook_enqueue(cursor, last, [], now)
             events = self.store.events_prune(now - keep.events, PRUNE_EVENTS_BATCH)
+            deliveries = self.store.webhook_prune(now - keep.events, PRUNE_EVENTS_BATCH)
         except DatabaseUnusable:
             raise
         except StoreUnavailable as exc:
             log.warning("retention: %s; trying again later", exc)
             return self.prune_every()
-        more = more or events == PRUNE_EVENTS_BATCH
+        more = more or PRUNE_EVENTS_BATCH in (events, deliveries)
         if removed:
             log.info(
                 "retention: deleted %d ended job(s) and their logs (%s; retention: succeeded "

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from jobrunner.clock import SYSTEM
 from jobrunner.config import Config
 from jobrunner.daemon.backoff import StoreBackoff
+from jobrunner.daemon.children import Child, helpers_for
 from jobrunner.daemon.dispatch import Dispatch
 from jobrunner.daemon.events import EventLog
 from jobrunner.daemon.events import install as install_log_handler
 from jobrunner.daemon.inflight import InFlight
 from jobrunner.daemon.records import Records
 from jobrunner.daemon.services import Services
-from jobrunner.daemon.webserver import WebServer
 from jobrunner.errors import DatabaseMoved, DatabaseUnusable, StoreUnavailable
 from jobrunner.models import DaemonInfo
 from jobrunner.node import node
@@ -128,7 +128,7 @@ class Supervisor:
             self.id, opts.queues, self.store, self.services, self.records, self.events, clock
         )
         self.inflight = InFlight(self.dispatch, self.records, clock)  # what workers hold
-        self.web: WebServer | None = None  # the HTTP server, with an [http] table
+        self.children: list[Child] = []  # the HTTP server, the webhook dispatcher
 
     # -- start and stop --
 
@@ -163,9 +163,9 @@ class Supervisor:
             self.db_path,
             self.contain.describe(),
         )
-        if WebServer.wanted(self.config):
-            self.web = WebServer(self.db_path, self.opts.config_file, self.poller)
-            self.web.start(self.clock.monotonic())
+        self.children = helpers_for(self.config, self.db_path, self.opts.config_file, self.poller)
+        for child in self.children:
+            child.start(self.clock.monotonic())
 
     def _fds_not_for_children(self) -> list[int]:
         fds = [self.wake.fileno(), self.sig_r, self.sig_w]
@@ -190,8 +190,8 @@ class Supervisor:
 
     def _our_children(self) -> set[int]:
         """The children we forked; any other child is a job's process we adopted."""
-        web = {self.web.pid} if self.web is not None and self.web.pid is not None else set()
-        return {w.pid for w in self.workers.values()} | {self.guard.pid} | web
+        helpers = {c.pid for c in self.children if c.pid is not None}
+        return {w.pid for w in self.workers.values()} | {self.guard.pid} | helpers
 
     def _kill_group(self, pgid: int) -> None:
         """SIGKILL what is left of a dead worker's jobs (its group, and its cgroup or
@@ -231,8 +231,8 @@ class Supervisor:
         )
 
     def _shutdown(self) -> None:
-        if self.web is not None:
-            self.web.stop()
+        for child in self.children:
+            child.stop()
         try:
             self._flush()
         except StoreUnavailable as exc:
@@ -283,12 +283,14 @@ class Supervisor:
                 self._on_messages(w, w.read())
                 if w.eof:
                     self.poller.unregister(fd)
-            elif self.web is not None and fd == self.web.fd:
-                self.web.read()
+            else:
+                for child in self.children:
+                    if fd == child.fd:
+                        child.read()
         self._handle_signals()
         mono = self.clock.monotonic()
-        if self.web is not None:
-            self.web.tick(mono)
+        for child in self.children:
+            child.tick(mono)
         self._enforce(mono)
         if self.backoff.waiting(mono):
             return
@@ -326,8 +328,7 @@ class Supervisor:
             if head is not None and head.timeout:
                 deadlines.append(w.head_since + head.timeout)
         deadlines += [t for t, _ in self.pending_group_kills]
-        if self.web is not None and self.web.restart_at is not None:
-            deadlines.append(self.web.restart_at)
+        deadlines += [c.restart_at for c in self.children if c.restart_at is not None]
         return max(0.0, min(deadlines) - mono)
 
     def _watch(self, w: WorkerHandle) -> None:
@@ -434,8 +435,8 @@ class Supervisor:
             w = by_pid.get(pid)
             if w is not None:
                 self._on_worker_exit(w, status, usage.ru_maxrss)
-            elif self.web is not None and pid == self.web.pid:
-                self.web.exited(describe_exit(status), self.clock.monotonic(), self.stopping)
+            elif (child := next((c for c in self.children if c.pid == pid), None)) is not None:
+                child.exited(describe_exit(status), self.clock.monotonic(), self.stopping)
             elif pid == self.guard.pid:
                 log.warning("group guard exited (%s); starting another", describe_exit(status))
                 self.guard = GroupGuard(

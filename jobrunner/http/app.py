@@ -10,7 +10,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from jobrunner.http import jobs, live, meta, openapi, submit
+from jobrunner.http import jobs, live, meta, openapi, submit, webhooks
 from jobrunner.http.problems import HANDLERS, problem
 from jobrunner.http.state import ServerState
 
@@ -66,7 +66,14 @@ def make_app(state: ServerState) -> Any:
             state.close()
 
     app = Starlette(
-        routes=[*submit.routes, *jobs.routes, *live.routes, *meta.routes, *openapi.routes],
+        routes=[
+            *submit.routes,
+            *jobs.routes,
+            *live.routes,
+            *meta.routes,
+            *openapi.routes,
+            *webhooks.routes,
+        ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

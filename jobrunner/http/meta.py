@@ -133,6 +133,7 @@ class Metrics:
             registry=self.registry,
         )
         self.snapshot: tuple[dict[tuple[str, str], int], int, int, int] = ({}, 0, 0, 0)
+        self.deliveries: dict[str, int] = {}
         self.registry.register(self)  # collect() is what a collector needs
 
     def collect(self) -> Iterator[Any]:
@@ -155,19 +156,29 @@ class Metrics:
         yield GaugeMetricFamily(
             "jobrunner_events_last_seq", "The newest event's sequence number", last_seq
         )
+        deliveries = GaugeMetricFamily(
+            "jobrunner_webhook_deliveries",
+            "Webhook deliveries in the database, by state (pending, delivered, failed)",
+            labels=["state"],
+        )
+        for outcome in ("pending", "delivered", "failed"):
+            deliveries.add_metric([outcome], self.deliveries.get(outcome, 0))
+        yield deliveries
 
     async def render(self, request: Request) -> bytes:
         from prometheus_client import generate_latest
 
         from jobrunner.ops.daemons import alive
 
-        def look(store: Store) -> tuple[dict[tuple[str, str], int], int, int, int]:
+        def look(store: Store) -> tuple[Any, dict[str, int]]:
             daemons = store.daemon_list()
             live = len(alive(daemons, clock.now()))
-            return store.job_counts(), live, len(daemons), store.events_last_seq()
+            jobs = (store.job_counts(), live, len(daemons), store.events_last_seq())
+            return jobs, store.webhook_counts()
 
-        snapshot = await server_of(request).read(look)
-        self.snapshot = snapshot  # no await from here to the render: no other scrape between
+        snapshot, deliveries = await server_of(request).read(look)
+        # no await from here to the render: no other scrape between
+        self.snapshot, self.deliveries = snapshot, deliveries
         return generate_latest(self.registry)
 
 

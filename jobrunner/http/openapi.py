@@ -91,6 +91,10 @@ JOB_FIELDS: dict[str, Any] = {
     "finished_at_epoch": nullable("number"),
     "scheduled_for_epoch": nullable("number"),
     "damage": {"type": "string", "description": "stored JSON that cannot be read back"},
+    "callback": {
+        "type": "string",
+        "description": "where the final event is sent (its query string shown as ?...)",
+    },
 }
 
 SUBMIT_FIELDS: dict[str, Any] = {
@@ -109,6 +113,12 @@ SUBMIT_FIELDS: dict[str, Any] = {
     "memory_limit": {"oneOf": [{"type": "string"}, {"type": "integer", "minimum": 1}]},
     "cpu_limit": DURATION,
     "nice": {"type": "integer", "minimum": 0, "maximum": 19},
+    "callback": {
+        "type": "string",
+        "format": "uri",
+        "description": "an http(s) URL that gets the job's final event, signed (Standard "
+        "Webhooks); needs [webhooks] in the server's config",
+    },
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -116,7 +126,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "the job record, as `jobrunner status ID --json`",
         "properties": JOB_FIELDS,
-        "required": [name for name in JOB_FIELDS if name != "damage"],
+        "required": [name for name in JOB_FIELDS if name not in ("damage", "callback")],
     },
     "JobSubmit": {
         "type": "object",
@@ -186,8 +196,99 @@ def schedule_action(does: str) -> dict[str, Any]:
     }
 
 
+DELIVERY_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
+URL_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"url": {"type": "string"}},
+                "required": ["url"],
+                "additionalProperties": False,
+            }
+        }
+    },
+}
+OBJECT = json_content({"type": "object"})
+
+
+def webhook_paths() -> dict[str, Any]:
+    """/webhooks: as `jobrunner webhooks` (400 when the config has no [webhooks])."""
+    return {
+        "/webhooks": {
+            "get": {
+                "summary": "the endpoints (enabled or disabled by a 410) and delivery counts",
+                "responses": {"200": {"description": "endpoints", **OBJECT}, **problems(400)},
+            }
+        },
+        "/webhooks/deliveries": {
+            "get": {
+                "summary": "deliveries, newest first, a page at a time",
+                "parameters": [
+                    query("job", {"type": "integer", "minimum": 1}, "only this job's"),
+                    query(
+                        "state",
+                        {"enum": ["pending", "delivered", "failed"]},
+                        "only those in this state",
+                    ),
+                    query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page"),
+                    query("after", {"type": "integer", "minimum": 1}, "a page's `next`"),
+                ],
+                "responses": {"200": {"description": "a page", **OBJECT}, **problems(400)},
+            }
+        },
+        "/webhooks/deliveries/{id}": {
+            "get": {
+                "summary": "one delivery with every attempt's answer",
+                "parameters": [DELIVERY_ID],
+                "responses": {
+                    "200": {"description": "the delivery", **OBJECT},
+                    **problems(400, 404),
+                },
+            }
+        },
+        "/webhooks/deliveries/{id}/redeliver": {
+            "post": {
+                "summary": "send it again, with the same webhook-id",
+                "parameters": [DELIVERY_ID],
+                "responses": {
+                    "202": {"description": "pending again", **OBJECT},
+                    **problems(400, 404, 409),
+                },
+            }
+        },
+        "/webhooks/enable": {
+            "post": {
+                "summary": "re-enable a URL a 410 Gone disabled",
+                "requestBody": URL_BODY,
+                "responses": {
+                    "200": {"description": "enabled", **OBJECT},
+                    **problems(400, 404, 413, 415),
+                },
+            }
+        },
+        "/webhooks/test": {
+            "post": {
+                "summary": "POST a signed webhook.test event to a configured endpoint now",
+                "requestBody": URL_BODY,
+                "responses": {
+                    "200": {"description": "the attempt's outcome", **OBJECT},
+                    **problems(400, 403, 413, 415),
+                },
+            }
+        },
+    }
+
+
 def paths() -> dict[str, Any]:
     return {
+        **webhook_paths(),
         "/jobs": {
             "post": {
                 "summary": "submit one job (an object) or many in one transaction (an array)",

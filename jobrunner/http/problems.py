@@ -11,8 +11,8 @@ from starlette.responses import JSONResponse
 
 from jobrunner.errors import (
     DatabaseUnusable,
-    JobNotFound,
     JobrunnerError,
+    NotFound,
     StoreUnavailable,
     UsageError,
 )
@@ -72,7 +72,7 @@ def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> 
 def status_of(exc: BaseException) -> int:
     if isinstance(exc, Problem):
         return exc.status
-    if isinstance(exc, JobNotFound):
+    if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, UsageError):
         return 400

@@ -78,11 +78,6 @@ def check_jobs(state: ServerState, items: list[Any], batch: bool) -> list[JobIns
     not_object = "expected a JSON object (one job)" + ("" if batch else " or an array of them")
     jobs = []
     for item, where in zip(items, places, strict=True):
-        if isinstance(item, dict) and "callback" in item:
-            raise UsageError(
-                f"{where}callback: not supported yet; poll GET /jobs/ID (?wait=) "
-                "or follow GET /events"
-            )
         jobs.append(job_from_object(state.client, item, where, True, not_object, hint=""))
     return jobs
 

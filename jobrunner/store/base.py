@@ -14,7 +14,7 @@ sleeps until a commit), the output store (where jobs' output is kept), and maint
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from jobrunner.models import (
@@ -160,17 +160,12 @@ class Store(Protocol):
         lease: float,
         limit: int,
         per_url: int,
-        busy: Sequence[str] = (),
+        room: Mapping[str, int] | None = None,
     ) -> list[Delivery]: ...
     def webhook_next_due(self) -> float | None: ...
     def webhook_attempt_end(
-        self,
-        owner: str,
-        attempt: DeliveryAttempt,
-        state: str,
-        next_at: float | None,
-        disable: str | None = None,
-    ) -> bool: ...
+        self, owner: str, ends: Sequence[tuple[DeliveryAttempt, str, float | None, str | None]]
+    ) -> list[bool]: ...
     def webhook_deliveries(
         self,
         job_id: int | None = None,

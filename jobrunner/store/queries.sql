@@ -381,22 +381,29 @@ INSERT OR IGNORE INTO webhook_deliveries
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)
 
 -- name: webhook_claim
--- Take up to ?4 due deliveries for `owner` ?2 until ?3, at most ?5 per URL, none for a
--- disabled endpoint or a URL in the JSON array ?6 (the dispatcher's busy ones). A lease
--- that ran out (its dispatcher died) makes a delivery due again.
+-- Take up to ?4 due deliveries for `owner` ?2 until ?3: per URL at most its room, from
+-- the JSON array ?6 of [url, room] pairs (the dispatcher's URLs with sends in flight),
+-- else ?5; none for a disabled endpoint. A lease that ran out (its dispatcher died)
+-- makes a delivery due again.
+WITH room (url, n) AS (
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?6)
+)
 UPDATE webhook_deliveries SET owner = ?2, lease_until = ?3
 WHERE id IN (
     SELECT id FROM (
-        SELECT id, next_at, row_number() OVER (PARTITION BY url ORDER BY next_at, id) AS n
+        SELECT id, url, next_at,
+               row_number() OVER (PARTITION BY url ORDER BY next_at, id) AS n
         FROM (
             SELECT id, url, next_at FROM webhook_deliveries INDEXED BY webhook_deliveries_due
             WHERE state = 'pending' AND next_at <= ?1
               AND (lease_until IS NULL OR lease_until <= ?1)
               AND url NOT IN (SELECT url FROM webhook_endpoints)
-              AND url NOT IN (SELECT value FROM json_each(?6))
+              AND url NOT IN (SELECT url FROM room WHERE n <= 0)
             ORDER BY next_at LIMIT 1000
         )
-    ) WHERE n <= ?5 ORDER BY next_at, id LIMIT ?4
+    ) AS ranked
+    WHERE ranked.n <= coalesce((SELECT room.n FROM room WHERE room.url = ranked.url), ?5)
+    ORDER BY next_at, id LIMIT ?4
 )
 RETURNING id, msg_id, event_seq, job_id, url, event_type, payload, state, attempts, next_at,
           owner, lease_until, created_at, ended_at, last_status, last_error

@@ -5,7 +5,7 @@ of SQLiteStore, as sqlite_claims.py is."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 
 from jobrunner.jsonutil import dumps as _dumps
@@ -16,6 +16,9 @@ from jobrunner.store.sqlite_tx import refusing_damage
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    # an attempt, the delivery's state after it, when it is due again, why to disable its URL
+    AttemptEnd = tuple[DeliveryAttempt, str, float | None, str | None]
 
 WEBHOOKS_CURSOR = "webhooks"
 MAX_ID = 2**63 - 1
@@ -61,13 +64,15 @@ class SQLiteWebhooks:
         lease: float,
         limit: int,
         per_url: int,
-        busy: Sequence[str] = (),
+        room: Mapping[str, int] | None = None,
     ) -> list[Delivery]:
-        """Take up to `limit` due deliveries for `owner` until now + `lease`: at most
-        `per_url` per URL, none for a disabled endpoint or a URL in `busy`."""
+        """Take up to `limit` due deliveries for `owner` until now + `lease`: per URL at
+        most its `room` (URLs with sends in flight), else `per_url`; none for a disabled
+        endpoint."""
+        pairs = _dumps([[url, n] for url, n in (room or {}).items()])
         with self._tx() as db:
             rows = db.execute(
-                Q["webhook_claim"], (now, owner, now + lease, limit, per_url, _dumps(list(busy)))
+                Q["webhook_claim"], (now, owner, now + lease, limit, per_url, pairs)
             ).fetchall()
         return sorted((_delivery(r) for r in rows), key=lambda d: (d.next_at or 0, d.id))
 
@@ -75,34 +80,30 @@ class SQLiteWebhooks:
         rows = self.db.execute(Q["webhook_next_due"]).fetchall()
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
-    def webhook_attempt_end(
-        self,
-        owner: str,
-        attempt: DeliveryAttempt,
-        state: str,
-        next_at: float | None,
-        disable: str | None = None,
-    ) -> bool:
-        """Record one attempt of a delivery `owner` holds and what follows it: `state`
-        pending (again at `next_at`), delivered or failed; `disable`: the reason to
-        disable its URL (a 410). False, writing nothing, when `owner` no longer holds it
-        (its lease ran out and another dispatcher took it)."""
-        a = attempt
+    def webhook_attempt_end(self, owner: str, ends: Sequence[AttemptEnd]) -> list[bool]:
+        """Record attempts of deliveries `owner` holds, and what follows each: its state
+        (pending again at `next_at`, delivered or failed) and the reason to disable its
+        URL (a 410), in one transaction. For each, False (nothing written for it) when
+        `owner` no longer holds it: its lease ran out and another dispatcher took it."""
+        kept = []
         with self._tx() as db:
-            db.execute(
-                Q["webhook_delivery_end"],
-                (a.delivery_id, owner, state, next_at, a.at, a.status, a.error),
-            )
-            if db.changes() != 1:
-                return False
-            db.execute(
-                Q["webhook_attempt_insert"],
-                (a.delivery_id, a.at, a.outcome, a.status, a.body, a.error, a.duration),
-            )
-            if disable is not None:
-                url = db.execute(Q["webhook_delivery_get"], (a.delivery_id,)).fetchall()[0][4]
-                db.execute(Q["webhook_endpoint_disable"], (url, a.at, disable))
-            return True
+            for a, state, next_at, disable in ends:
+                db.execute(
+                    Q["webhook_delivery_end"],
+                    (a.delivery_id, owner, state, next_at, a.at, a.status, a.error),
+                )
+                if db.changes() != 1:
+                    kept.append(False)
+                    continue
+                db.execute(
+                    Q["webhook_attempt_insert"],
+                    (a.delivery_id, a.at, a.outcome, a.status, a.body, a.error, a.duration),
+                )
+                if disable is not None:
+                    url = db.execute(Q["webhook_delivery_get"], (a.delivery_id,)).fetchall()[0][4]
+                    db.execute(Q["webhook_endpoint_disable"], (url, a.at, disable))
+                kept.append(True)
+        return kept
 
     def webhook_deliveries(
         self,

@@ -69,9 +69,16 @@ def test_claims_are_leased_bounded_per_url_and_exclusive(connect: Callable[[], S
     assert rest.url == URL and rest.id not in ids
     assert b.webhook_claim("d2", NOW, 30, limit=10, per_url=5) == []
     # busy URLs are skipped; an expired lease makes a delivery due again
-    assert b.webhook_claim("d2", NOW + 31, 30, 10, 5, busy=[URL, OTHER_URL])[0].url == (
-        "https://third.example/"
-    )
+    got = b.webhook_claim("d2", NOW + 31, 30, 10, 5, room={URL: 0, OTHER_URL: 0})
+    assert [d.url for d in got] == ["https://third.example/"]
+
+
+def test_a_claim_leaves_each_url_its_room(store: Store) -> None:
+    for _ in range(4):
+        insert(store, job())
+        make(store, URL, OTHER_URL)
+    got = store.webhook_claim("d1", NOW, 30, limit=10, per_url=3, room={URL: 1})
+    assert sorted(d.url for d in got) == [URL] + [OTHER_URL] * 3
 
 
 def test_an_attempt_is_fenced_by_its_owner_and_kept(connect: Callable[[], Store]) -> None:
@@ -80,9 +87,9 @@ def test_an_attempt_is_fenced_by_its_owner_and_kept(connect: Callable[[], Store]
     (did,) = make(a, URL)
     a.webhook_claim("d1", NOW, 30, 10, 5)
     b.webhook_claim("d2", NOW + 31, 30, 10, 5)  # d1's lease ran out: d2 took it
-    assert not a.webhook_attempt_end("d1", attempt(did), "pending", NOW + 5)
+    assert a.webhook_attempt_end("d1", [(attempt(did), "pending", NOW + 5, None)]) == [False]
     assert a.webhook_attempts(did) == []
-    assert b.webhook_attempt_end("d2", attempt(did), "pending", NOW + 36)
+    assert b.webhook_attempt_end("d2", [(attempt(did), "pending", NOW + 36, None)]) == [True]
     d = b.webhook_delivery(did)
     assert d is not None
     assert (d.state, d.attempts, d.next_at, d.owner, d.last_status) == (
@@ -94,7 +101,9 @@ def test_an_attempt_is_fenced_by_its_owner_and_kept(connect: Callable[[], Store]
     )
     assert b.webhook_claim("d2", NOW + 35, 30, 10, 5) == []  # not due yet
     b.webhook_claim("d2", NOW + 36, 30, 10, 5)
-    assert b.webhook_attempt_end("d2", attempt(did, "delivered", 204), "delivered", None)
+    assert b.webhook_attempt_end(
+        "d2", [(attempt(did, "delivered", 204), "delivered", None, None)]
+    ) == [True]
     d = b.webhook_delivery(did)
     assert d is not None and (d.state, d.attempts, d.ended_at) == ("delivered", 2, NOW + 1)
     assert [(x.outcome, x.status, x.body) for x in a.webhook_attempts(did)] == [
@@ -112,7 +121,7 @@ def test_a_gone_url_is_disabled_until_enabled(store: Store) -> None:
     (second,) = make(store, URL)
     claimed = store.webhook_claim("d1", NOW, 30, 10, 1)
     gone = next(d for d in claimed if d.id == first)
-    store.webhook_attempt_end("d1", attempt(gone.id, "gone", 410), "failed", None, "410 Gone")
+    store.webhook_attempt_end("d1", [(attempt(gone.id, "gone", 410), "failed", None, "410 Gone")])
     assert [(e.url, e.reason) for e in store.webhook_disabled()] == [(URL, "410 Gone")]
     # the URL's other deliveries wait, not lost; other URLs go on
     # (the other URL's delivery is due again: its lease ran out unanswered)
@@ -128,7 +137,7 @@ def test_redeliver_sends_again_with_the_same_id(store: Store) -> None:
     (did,) = make(store, URL)
     store.webhook_claim("d1", NOW, 30, 10, 5)
     assert not store.webhook_redeliver(did, NOW)  # being sent: left to finish
-    store.webhook_attempt_end("d1", attempt(did), "failed", None)
+    store.webhook_attempt_end("d1", [(attempt(did), "failed", None, None)])
     assert store.webhook_deliveries(state="failed")[0].id == did
     assert store.webhook_redeliver(did, NOW + 50)
     d = store.webhook_delivery(did)
@@ -158,8 +167,8 @@ def test_retention_prunes_ended_deliveries_and_their_attempts(store: Store) -> N
     insert(store, job())
     done, waiting = make(store, URL, OTHER_URL)
     store.webhook_claim("d1", NOW, 30, 10, 5)
-    store.webhook_attempt_end("d1", attempt(done, "delivered", 200), "delivered", None)
-    store.webhook_attempt_end("d1", attempt(waiting), "pending", NOW + 10)
+    store.webhook_attempt_end("d1", [(attempt(done, "delivered", 200), "delivered", None, None)])
+    store.webhook_attempt_end("d1", [(attempt(waiting), "pending", NOW + 10, None)])
     assert store.webhook_prune(NOW + 1, 10) == 0  # ended at NOW + 1: not before it
     assert store.webhook_prune(NOW + 2, 10) == 1
     assert store.webhook_delivery(done) is None and store.webhook_attempts(done) == []

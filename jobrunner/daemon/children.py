@@ -1,12 +1,14 @@
-"""The HTTP server as the daemon's child: `jobrunner serve` with the daemon's database
-and config, run when the config has an [http] table (README, "HTTP API").
+"""The daemon's helper processes: the HTTP server (`jobrunner serve`, with an [http]
+table; README, "HTTP API") and the webhook dispatcher (`jobrunner webhooks dispatch`, with
+a [webhooks] table; README, "Webhooks"), each run with the daemon's database and config.
 
-A separate process, so nothing of the ASGI stack is loaded into the supervisor or its
-workers, and a server that dies takes no claim with it. The supervisor's loop owns it:
-`start` once the daemon is ready, `exited` when the supervisor reaps it (the restart is
-due after a backoff), `tick` restarts it when due, `stop` at the daemon's shutdown. Its
-output (stdout and stderr) comes back through a pipe the loop polls, and goes to the
-daemon's log a line at a time. Nothing here blocks the loop but `stop`.
+Separate processes, so nothing of the ASGI stack or the HTTP client is loaded into the
+supervisor or its workers, and a helper that dies takes no claim with it. The
+supervisor's loop owns them: `start` once the daemon is ready, `exited` when the
+supervisor reaps one (the restart is due after a backoff), `tick` restarts it when due,
+`stop` at the daemon's shutdown. Their output (stdout and stderr) comes back through a
+pipe the loop polls, and goes to the daemon's log a line at a time. Nothing here blocks
+the loop but `stop`.
 """
 
 from __future__ import annotations
@@ -30,16 +32,28 @@ log = logging.getLogger("jobrunner.daemon")
 RESTART_FIRST = 1.0  # seconds before the first restart, doubling up to RESTART_MAX
 RESTART_MAX = 30.0
 HEALTHY_AFTER = 30.0  # a server that ran this long restarts after RESTART_FIRST again
-STOP_GRACE = 8.0  # SIGTERM, then SIGKILL (the server itself drains for 5 s)
+STOP_GRACE = 8.0  # SIGTERM, then SIGKILL (the HTTP server itself drains for 5 s)
 MAX_LINE = 4096  # bytes of one output line kept for the log
 
 
-class WebServer:
-    def __init__(self, db_path: str, config_file: str | None, poller: select.poll) -> None:
+class Child:
+    """One helper process: `name` in the log ("HTTP server"), `tag` before its output's
+    lines ("http"), `command` the jobrunner subcommand it runs."""
+
+    def __init__(
+        self,
+        name: str,
+        tag: str,
+        command: list[str],
+        db_path: str,
+        config_file: str | None,
+        poller: select.poll,
+    ) -> None:
+        self.name, self.tag = name, tag
         self.argv = [sys.executable, "-m", "jobrunner", "--db", os.path.abspath(db_path)]
         if config_file is not None:
             self.argv += ["--config", os.path.abspath(config_file)]
-        self.argv.append("serve")
+        self.argv += command
         self.pid: int | None = None
         self.fd: int | None = None  # the read end of its output, while it runs
         self.restart_at: float | None = None
@@ -49,13 +63,9 @@ class WebServer:
         self.poller = poller  # the supervisor's: the output's fd is registered there
         self.on_fork = die_with_parent()
 
-    @staticmethod
-    def wanted(config: Config) -> bool:
-        return config.http is not None
-
     def start(self, mono: float) -> None:
-        """Start the server (a session of its own: a Ctrl-C at the daemon's terminal is
-        the daemon's to handle, and it stops the server)."""
+        """Start it (a session of its own: a Ctrl-C at the daemon's terminal is the
+        daemon's to handle, and it stops its children)."""
         read_end, write_end = os.pipe()
         try:
             proc = subprocess.Popen(
@@ -68,7 +78,7 @@ class WebServer:
             )
         except OSError as exc:
             os.close(read_end)
-            log.error("cannot start the HTTP server: %s", exc)
+            log.error("cannot start the %s: %s", self.name, exc)
             self._schedule_restart(mono)
             return
         finally:
@@ -80,7 +90,7 @@ class WebServer:
         self.poller.register(read_end, select.POLLIN)
         self.started_at = mono
         self.restart_at = None
-        log.info("HTTP server started (pid %d)", proc.pid)
+        log.info("%s started (pid %d)", self.name, proc.pid)
 
     def read(self) -> None:
         """Its output so far, to the log a line at a time; at EOF the fd is closed."""
@@ -101,7 +111,7 @@ class WebServer:
     def _log_line(self, line: bytes) -> None:
         text = line[:MAX_LINE].decode(errors="replace").rstrip()
         if text:
-            log.info("http: %s", text)
+            log.info("%s: %s", self.tag, text)
 
     def _close_output(self) -> None:
         if self.fd is not None:
@@ -119,7 +129,7 @@ class WebServer:
             return
         if mono - self.started_at >= HEALTHY_AFTER:
             self.delay = RESTART_FIRST
-        log.warning("HTTP server %s; restarting in %gs", how, self.delay)
+        log.warning("%s %s; restarting in %gs", self.name, how, self.delay)
         self._schedule_restart(mono)
 
     def _schedule_restart(self, mono: float) -> None:
@@ -158,7 +168,8 @@ class WebServer:
 def die_with_parent() -> Callable[[], None] | None:
     """What the forked child runs before exec so that it gets SIGTERM when the daemon
     dies, even by SIGKILL (Linux's PR_SET_PDEATHSIG; elsewhere nothing): a server left
-    behind would hold the port the next daemon's server needs."""
+    behind would hold the port the next daemon's server needs, a dispatcher would go on
+    sending for a daemon that is gone."""
     try:
         import ctypes
 
@@ -192,3 +203,24 @@ def _reaped_within(pid: int, seconds: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def helpers_for(
+    config: Config, db_path: str, config_file: str | None, poller: select.poll
+) -> list[Child]:
+    """The helper processes the config asks for."""
+    children = []
+    if config.http is not None:
+        children.append(Child("HTTP server", "http", ["serve"], db_path, config_file, poller))
+    if config.webhooks is not None:
+        children.append(
+            Child(
+                "webhook dispatcher",
+                "webhooks",
+                ["webhooks", "dispatch"],
+                db_path,
+                config_file,
+                poller,
+            )
+        )
+    return children

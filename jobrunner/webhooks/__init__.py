@@ -1,0 +1,1 @@
+"""Signed webhooks from a durable outbox (docs/architecture.md, "Webhooks")."""
