@@ -237,22 +237,34 @@ def test_a_stalled_daemon_that_kept_its_claims_runs_each_job_once(
     rescued) and reports them stale; the supervisor, still their owner at its next
     heartbeat, sends them again. Each job runs once, on its first attempt."""
     write_config(workdir, lease='"3s"')
-    warm = [{"task": "jtasks:record", "args": [f"w{i}"]} for i in range(200)]
-    warm_ids = submit_file(workdir, db, warm)
     a = Daemon(workdir, db, "--workers", "1")
     daemons.append(a)
-    wait_counts(workdir, db, 30, succeeded=len(warm_ids))  # fast jobs: deep batches now
-    slow = [{"task": "jtasks:record", "args": [f"b{i}", 200]} for i in range(30)]
-    batch = submit_file(workdir, db, slow, "slow")
-    wait_for(lambda: any(e.tag == "b0" for e in ledger(workdir)), timeout=20, what="the batch")
-    _freeze_outside_a_write([a.pid], db)
-    try:
-        time.sleep(2.6)  # the stall itself: past 2/3 of the lease, short of the lease
-    finally:
-        os.kill(a.pid, signal.SIGCONT)
-    wait_counts(workdir, db, 60, succeeded=len(warm_ids) + len(batch))
+    batches: list[int] = []
+    done = 0
+    # The case needs the worker to hold a batch deep enough to reach past the lease's
+    # trusted part: the batch's depth follows how fast the warm-up jobs ran, and on a
+    # loaded machine it can come out too shallow. Then the round proves nothing, and
+    # another is run (at most three).
+    for round_ in range(3):
+        warm = [{"task": "jtasks:record", "args": [f"w{round_}-{i}"]} for i in range(200)]
+        done += len(submit_file(workdir, db, warm, f"warm{round_}"))
+        wait_counts(workdir, db, 30, succeeded=done)  # fast jobs: deep batches now
+        slow = [{"task": "jtasks:record", "args": [f"b{round_}-{i}", 200]} for i in range(30)]
+        batch = submit_file(workdir, db, slow, f"slow{round_}")
+        batches += batch
+        first = f"b{round_}-0"
+        wait_for(lambda f=first: any(e.tag == f for e in ledger(workdir)), 20, what="the batch")
+        _freeze_outside_a_write([a.pid], db)
+        try:
+            time.sleep(2.6)  # the stall itself: past 2/3 of the lease, short of the lease
+        finally:
+            os.kill(a.pid, signal.SIGCONT)
+        done += len(batch)
+        wait_counts(workdir, db, 60, succeeded=done)
+        if "the lease had run out" in a.log():
+            break
     assert "the lease had run out" in a.log()  # the case this test is about happened
     ran = Counter(e.job_id for e in ledger(workdir))
-    assert all(ran[i] == 1 for i in batch), {i: ran[i] for i in batch if ran[i] != 1}
-    assert {job(workdir, db, i)["attempts"] for i in batch} == {1}
+    assert all(ran[i] == 1 for i in batches), {i: ran[i] for i in batches if ran[i] != 1}
+    assert {job(workdir, db, i)["attempts"] for i in batches} == {1}
     assert "presumed dead" not in a.log()

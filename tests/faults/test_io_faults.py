@@ -136,8 +136,9 @@ def test_the_daemon_rides_out_failing_writes_and_loses_no_job(
     d = LaunchedDaemon(workdir, db, env=launcher_env(workdir, db, JR_FAULTS=str(ctl)))
     daemons.append(d)
     ids = [
-        submit(workdir, db, "jtasks:record", "--args", f'["j{i}", 300]') for i in range(2)
-    ]  # two slow jobs the daemon will be running when its writes start failing
+        submit(workdir, db, "jtasks:record", "--args", f'["j{i}", 1500]') for i in range(2)
+    ]  # two slow jobs the daemon will be running when its writes start failing (long
+    # enough that neither can end before the faults begin, on a loaded machine too)
     wait_for(lambda: len(ledger(workdir)) == 2, timeout=20, what="both jobs started")
 
     set_faults(ctl, "ioerr")  # the daemon's writes fail from here on; the CLI's do not

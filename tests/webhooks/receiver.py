@@ -27,7 +27,7 @@ class Answer:
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.received: list[Received] = []
         self.script: dict[str, list[Answer]] = {}  # per path: answers in turn, the last repeats
         self.lock = threading.Lock()
@@ -58,7 +58,7 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
 
@@ -70,9 +70,18 @@ class Receiver:
             return [r for r in self.received if r.path == path]
 
 
+def free_port() -> int:
+    """A port nothing listens on (the kernel's pick, released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @contextmanager
-def receiving() -> Iterator[Receiver]:
-    receiver = Receiver()
+def receiving(port: int = 0) -> Iterator[Receiver]:
+    receiver = Receiver(port)
     thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
     thread.start()
     try:

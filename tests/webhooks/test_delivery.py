@@ -17,22 +17,24 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.helpers import Daemon, cli, wait_for
-from tests.webhooks.receiver import Answer, Receiver, receiving
+from tests.webhooks.receiver import Answer, Receiver, free_port, receiving
 
 SECRET = "whsec_" + base64.b64encode(b"jobrunner-test-key-0123456789ab").decode()
 
 
-def config(receiver: Receiver, *, allow_private: bool = True, extra: str = "") -> str:
+def config(
+    receiver: Receiver | str, *, allow_private: bool = True, retries: int = 2, timeout: str = "2s"
+) -> str:
+    url = receiver if isinstance(receiver, str) else receiver.url("/hooks")
     return f"""
 [webhooks]
 secret = "{SECRET}"
 allow_private = {"true" if allow_private else "false"}
-retry_schedule = ["1s", "1s"]
-timeout = "2s"
+retry_schedule = {json.dumps(["1s"] * retries)}
+timeout = "{timeout}"
 
 [[webhooks.endpoints]]
-url = "{receiver.url("/hooks")}"
-{extra}
+url = "{url}"
 """
 
 
@@ -189,7 +191,7 @@ def test_a_killed_dispatchers_delivery_is_sent_again_after_its_lease(
     workdir: Path, db: Path, daemons: list[Daemon], receiver: Receiver
 ) -> None:
     receiver.script["/hooks"] = [Answer(200, delay=30), Answer(200)]
-    (workdir / "jobrunner.toml").write_text(config(receiver).replace('"2s"', '"10s"'))
+    (workdir / "jobrunner.toml").write_text(config(receiver, timeout="10s"))
     daemon = Daemon(workdir, db, "--workers", "1")
     daemons.append(daemon)
     submit(workdir, db, "--cmd", "--", "true")
@@ -204,3 +206,70 @@ def test_a_killed_dispatchers_delivery_is_sent_again_after_its_lease(
     first, second = receiver.at("/hooks")
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
     wait_for(lambda: deliveries(workdir, db)[0]["state"] == "delivered", what="recorded")
+
+
+def test_each_final_state_is_delivered_with_its_type(
+    workdir: Path, db: Path, daemons: list[Daemon], receiver: Receiver
+) -> None:
+    (workdir / "jobrunner.toml").write_text(config(receiver))
+    daemons.append(Daemon(workdir, db, "--workers", "1"))
+    ok = submit(workdir, db, "--cmd", "--", "true")
+    dead = submit(workdir, db, "--cmd", "--retries", "0", "--", "false")
+    later = submit(workdir, db, "--cmd", "--delay", "1h", "--", "true")
+    assert cli(workdir, db, "cancel", str(later)).code == 0
+    wait_for(lambda: len(receiver.at("/hooks")) == 3, what="three deliveries")
+    by_job = {verified(r)["data"]["id"]: verified(r) for r in receiver.at("/hooks")}
+    assert {job: body["type"] for job, body in by_job.items()} == {
+        ok: "job.succeeded",
+        dead: "job.dead",
+        later: "job.cancelled",
+    }
+    assert by_job[dead]["data"]["state"] == "dead"
+
+
+@pytest.mark.slow
+def test_a_receiver_down_and_a_daemon_killed_meanwhile_lose_no_delivery(
+    workdir: Path, db: Path, daemons: list[Daemon]
+) -> None:
+    port = free_port()  # nothing listens there yet: every attempt is refused
+    url = f"http://127.0.0.1:{port}/hooks"
+    (workdir / "jobrunner.toml").write_text(config(url, retries=30))
+    first = Daemon(workdir, db, "--workers", "1")
+    daemons.append(first)
+    jobs = [submit(workdir, db, "--cmd", "--", "true") for _ in range(3)]
+    wait_for(
+        lambda: len([d for d in deliveries(workdir, db) if d["attempts"] >= 1]) == 3,
+        what="every delivery tried and failed",
+    )
+    assert all(d["state"] == "pending" for d in deliveries(workdir, db))
+    os.killpg(first.pid, signal.SIGKILL)  # the daemon, with its dispatcher and workers
+    first.wait(10)
+    with receiving(port) as receiver:
+        daemons.append(Daemon(workdir, db, "--workers", "1"))
+        wait_for(
+            lambda: {verified(r)["data"]["id"] for r in receiver.at("/hooks")} == set(jobs),
+            timeout=30,
+            what="every delivery, after all",
+        )
+        wait_for(
+            lambda: all(d["state"] == "delivered" for d in deliveries(workdir, db)),
+            what="recorded delivered",
+        )
+
+
+def test_a_slow_receiver_never_stalls_job_processing(
+    workdir: Path, db: Path, daemons: list[Daemon], receiver: Receiver
+) -> None:
+    receiver.script["/hooks"] = [Answer(200, delay=8)]
+    (workdir / "jobrunner.toml").write_text(config(receiver, timeout="10s"))
+    daemons.append(Daemon(workdir, db, "--workers", "2"))
+    lines = "".join('{"command": ["true"]}\n' for _ in range(30))
+    assert cli(workdir, db, "submit", "--file", "-", input=lines).code == 0
+    # every job ends while the receiver holds its first answers back
+    wait_for(
+        lambda: cli(workdir, db, "status", "--json").json()["counts"]["succeeded"] == 30,
+        timeout=8,
+        what="the jobs done before any delivery is answered",
+    )
+    assert receiver.at("/hooks")  # deliveries were under way meanwhile
+    assert not [d for d in deliveries(workdir, db) if d["state"] == "delivered"]
