@@ -150,6 +150,9 @@ class Store(Protocol):
 
     # webhooks: the feed's final events become deliveries (docs/architecture.md, "Webhooks")
     def webhook_cursor(self) -> int: ...
+    def webhook_events(
+        self, after: int, types: Sequence[str], limit: int
+    ) -> tuple[list[tuple[Event, str | None, str | None]], int]: ...  # (event, queue, callback)
     def webhook_enqueue(
         self, after: int, upto: int, deliveries: Sequence[DeliveryInsert], now: float
     ) -> bool: ...

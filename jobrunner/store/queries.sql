@@ -481,3 +481,20 @@ DELETE FROM webhook_deliveries WHERE id IN (SELECT value FROM json_each(?1))
 
 -- name: webhook_attempts_delete
 DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT value FROM json_each(?1))
+
+-- name: webhook_events
+-- The events of the types in the JSON array ?3 after ?1, up to ?2 (the newest seq when
+-- the read began), oldest first, each with its job's queue and callback (what routing
+-- needs, without decoding whole jobs; NULL queue: the job is gone).
+SELECT e.seq, e.at, e.job_id, e.attempt, e.type, e.state, e.data, j.queue,
+       CASE WHEN json_valid(j.options) THEN json_extract(j.options, '$.callback') END
+FROM job_events AS e LEFT JOIN jobs AS j ON j.id = e.job_id
+WHERE e.seq > ?1 AND e.seq <= ?2 AND e.type IN (SELECT value FROM json_each(?3))
+ORDER BY e.seq LIMIT ?4
+
+-- name: read_begin
+-- A read transaction: every query until read_end sees one snapshot (WAL).
+BEGIN DEFERRED
+
+-- name: read_end
+COMMIT

@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 
 from jobrunner.jsonutil import dumps as _dumps
-from jobrunner.models import Delivery, DeliveryAttempt, DeliveryInsert, DisabledEndpoint
-from jobrunner.store.sqlite_sql import Q
+from jobrunner.models import Delivery, DeliveryAttempt, DeliveryInsert, DisabledEndpoint, Event
+from jobrunner.store.sqlite_sql import Q, event_from_row
 from jobrunner.store.sqlite_tx import refusing_damage
 
 TYPE_CHECKING = False
@@ -39,6 +39,24 @@ class SQLiteWebhooks:
         """The last event seq the dispatchers have turned into deliveries."""
         rows = self.db.execute(Q["cursor_get"], (WEBHOOKS_CURSOR,)).fetchall()
         return int(rows[0][0])
+
+    def webhook_events(
+        self, after: int, types: Sequence[str], limit: int
+    ) -> tuple[list[tuple[Event, str | None, str | None]], int]:
+        """The events of `types` after `after`, up to `limit`, each with its job's queue
+        and callback URL (None, None: the job is gone), and the seq they were read up to
+        (the cursor may move there: no event of those types lies before it)."""
+        self.db.execute(Q["read_begin"])
+        try:
+            last = int(self.db.execute(Q["events_last_seq"]).fetchall()[0][0])
+            rows = self.db.execute(
+                Q["webhook_events"], (after, last, _dumps(list(types)), limit)
+            ).fetchall()
+        finally:
+            self.db.execute(Q["read_end"])
+        events = [(event_from_row(r), r[7], r[8]) for r in rows]
+        upto = events[-1][0].seq if len(events) == limit else last
+        return events, max(upto, after)
 
     def webhook_enqueue(
         self, after: int, upto: int, deliveries: Sequence[DeliveryInsert], now: float

@@ -20,6 +20,7 @@ import random
 import signal
 import socket
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from datetime import UTC, datetime
 from jobrunner import clock as clocks
 from jobrunner.errors import StoreUnavailable
 from jobrunner.models import Delivery, DeliveryAttempt, shown_url
-from jobrunner.webhooks.outbox import EXPAND_BATCH, after_attempt, expand
+from jobrunner.webhooks.outbox import EXPAND_BATCH, Expander, after_attempt
 from jobrunner.webhooks.signing import signed_headers
 
 TYPE_CHECKING = False
@@ -47,6 +48,8 @@ MAX_IN_FLIGHT = 64  # deliveries sent at once by one dispatcher, over every URL
 LEASE_MARGIN = 5.0  # a claim lasts the timeout plus this: room to record the answer
 IDLE_WAIT = 5.0  # the longest sleep with nothing due (a commit wakes it sooner)
 STOP_GRACE = 5.0  # at a stop, how long sends under way may finish
+WAKE_EVERY = 0.01  # the feed wakes the loop at most this often (seconds)
+RECHECK = 0.1  # seconds before another look when a due delivery was taken by another
 
 
 class Dispatcher:
@@ -73,6 +76,7 @@ class Dispatcher:
         self.db = ThreadPoolExecutor(1, thread_name_prefix="webhooks-store")
         self.wake = asyncio.Event()
         self.feed_moved = True  # set by the feed watch at each commit (and to start)
+        self.expander = Expander()
         self.ends: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
         self.writer: asyncio.Task[None] | None = None
 
@@ -86,10 +90,7 @@ class Dispatcher:
         while not stop.is_set():
             self.wake.clear()
             try:
-                # Sends under way wake the loop as they end; only an idle one needs to
-                # know when the next delivery falls due (a retry's time).
-                started = await self.step(client)
-                due = None if started else await self.call(self.store.webhook_next_due)
+                due = await self.step(client)
             except StoreUnavailable as exc:
                 log.warning("%s; trying again in 1s", exc)
                 due = self.clock.now() + 1
@@ -101,19 +102,25 @@ class Dispatcher:
             for task in self.tasks:
                 task.cancel()
 
-    async def step(self, client: httpx.AsyncClient) -> int:
+    async def step(self, client: httpx.AsyncClient) -> float | None:
         """One round: every new event expanded, then as many due deliveries started as
         there is room for, at most `concurrency` in flight per URL (a slow receiver
-        holds back only its own). Returns how many started."""
+        holds back only its own). Returns when to look again (None: at a wake-up)."""
         if self.feed_moved:  # a commit since the last look: maybe new events
             self.feed_moved = False
             while (
-                await self.call(expand, self.store, self.config, self.clock.now()) == EXPAND_BATCH
+                await self.call(self.expander.expand, self.store, self.config, self.clock.now())
+                == EXPAND_BATCH
             ):
                 pass
+        # A read first: a claim is a write, and a daemon busy with jobs should not wait
+        # for the write lock on a dispatcher that has nothing due.
+        due: float | None = await self.call(self.store.webhook_next_due)
         free = MAX_IN_FLIGHT - len(self.tasks)
+        if due is None or due > self.clock.now():
+            return due
         if free <= 0:
-            return 0
+            return None  # full: a send that ends wakes the loop
         bound = self.config.concurrency
         room = {url: bound - n for url, n in self.per_url.items()}
         claimed: list[Delivery] = await self.call(
@@ -124,7 +131,10 @@ class Dispatcher:
             task = asyncio.create_task(self.deliver(client, delivery))
             self.tasks.add(task)
             task.add_done_callback(self._done)
-        return len(claimed)
+        if claimed or self.tasks:
+            return None  # sends under way wake the loop as they end
+        # Due, yet nothing taken: another dispatcher was first. Look again shortly.
+        return self.clock.now() + RECHECK
 
     def feed_commit(self) -> None:
         """The feed watch saw a commit (in the loop's thread)."""
@@ -240,13 +250,17 @@ async def _first(*waits: Any, timeout: float) -> None:
 
 
 def _watch_feed(path: str, wake: Callable[[], None], stopped: threading.Event) -> None:
-    """Sleep on the feed with a connection of its own; wake the loop at each commit."""
+    """Sleep on the feed with a connection of its own; wake the loop at each commit, at
+    most every WAKE_EVERY: a daemon busy with jobs commits hundreds of times a second,
+    and a wake-up for each would take a core's share from the jobs (the commits that
+    come meanwhile are read in one go)."""
     from jobrunner.store import open_store
 
     with contextlib.closing(open_store(path)) as store, store.events_watch() as watch:
         while not stopped.is_set():
             watch.wait(1.0)
             wake()
+            time.sleep(WAKE_EVERY)
 
 
 def run_dispatcher(db_path: str, config: WebhooksConfig) -> int:
@@ -256,6 +270,10 @@ def run_dispatcher(db_path: str, config: WebhooksConfig) -> int:
     from jobrunner.store import open_store
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # httpx logs each request at INFO, URL and all: a line per delivery in the daemon's
+    # log, and a callback's query string may hold a token (invariant 11).
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     store = open_store(db_path)
     dispatcher = Dispatcher(store, config)
     stopped = threading.Event()

@@ -4,6 +4,7 @@ store applies the decisions (docs/architecture.md, "Webhooks")."""
 
 from __future__ import annotations
 
+import itertools
 import secrets
 
 from jobrunner.models import DeliveryInsert, iso
@@ -14,7 +15,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import random
 
-    from jobrunner.models import Delivery, Job
+    from jobrunner.models import Delivery, Event, Job
     from jobrunner.store.base import Store
     from jobrunner.webhooks.send import Attempt
     from jobrunner.webhooks.settings import WebhooksConfig
@@ -22,43 +23,85 @@ if TYPE_CHECKING:
 EXPAND_BATCH = 500  # events read per transaction
 
 
+_PREFIX = f"msg_{secrets.token_urlsafe(12)}_"  # random per process
+_count = itertools.count(1)
+
+
 def new_msg_id() -> str:
-    """A webhook-id: unique across databases too (a receiver that deduplicates on it
-    must never drop a delivery because an older database once used the same number)."""
-    return "msg_" + secrets.token_urlsafe(18)
+    """A webhook-id: unique across processes and databases too (a receiver that
+    deduplicates on it must never drop a delivery because an older database once used
+    the same number): 72 random bits per process, then a count."""
+    return f"{_PREFIX}{next(_count)}"
 
 
-def targets(config: WebhooksConfig, event_type: str, job: Job) -> list[str]:
-    """The URLs that get `event_type` of `job`: each endpoint that subscribes to it
-    (and to the job's queue), and the job's own callback for its final event."""
-    urls = [e.url for e in config.endpoints if e.wants(event_type, job.queue)]
-    callback = job.options.get("callback")
+def targets(config: WebhooksConfig, event_type: str, queue: str, callback: str | None) -> list[str]:
+    """The URLs that get `event_type` of a job of `queue`: each endpoint that subscribes
+    to it (and to the queue), and the job's own callback for its final event."""
+    urls = [e.url for e in config.endpoints if e.wants(event_type, queue)]
     if callback and event_type in FINAL_EVENTS and callback not in urls:
-        urls.append(str(callback))
+        urls.append(callback)
     return urls
 
 
-def expand(store: Store, config: WebhooksConfig, now: float, batch: int = EXPAND_BATCH) -> int:
-    """Turn the events after the cursor into deliveries, up to `batch` of them, moving
-    the cursor past them in the same transaction. Returns how many events were read (0:
-    none new, or another dispatcher took them first; `batch`: there may be more)."""
-    after = store.webhook_cursor()
-    events = store.events_after(after, None, batch)
-    if not events:
-        return 0
-    wanted = {t for e in config.endpoints for t in e.events} | set(FINAL_EVENTS)
+class Expander:
+    """Turns the events after the cursor into deliveries, moving the cursor past them in
+    the same transaction (compare-and-set: another dispatcher that read them first wins,
+    and this one reads on from where that one left the cursor).
+
+    Events that make no delivery (most of them: `job.queued`, `job.started`...) are read
+    and passed in memory; the cursor is written for them at most every PERSIST_EVERY
+    seconds, so a busy daemon's feed does not cost a write transaction per look. A
+    dispatcher that dies before it wrote the cursor leaves those events to be read
+    again, which makes no delivery again."""
+
+    PERSIST_EVERY = 1.0
+
+    def __init__(self) -> None:
+        self.position: int | None = None  # the last event read (None: read the cursor)
+        self.stored: int | None = None  # the cursor as this dispatcher last wrote or read it
+        self.stored_at = 0.0
+
+    def expand(
+        self, store: Store, config: WebhooksConfig, now: float, batch: int = EXPAND_BATCH
+    ) -> int:
+        """Up to `batch` new events read; returns how many (`batch`: there may be more;
+        0: none new, or another dispatcher moved the cursor and they are read again
+        from there)."""
+        if self.position is None or self.stored is None:
+            self.stored = self.position = store.webhook_cursor()
+        wanted = sorted({t for e in config.endpoints for t in e.events} | set(FINAL_EVENTS))
+        events, upto = store.webhook_events(self.position, wanted, batch)
+        if upto == self.position:
+            return 0
+        deliveries = deliveries_of(store, config, events)
+        if deliveries or now - self.stored_at >= self.PERSIST_EVERY:
+            if not store.webhook_enqueue(self.stored, upto, deliveries, now):
+                self.position = self.stored = None
+                return 0
+            self.stored, self.stored_at = upto, now
+        self.position = upto
+        return batch if len(events) == batch else len(events)
+
+
+def deliveries_of(
+    store: Store,
+    config: WebhooksConfig,
+    events: list[tuple[Event, str | None, str | None]],
+) -> list[DeliveryInsert]:
+    """The deliveries `events` (each with its job's queue and callback) make. Only a job
+    that gets one is read whole, for the body."""
     jobs: dict[int, Job | None] = {}
     deliveries = []
-    for event in events:
-        if event.type not in wanted:
+    for event, queue, callback in events:
+        if queue is None:  # the job is gone (pruned): there is no record left to send
+            continue
+        urls = targets(config, event.type, queue, callback)
+        if not urls:
             continue
         if event.job_id not in jobs:
             jobs[event.job_id] = store.job_get(event.job_id)
         job = jobs[event.job_id]
-        if job is None:  # pruned already: there is no record left to send
-            continue
-        urls = targets(config, event.type, job)
-        if not urls:
+        if job is None:
             continue
         # The record as it is now, a moment after the event: fixed here, so every
         # attempt (and a redelivery) sends the same body.
@@ -67,9 +110,7 @@ def expand(store: Store, config: WebhooksConfig, now: float, batch: int = EXPAND
             DeliveryInsert(new_msg_id(), event.seq, event.job_id, url, event.type, body)
             for url in urls
         ]
-    if not store.webhook_enqueue(after, events[-1].seq, deliveries, now):
-        return 0
-    return len(events)
+    return deliveries
 
 
 class Next:

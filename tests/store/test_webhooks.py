@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from jobrunner.models import DeliveryAttempt, DeliveryInsert
+from jobrunner.models import DeliveryAttempt, DeliveryInsert, JobInsert
 from jobrunner.store.base import Store
 from tests.store.test_conformance import NOW, insert, job
 
@@ -180,3 +180,20 @@ def test_retention_keeps_events_the_dispatcher_has_not_read(store: Store) -> Non
     assert store.webhook_enqueue(0, 2, [], NOW)
     assert store.events_prune(NOW + 50, batch=10) == 2
     assert [e.seq for e in store.events_after(0, None, 10)] == [3]
+
+
+def test_the_dispatcher_reads_only_the_event_types_it_wants(store: Store) -> None:
+    insert(store, job(), job(), job())  # three job.queued events, seq 1..3
+    fire = JobInsert(task="app.tasks:nightly", schedule="nightly", scheduled_for=NOW)
+    store.schedule_fire("nightly", None, NOW, [fire], NOW)  # schedule.fired, job.queued
+    assert store.webhook_events(0, ["job.succeeded"], 10) == ([], 5)  # none, read to 5
+    events, upto = store.webhook_events(0, ["job.queued"], 10)
+    assert [e.seq for e, _, _ in events] == [1, 2, 3, 5] and upto == 5
+    assert {(queue, callback) for _, queue, callback in events} == {("default", None)}
+    events, upto = store.webhook_events(0, ["job.queued"], 2)
+    assert [e.seq for e, _, _ in events] == [1, 2] and upto == 2  # a full page: to its end
+    assert store.webhook_events(5, ["job.queued"], 10) == ([], 5)
+    called = JobInsert(task="app:f", queue="mail", options={"callback": "https://x.example/"})
+    (job_id,) = insert(store, called)
+    ((event, queue, callback),), _ = store.webhook_events(5, ["job.queued"], 10)
+    assert (event.job_id, queue, callback) == (job_id, "mail", "https://x.example/")

@@ -100,6 +100,7 @@ def test_a_final_event_reaches_each_endpoint_and_the_callback_signed(
     assert status["webhook_deliveries"]["delivered"] == 2
     for text in (listed.out, daemons[0].log(), cli(workdir, db, "status", str(job)).out):
         assert SECRET not in text and SECRET.removeprefix("whsec_") not in text
+        assert "secret-token" not in text  # a callback's query string is never shown
 
 
 def test_a_failed_attempt_is_retried_with_the_same_id_and_each_answer_kept(
