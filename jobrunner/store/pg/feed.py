@@ -1,0 +1,50 @@
+"""The event feed on PostgreSQL: appends that commit in `seq` order, so a reader that
+walks the feed by `seq` (wait, SSE's Last-Event-ID, the webhook cursor) never passes a
+number a transaction still open could yet commit (docs/architecture.md, "PostgreSQL")."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+
+from jobrunner.models import Event
+from jobrunner.store.sqlite_sql import event_from_row
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def load_queries() -> dict[str, str]:
+    with open(os.path.join(HERE, "queries.sql"), encoding="utf-8") as f:
+        text = f.read()
+    queries: dict[str, str] = {}
+    for chunk in re.split(r"^-- name: ", text, flags=re.M)[1:]:
+        name, _, body = chunk.partition("\n")
+        lines = [ln for ln in body.splitlines() if not ln.lstrip().startswith("--")]
+        queries[name.strip()] = "\n".join(lines).strip()
+    return queries
+
+
+Q = load_queries()
+
+
+def append_events(cur: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Append events (at, job_id, attempt, type, state, data) in the caller's
+    transaction, as its last statements: the feed lock is held from here to the commit."""
+    if not rows:
+        return
+    cur.execute(Q["feed_lock"])
+    cur.executemany(Q["event_insert"], rows)
+
+
+def events_after(conn: Any, seq: int, limit: int = 1000) -> list[Event]:
+    rows = conn.execute(Q["events_after"], (seq, limit)).fetchall()
+    return [event_from_row((r[0], r[1], r[2], r[3], r[4], r[5], r[6])) for r in rows]
+
+
+def events_last_seq(conn: Any) -> int:
+    return int(conn.execute(Q["events_last_seq"]).fetchone()[0])
