@@ -18,9 +18,9 @@ def open_store(
     """Open the store at `location`: a file path (SQLite); later a postgresql:// URL.
     One that cannot be written is opened to be read; a `writer` is refused then."""
     if location.startswith(("postgresql://", "postgres://")):
-        from jobrunner.errors import UsageError
+        from jobrunner.store.pg.store import PostgresStore
 
-        raise UsageError(f"{location}: the PostgreSQL backend is not available yet")
+        return PostgresStore(location, create=create, writer=writer)
     from jobrunner.store.sqlite import SQLiteStore
 
     return SQLiteStore(location, create=create, synchronous=synchronous, writer=writer)

@@ -7,6 +7,7 @@ then runs against it too.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,37 +16,46 @@ import pytest
 from jobrunner.lifecycle import State, can_move
 from jobrunner.store import open_store
 from jobrunner.store.base import Store
+from tests.store.pg_support import fresh_database
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
 
 
-def _location(backend: str, tmp_path: Path) -> str:
+@contextlib.contextmanager
+def _location(backend: str, tmp_path: Path) -> Iterator[str]:
     if backend == "sqlite":
-        return str(tmp_path / "jobs.db")
-    raise AssertionError(f"no test location for backend {backend!r}")
+        yield str(tmp_path / "jobs.db")
+    elif backend == "postgresql":
+        with fresh_database() as url:
+            yield url
+    else:
+        raise AssertionError(f"no test location for backend {backend!r}")
 
 
 @pytest.fixture(params=BACKENDS)
-def connect(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+def connect(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[], Store]]:
     """Open another connection to the same (initially empty) database; all closed after.
 
     After each test, every transition the store made (its event feed, job by job) must
     be one lifecycle.TRANSITIONS allows: the table is the truth, not a copy of it."""
-    location = _location(request.param, tmp_path)
-    opened: list[Store] = []
+    monkeypatch.setenv("JOBRUNNER_PG_LOGS", str(tmp_path / "pg-logs"))
+    with _location(request.param, tmp_path) as location:
+        opened: list[Store] = []
 
-    def _connect() -> Store:
-        store = open_store(location)
-        opened.append(store)
-        return store
+        def _connect() -> Store:
+            store = open_store(location)
+            opened.append(store)
+            return store
 
-    yield _connect
-    try:
-        if opened:
-            assert_every_transition_allowed(opened[0])
-    finally:
-        for store in opened:
-            store.close()
+        yield _connect
+        try:
+            if opened:
+                assert_every_transition_allowed(opened[0])
+        finally:
+            for store in opened:
+                store.close()
 
 
 def assert_every_transition_allowed(store: Store) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,8 @@ def test_running_lists_only_running_jobs_longest_running_first(store: Store) -> 
 # -- backup --------------------------------------------------------------------------------------
 
 
-def test_backup_is_a_valid_database_with_the_same_jobs(store: Store, tmp_path: Path) -> None:
+def test_backup_is_a_valid_database_with_the_same_jobs(sqlite: SQLiteStore, tmp_path: Path) -> None:
+    store = sqlite  # a backup is of the database's file: SQLite's alone
     done = ended(store, State.SUCCEEDED, NOW - 1, args=[1, "two"], key="k1")
     dead = ended(store, State.DEAD, NOW - 2, retries=0)
     store.job_insert_many([JobInsert(task="a:b", queue="q2", priority=5)] * 3, NOW)
@@ -94,7 +95,10 @@ def test_backup_is_a_valid_database_with_the_same_jobs(store: Store, tmp_path: P
         copy.close()
 
 
-def test_backup_refuses_an_existing_path_and_leaves_it_alone(store: Store, tmp_path: Path) -> None:
+def test_backup_refuses_an_existing_path_and_leaves_it_alone(
+    sqlite: SQLiteStore, tmp_path: Path
+) -> None:
+    store = sqlite  # a backup is of the database's file: SQLite's alone
     existing = tmp_path / "there.db"
     existing.write_bytes(b"precious")
     with pytest.raises(UsageError, match="already exists"):
@@ -107,18 +111,17 @@ def test_backup_refuses_an_existing_path_and_leaves_it_alone(store: Store, tmp_p
     assert empty.read_bytes() == b""
 
 
-def test_backup_into_a_missing_folder_is_a_clear_error(store: Store, tmp_path: Path) -> None:
+def test_backup_into_a_missing_folder_is_a_clear_error(sqlite: SQLiteStore, tmp_path: Path) -> None:
+    store = sqlite  # a backup is of the database's file: SQLite's alone
     target = tmp_path / "no" / "such" / "copy.db"
     with pytest.raises(UsageError, match="cannot create"):
         store.maintenance().backup(str(target))
     assert not target.parent.exists()
 
 
-def test_backup_while_another_connection_writes(
-    connect: Callable[[], Store], tmp_path: Path
-) -> None:
+def test_backup_while_another_connection_writes(sqlite: SQLiteStore, tmp_path: Path) -> None:
     """Online: a write transaction open elsewhere neither blocks the backup nor leaks into it."""
-    store = connect()
+    store = sqlite
     store.job_insert_many([JobInsert(task="a:b")] * 5, NOW)
     writer = apsw.Connection(store.path)
     writer.setbusytimeout(5000)

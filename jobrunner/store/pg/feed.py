@@ -9,13 +9,14 @@ import re
 from collections.abc import Sequence
 
 from jobrunner.models import Event
-from jobrunner.store.sqlite_sql import event_from_row
+from jobrunner.store.sqlite_sql import JOB_COLUMNS, event_from_row
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+JOB_COLUMNS_J = ", ".join(f"j.{c.strip()}" for c in JOB_COLUMNS.split(","))
 
 
 def load_queries() -> dict[str, str]:
@@ -25,7 +26,12 @@ def load_queries() -> dict[str, str]:
     for chunk in re.split(r"^-- name: ", text, flags=re.M)[1:]:
         name, _, body = chunk.partition("\n")
         lines = [ln for ln in body.splitlines() if not ln.lstrip().startswith("--")]
-        queries[name.strip()] = "\n".join(lines).strip()
+        queries[name.strip()] = (
+            "\n".join(lines)
+            .strip()
+            .replace("{job_columns_j}", JOB_COLUMNS_J)
+            .replace("{job_columns}", JOB_COLUMNS)
+        )
     return queries
 
 
@@ -39,6 +45,7 @@ def append_events(cur: Any, rows: Sequence[tuple[Any, ...]]) -> None:
         return
     cur.execute(Q["feed_lock"])
     cur.executemany(Q["event_insert"], rows)
+    cur.execute(Q["feed_notify"])  # delivered at the commit, to every feed watch
 
 
 def events_after(conn: Any, seq: int, limit: int = 1000) -> list[Event]:

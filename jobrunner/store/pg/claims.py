@@ -1,0 +1,146 @@
+"""PostgreSQL's side of running jobs: claims (one statement, FOR UPDATE SKIP LOCKED, so
+daemons on many hosts never wait on each other's rows) and how each claim ends. As
+store/sqlite_claims.py, every end fenced on (id, attempt, owner)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+
+from jobrunner.models import AttemptEnd, ClaimRequest, Job
+from jobrunner.store.pg.feed import Q, append_events
+from jobrunner.store.sqlite_sql import (
+    attempt_row,
+    end_attempt_row,
+    end_event,
+    event_row,
+    job_from_row,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+STARTED, RUNNING = "job.started", "running"
+RELEASED = {"reason": "handed back unstarted"}
+
+
+class PgClaims:
+    def _tx(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError  # PostgresStore's transaction
+
+    def _rows(self, name: str, params: Any = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def job_claim(self, request: ClaimRequest) -> list[Job]:
+        """Up to `limit` due jobs, highest priority first, then oldest run_at, then id;
+        a capped queue's at most its cap."""
+        if request.limit <= 0:
+            return []
+        caps = request.caps or {}
+        capped = sorted(caps)
+        jobs: list[Job] = []
+        with self._tx() as cur:
+            params = {
+                "owner": request.owner,
+                "now": request.now,
+                "queues": list(request.queues) if request.queues is not None else None,
+                "capped": capped,
+                "limit": request.limit,
+            }
+            cur.execute(Q["claim"], params)
+            jobs += [job_from_row(r) for r in cur.fetchall()]
+            for name in capped:
+                if request.queues is not None and name not in request.queues:
+                    continue
+                room = min(caps[name], request.limit)
+                if room <= 0:
+                    continue
+                cur.execute(
+                    Q["claim_queue"],
+                    {"owner": request.owner, "now": request.now, "queue": name, "limit": room},
+                )
+                jobs += [job_from_row(r) for r in cur.fetchall()]
+            # The best `limit` of all taken: the capped queues were claimed apart, so
+            # hand back what falls past the limit (it never started).
+            jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+            kept, extra = jobs[: request.limit], jobs[request.limit :]
+            for job in extra:
+                cur.execute(Q["release"], (job.id, job.attempts, request.owner))
+            append_events(
+                cur, [event_row(request.now, j.id, j.attempts, STARTED, RUNNING) for j in kept]
+            )
+        return kept
+
+    def job_end_many(self, owner: str | None, ends: Sequence[AttemptEnd]) -> list[bool]:
+        applied: list[bool] = []
+        if not ends:
+            return applied
+        history: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        with self._tx() as cur:
+            for end in ends:
+                row = end_attempt_row(end, owner)
+                cur.execute(
+                    Q["end_attempt"],
+                    dict(
+                        zip(
+                            (
+                                "state",
+                                "run_at",
+                                "result",
+                                "error",
+                                "started_at",
+                                "finished_at",
+                                "id",
+                                "attempt",
+                                "owner",
+                                "uncounted",
+                            ),
+                            row,
+                            strict=True,
+                        )
+                    ),
+                )
+                ok = cur.rowcount == 1
+                applied.append(ok)
+                if ok:
+                    history.append(attempt_row(end, owner))
+                    events.append(end_event(end))
+            if history:
+                cur.executemany(Q["attempt_insert"], history)
+            append_events(cur, events)
+        return applied
+
+    def job_progress_many(
+        self, owner: str, updates: Sequence[tuple[int, int, float, str | None, float]]
+    ) -> None:
+        if not updates:
+            return
+        events = []
+        with self._tx() as cur:
+            for job_id, attempt, fraction, message, at in updates:
+                cur.execute(Q["job_progress"], (fraction, message, at, job_id, attempt, owner))
+                if cur.rowcount:
+                    data = {"progress": fraction, "message": message}
+                    events.append(event_row(at, job_id, attempt, "job.progress", RUNNING, data))
+            append_events(cur, events)
+
+    def job_release_many(self, owner: str, jobs: Sequence[tuple[int, int]], now: float) -> int:
+        if not jobs:
+            return 0
+        events = []
+        with self._tx() as cur:
+            for job_id, attempt in jobs:
+                cur.execute(Q["release"], (job_id, attempt, owner))
+                for (left,) in cur.fetchall():
+                    events.append(event_row(now, job_id, left, "job.queued", "queued", RELEASED))
+            append_events(cur, events)
+        return len(events)
+
+    def job_orphans(self, dead: Sequence[str], rescuer: str | None) -> list[Job]:
+        with self._tx() as cur:
+            cur.execute(Q["daemons_dead_delete"], (list(dead), rescuer))
+            cur.execute(Q["leases_of_daemons_delete"], ([d for d in dead if d != rescuer],))
+            cur.execute(Q["running_orphans"], (rescuer,))
+            return [job_from_row(r) for r in cur.fetchall()]
