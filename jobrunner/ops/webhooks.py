@@ -120,10 +120,8 @@ async def send_test(
 ) -> Attempt:
     """POST a signed `webhook.test` event to `url` now, through the address guard, as a
     delivery would go; nothing is stored."""
-    import httpx
-
     from jobrunner.webhooks.outbox import new_msg_id
-    from jobrunner.webhooks.send import send
+    from jobrunner.webhooks.send import Clients, send
     from jobrunner.webhooks.settings import url_problem
     from jobrunner.webhooks.signing import payload, signed_headers
 
@@ -136,9 +134,10 @@ async def send_test(
     from datetime import UTC, datetime
 
     options: dict[str, Any] = {"resolve": resolve} if resolve else {}
-    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+    clients = Clients()
+    try:
         return await send(
-            client,
+            clients,
             url,
             body,
             headers,
@@ -147,3 +146,5 @@ async def send_test(
             now=datetime.fromtimestamp(now, UTC),
             **options,
         )
+    finally:
+        await clients.aclose()

@@ -36,10 +36,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    import httpx
-
     from jobrunner.clock import Clock
     from jobrunner.store.base import Store
+    from jobrunner.webhooks.send import Clients
     from jobrunner.webhooks.settings import WebhooksConfig
 
 log = logging.getLogger("jobrunner.webhooks")
@@ -84,7 +83,7 @@ class Dispatcher:
         """A store call, on the store's thread."""
         return await asyncio.get_running_loop().run_in_executor(self.db, fn, *args)
 
-    async def run(self, stop: asyncio.Event, client: httpx.AsyncClient) -> None:
+    async def run(self, stop: asyncio.Event, client: Clients) -> None:
         """Expand, claim and send until `stop` is set; then let sends under way finish
         for up to STOP_GRACE (what is cut off is sent again after its lease)."""
         while not stop.is_set():
@@ -102,7 +101,7 @@ class Dispatcher:
             for task in self.tasks:
                 task.cancel()
 
-    async def step(self, client: httpx.AsyncClient) -> float | None:
+    async def step(self, client: Clients) -> float | None:
         """One round: every new event expanded, then as many due deliveries started as
         there is room for, at most `concurrency` in flight per URL (a slow receiver
         holds back only its own). Returns when to look again (None: at a wake-up)."""
@@ -147,7 +146,7 @@ class Dispatcher:
         if not task.cancelled() and task.exception() is not None:
             log.error("a delivery failed unexpectedly: %r", task.exception())
 
-    async def deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
+    async def deliver(self, client: Clients, delivery: Delivery) -> None:
         """One attempt of `delivery`, and what follows it, recorded."""
         from jobrunner.webhooks.send import send
 
@@ -265,9 +264,8 @@ def _watch_feed(path: str, wake: Callable[[], None], stopped: threading.Event) -
 
 def run_dispatcher(db_path: str, config: WebhooksConfig) -> int:
     """`jobrunner webhooks dispatch`: deliver until SIGTERM or SIGINT."""
-    import httpx
-
     from jobrunner.store import open_store
+    from jobrunner.webhooks.send import Clients
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # httpx logs each request at INFO, URL and all: a line per delivery in the daemon's
@@ -290,10 +288,11 @@ def run_dispatcher(db_path: str, config: WebhooksConfig) -> int:
             daemon=True,
         )
         watcher.start()
-        # No redirects (a 3xx is a failure), no proxies from the environment (the
-        # address guard vets where the connection goes), no cookies kept.
-        async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
-            await dispatcher.run(stop, client)
+        clients = Clients()  # one per host name (webhooks/send.py)
+        try:
+            await dispatcher.run(stop, clients)
+        finally:
+            await clients.aclose()
         stopped.set()
 
     log.info(

@@ -34,6 +34,11 @@ class Refused(Exception):
     """Why a delivery was not sent: one line, recorded on the attempt."""
 
 
+class Unresolved(Refused):
+    """The host's name did not resolve: not sent this time, and maybe next time (a DNS
+    outage must not end a delivery for good)."""
+
+
 class Target:
     """Where an attempt goes: `address` (vetted) for the connection, `host` for the
     Host header and the TLS name."""
@@ -140,9 +145,9 @@ def vet(
         try:
             found = resolve(host, port)
         except (OSError, UnicodeError) as exc:
-            raise Refused(f"cannot resolve {host}: {exc}") from None
+            raise Unresolved(f"cannot resolve {host}: {exc}") from None
         if not found:
-            raise Refused(f"cannot resolve {host}: no address")
+            raise Unresolved(f"cannot resolve {host}: no address")
     addresses = [ipaddress.ip_address(a.split("%")[0]) for a in found]
     if not allow_private:
         for address in addresses:

@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
-from jobrunner.webhooks.guard import Refused, default_resolve, vet
+from jobrunner.webhooks.guard import Refused, Unresolved, default_resolve, vet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,8 +45,40 @@ class Attempt:
         return f"Attempt({self.outcome!r}, {self.status!r}, error={self.error!r})"
 
 
+class Clients:
+    """One httpx client per host name. The connection goes to a vetted address, so the
+    pool's key is that address: a client shared across names could send a request for
+    b.example over a TLS connection made (and its certificate checked) for a.example at
+    the same address. Bounded: the least recently used is closed past `most`."""
+
+    def __init__(self, most: int = 64) -> None:
+        self.most = most
+        self.clients: dict[str, httpx.AsyncClient] = {}
+
+    def get(self, host: str) -> httpx.AsyncClient:
+        import httpx
+
+        client = self.clients.pop(host, None)
+        if client is None:
+            # No redirects (a 3xx is a failure), no proxies from the environment (the
+            # guard vets where the connection goes).
+            client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        self.clients[host] = client  # the most recently used last
+        while len(self.clients) > self.most:
+            oldest = next(iter(self.clients))
+            stale = self.clients.pop(oldest)
+            task = asyncio.ensure_future(stale.aclose())
+            task.add_done_callback(lambda t: t.exception())
+        return client
+
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+        self.clients.clear()
+
+
 async def send(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient | Clients,
     url: str,
     body: bytes,
     headers: dict[str, str],
@@ -68,9 +100,13 @@ async def send(
             target = vet(url, allow_private=allow_private, resolve=resolve)
         else:
             target = await asyncio.to_thread(vet, url, allow_private=allow_private, resolve=resolve)
+    except Unresolved as exc:  # tried again later: DNS may be back
+        return Attempt("failed", error=str(exc), duration=time.monotonic() - started)
     except Refused as exc:
         return Attempt("refused", error=str(exc), duration=time.monotonic() - started)
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    if isinstance(client, Clients):
+        client = client.get(target.host)
     request = client.build_request(
         "POST",
         target.connect_url(),
@@ -86,6 +122,7 @@ async def send(
                 kept = await _first_bytes(response, KEEP_BODY)
             finally:
                 await response.aclose()
+                client.cookies.clear()  # a receiver's cookies go nowhere, not even back
     except (TimeoutError, httpx.TimeoutException):
         return Attempt(
             "failed", error=f"timed out after {timeout:g}s", duration=time.monotonic() - started

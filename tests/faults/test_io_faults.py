@@ -242,7 +242,7 @@ def test_a_daemon_stopped_while_it_cannot_write_exits_and_its_jobs_run_again(
     set_faults(ctl, "")
     d = LaunchedDaemon(workdir, db, env=launcher_env(workdir, db, JR_FAULTS=str(ctl)))
     daemons.append(d)
-    ids = [submit(workdir, db, "jtasks:record", "--args", f'["j{i}", 300]') for i in range(2)]
+    ids = [submit(workdir, db, "jtasks:record", "--args", f'["j{i}", 1500]') for i in range(2)]
     wait_for(lambda: len(ledger(workdir)) == 2, timeout=20, what="both jobs started")
     set_faults(ctl, "full")
     wait_for(lambda: "database write failed" in d.log(), timeout=10, what="the failure")

@@ -63,3 +63,23 @@ def test_wakes_and_feed_commits_reach_listeners_on_other_connections(pg: Postgre
     finally:
         waker.close()
         watch.close()
+
+
+def plan(store: PostgresStore, name: str, params: dict[str, object]) -> str:
+    from jobrunner.store.pg.feed import Q
+
+    return "\n".join(r[0] for r in store.conn.execute("EXPLAIN " + Q[name], params).fetchall())
+
+
+def test_claims_walk_indexes_never_the_whole_table(pg: PostgresStore) -> None:
+    pg.job_insert_calls(JobInsert(task="a:b"), ["[]"] * 5000, NOW)
+    pg.job_insert_calls(JobInsert(task="a:b", run_at=NOW + 60), ["[]"] * 5000, NOW)
+    pg.conn.execute("ANALYZE jobs")
+    anywhere = plan(
+        pg, "claim", {"owner": "o", "now": NOW, "queues": None, "capped": [], "limit": 10}
+    )
+    assert "Index Scan using jobs_queued" in anywhere, anywhere
+    assert "Index Scan using jobs_due" in anywhere, anywhere
+    assert "Seq Scan on jobs" not in anywhere, anywhere
+    capped = plan(pg, "claim_queue", {"owner": "o", "now": NOW, "queue": "default", "limit": 3})
+    assert "jobs_ready" in capped and "Seq Scan on jobs" not in capped, capped

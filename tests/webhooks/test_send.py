@@ -13,7 +13,14 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from jobrunner.webhooks.send import Attempt, next_delay, parse_retry_after, retry_delay, send
+from jobrunner.webhooks.send import (
+    Attempt,
+    Clients,
+    next_delay,
+    parse_retry_after,
+    retry_delay,
+    send,
+)
 from tests.webhooks.receiver import Answer, Receiver, receiving
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -121,3 +128,45 @@ def test_retry_delays_follow_the_schedule_with_jitter() -> None:
     assert next_delay(schedule, 1, 10**9, rng) == 86400.0
     assert parse_retry_after("soon", NOW) is None
     assert parse_retry_after(format_datetime(NOW - timedelta(hours=1), usegmt=True), NOW) == 0
+
+
+def test_an_unresolvable_name_fails_to_be_tried_again_not_refused() -> None:
+    def broken(host: str, port: int) -> list[str]:
+        raise OSError("Temporary failure in name resolution")
+
+    down = attempt("https://hooks.example/in", resolve=broken)
+    assert down.outcome == "failed" and (down.error or "").startswith("cannot resolve")
+
+
+def test_each_host_name_has_its_own_client_and_no_cookie_is_kept(receiver: Receiver) -> None:
+    receiver.script["/c"] = [Answer(200, b"", {"Set-Cookie": "session=abc; Path=/"})]
+
+    async def go() -> tuple[bool, bool, list[str]]:
+        clients = Clients(most=2)
+        try:
+            a, b = clients.get("a.example"), clients.get("b.example")
+            same = clients.get("a.example") is a
+            clients.get("c.example")  # past `most`: b.example's, the least recent, closed
+            evicted = "b.example" not in clients.clients and b.is_closed is False
+            await asyncio.sleep(0)  # (its close runs on the loop)
+            for _ in range(2):
+                await send(
+                    clients,
+                    receiver.url("/c"),
+                    b"{}",
+                    {},
+                    timeout=5,
+                    allow_private=True,
+                    now=NOW,
+                )
+            return (
+                same and a is not b,
+                evicted,
+                [r.headers.get("cookie", "") for r in receiver.at("/c")],
+            )
+        finally:
+            await clients.aclose()
+
+    distinct, evicted, cookies = asyncio.run(go())
+    assert distinct and evicted
+    assert cookies == ["", ""]  # the second request did not send the first one's cookie

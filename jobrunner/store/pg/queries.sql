@@ -157,16 +157,29 @@ DELETE FROM attempts WHERE job_id = ANY(%s)
 
 -- name: claim
 -- One statement: the best due jobs (of `queues`, or any queue but the capped ones, which
--- are claimed apart), locked past those another daemon holds, moved to running.
--- (owner, now, queues or NULL, capped, now, limit)
-WITH chosen AS (
-    SELECT id FROM jobs
-    WHERE state IN ('queued', 'scheduled', 'retrying') AND run_at <= %(now)s
+-- are claimed apart), locked past those another daemon holds, moved to running. Two
+-- index walks, each stopping at the limit: jobs_queued in claim order for the ready
+-- jobs, jobs_due in run_at order for delayed ones and retries that fell due.
+-- (owner, now, queues or NULL, capped, limit)
+WITH queued AS (
+    SELECT id, priority, run_at FROM jobs
+    WHERE state = 'queued'
       AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
       AND NOT (queue = ANY(%(capped)s::text[]))
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), due AS (
+    SELECT id, priority, run_at FROM jobs
+    WHERE state IN ('scheduled', 'retrying') AND run_at <= %(now)s
+      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+      AND NOT (queue = ANY(%(capped)s::text[]))
+    ORDER BY run_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), chosen AS (
+    SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM due) AS ready
+    ORDER BY priority DESC, run_at, id LIMIT %(limit)s
 )
 UPDATE jobs AS j
 SET state = 'running', attempts = j.attempts + 1, owner = %(owner)s, started_at = %(now)s,
