@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
+import ssl
+import subprocess
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -170,3 +175,56 @@ def test_each_host_name_has_its_own_client_and_no_cookie_is_kept(receiver: Recei
     distinct, evicted, cookies = asyncio.run(go())
     assert distinct and evicted
     assert cookies == ["", ""]  # the second request did not send the first one's cookie
+
+
+@pytest.fixture
+def tls_receiver(tmp_path: Path) -> Iterator[tuple[Receiver, ssl.SSLContext, list[str]]]:
+    """A receiver over TLS whose certificate names hooks.example only (no address), a
+    client context that trusts it, and the names clients asked for (SNI)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=hooks.example"]
+        + ["-addext", "subjectAltName=DNS:hooks.example"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    names: list[str] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda _sock, name, _ctx: names.append(name)
+    receiver = Receiver()
+    receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+    thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
+    thread.start()
+    yield receiver, ssl.create_default_context(cafile=str(cert)), names
+    receiver.server.shutdown()
+    receiver.server.server_close()
+    thread.join(5)
+
+
+def test_tls_checks_the_certificate_against_the_urls_name(
+    tls_receiver: tuple[Receiver, ssl.SSLContext, list[str]],
+) -> None:
+    receiver, trust, names = tls_receiver
+
+    def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]  # both names: the same address
+
+    async def go(url: str) -> Attempt:
+        async with httpx.AsyncClient(verify=trust, trust_env=False) as client:
+            return await send(
+                client, url, b"{}", {}, timeout=5, allow_private=True, now=NOW, resolve=resolve
+            )
+
+    ok = asyncio.run(go(f"https://hooks.example:{receiver.port}/tls"))
+    assert ok.outcome == "delivered", ok.error
+    assert names == ["hooks.example"]  # the TLS name is the URL's, not the address
+    assert receiver.at("/tls")[0].headers["host"] == f"hooks.example:{receiver.port}"
+    # the same address under a name the certificate does not carry: refused by TLS
+    other = asyncio.run(go(f"https://other.example:{receiver.port}/tls"))
+    assert other.outcome == "failed" and "certificate" in (other.error or "").lower()
+    assert len(receiver.at("/tls")) == 1
