@@ -218,7 +218,12 @@ def test_logs_follow_streams_a_running_jobs_output_and_ends_when_it_ends(
             )
             res = http.post(f"/jobs/{stuck}/cancel")
             assert res.status_code == 200, res.text
-            assert (res.json()["state"], res.json()["cancel_requested"]) == ("running", True)
+            # the record read just after the request: still running, asked to stop, or
+            # already cancelled when the daemon (woken by the request) was that quick
+            assert (res.json()["state"], res.json()["cancel_requested"]) in (
+                ("running", True),
+                ("cancelled", False),
+            )
             wait_for(
                 lambda: http.get(f"/jobs/{stuck}/status").json()["state"] == "cancelled",
                 what="the job killed",

@@ -504,8 +504,8 @@ def test_pause_resume_and_run_with_a_daemon_running(
     time.sleep(2)  # long enough for two fires, were it firing
     assert all(j["scheduled_for"] < paused + 1 for j in fired(workdir, db, "p"))
 
+    resumed = time.time()  # before the resume: its timetable starts at the resume's now
     assert cli(workdir, db, "schedules", "resume", "p").code == 0
-    resumed = time.time()
     wait_fired(workdir, db, "p", 2, after=resumed)
     secs = seconds(fired(workdir, db, "p"))
     assert not [s for s in secs if paused + 1 <= s < resumed], "paused time was caught up"
