@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from jobrunner.daemon import outcomes
-from jobrunner.errors import StoreUnavailable
+from jobrunner.errors import DatabaseCorrupt, StoreUnavailable
 from jobrunner.models import AttemptEnd
 
 TYPE_CHECKING = False
@@ -50,10 +50,15 @@ class Records:
         """Write everything pending. Returns the earliest time (wall clock) a retry just
         recorded falls due, for the supervisor to poll then."""
         due = None
+        damage: DatabaseCorrupt | None = None
         if self.ends:
             ends = self.ends
-            applied = self._record_ends(ends)
-            self.ends = []
+            try:
+                applied = self._record_ends(ends)
+                self.ends = []
+            except DatabaseCorrupt as exc:
+                damage = exc
+                ends, applied, self.ends = self._record_around_damage(ends)
             for end, ok in zip(ends, applied, strict=True):
                 if not ok:
                     log.warning(
@@ -66,6 +71,8 @@ class Records:
                 if end.run_at is not None and (due is None or end.run_at < due):
                     due = end.run_at
                 outcomes.log_end(self.events, end)
+        if damage is not None:
+            raise damage
         if self.progress:
             updates = list(self.progress.values())
             try:
@@ -79,6 +86,26 @@ class Records:
             self.store.job_release_many(self.owner, self.release, self.clock.now())
             self.release = []
         return due
+
+    def _record_around_damage(
+        self, ends: list[AttemptEnd]
+    ) -> tuple[list[AttemptEnd], list[bool], list[AttemptEnd]]:
+        """A damaged page refused the batch (a row on it, or a b-tree page the write had
+        to rebalance): record each end alone, so those whose pages are sound are kept.
+        Returns the ends recorded, whether each applied, and those left unwritten."""
+        done: list[AttemptEnd] = []
+        applied: list[bool] = []
+        left: list[AttemptEnd] = []
+        for i, end in enumerate(ends):
+            try:
+                applied += self.store.job_end_many(self.owner, [end])
+                done.append(end)
+            except DatabaseCorrupt:
+                left.append(end)
+            except StoreUnavailable:
+                left += ends[i:]
+                break
+        return done, applied, left
 
     def _record_ends(self, ends: list[AttemptEnd]) -> list[bool]:
         """Record ends in one transaction. One that cannot be stored (whatever the

@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 from collections.abc import Sequence
 
 from jobrunner.jsonutil import dumps
 from jobrunner.lifecycle import EVENT_TYPES, FINAL, Outcome, State, event_type
 from jobrunner.models import AttemptEnd, Event, Job, JobInsert
+from jobrunner.store.sqlfiles import named_queries, numbered_files
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,33 +30,11 @@ JOB_COLUMNS = (
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _load_queries() -> dict[str, str]:
-    # Plain file reads: importlib.resources pulls in pathlib, too slow for `submit`.
-    with open(os.path.join(HERE, "queries.sql"), encoding="utf-8") as f:
-        text = f.read()
-    queries: dict[str, str] = {}
-    for chunk in re.split(r"^-- name: ", text, flags=re.M)[1:]:
-        name, _, body = chunk.partition("\n")
-        lines = [ln for ln in body.splitlines() if not ln.lstrip().startswith("--")]
-        queries[name.strip()] = "\n".join(lines).strip().format(job_columns=JOB_COLUMNS)
-    return queries
-
-
-Q = _load_queries()
-
-
-def _migrations() -> list[tuple[int, str]]:
-    folder = os.path.join(HERE, "migrations")
-    found = []
-    for name in os.listdir(folder):
-        match = re.match(r"^(\d+)_.*\.sql$", name)
-        if match:
-            with open(os.path.join(folder, name), encoding="utf-8") as f:
-                found.append((int(match.group(1)), f.read()))
-    return sorted(found)
-
-
-MIGRATIONS = _migrations()
+Q = {
+    name: sql.format(job_columns=JOB_COLUMNS)
+    for name, sql in named_queries(os.path.join(HERE, "queries.sql")).items()
+}
+MIGRATIONS = numbered_files(os.path.join(HERE, "migrations"))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

@@ -170,7 +170,10 @@ def test_the_daemon_stops_claiming_lets_running_jobs_end_and_exits_3(
     (workdir / "long.go").touch()
     assert daemon.wait(timeout=30) == EXIT_STORE
     log = daemon.log()
-    assert log.count("damaged") == 1, log
+    # Said once. (A quick job's result may meet the damage too, when its write has to
+    # rebalance the damaged page: then that result waits, unwritten, and says so; every
+    # result on a sound page is still recorded, each alone.)
+    assert log.count("stopping (exit 3)") == 1, log
     assert "Traceback" not in log and "shutdown grace over" not in log, log
     assert log.count(" claim ") == claims, "claimed after the damage was found"
     assert {e.job_id for e in ledger(workdir)} == ran

@@ -5,10 +5,10 @@ number a transaction still open could yet commit (docs/architecture.md, "Postgre
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 
 from jobrunner.models import Event
+from jobrunner.store.sqlfiles import named_queries
 from jobrunner.store.sqlite_sql import JOB_COLUMNS, event_from_row
 
 TYPE_CHECKING = False
@@ -20,19 +20,10 @@ JOB_COLUMNS_J = ", ".join(f"j.{c.strip()}" for c in JOB_COLUMNS.split(","))
 
 
 def load_queries() -> dict[str, str]:
-    with open(os.path.join(HERE, "queries.sql"), encoding="utf-8") as f:
-        text = f.read()
-    queries: dict[str, str] = {}
-    for chunk in re.split(r"^-- name: ", text, flags=re.M)[1:]:
-        name, _, body = chunk.partition("\n")
-        lines = [ln for ln in body.splitlines() if not ln.lstrip().startswith("--")]
-        queries[name.strip()] = (
-            "\n".join(lines)
-            .strip()
-            .replace("{job_columns_j}", JOB_COLUMNS_J)
-            .replace("{job_columns}", JOB_COLUMNS)
-        )
-    return queries
+    return {
+        name: sql.replace("{job_columns_j}", JOB_COLUMNS_J).replace("{job_columns}", JOB_COLUMNS)
+        for name, sql in named_queries(os.path.join(HERE, "queries.sql")).items()
+    }
 
 
 Q = load_queries()

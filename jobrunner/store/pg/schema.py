@@ -5,7 +5,8 @@ hosts apply each exactly once (`jobrunner migrate`, and every daemon at start)."
 from __future__ import annotations
 
 import os
-import re
+
+from jobrunner.store.sqlfiles import numbered_files
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -17,19 +18,7 @@ MIGRATION_LOCK = 0x4A6F6252
 VERSION_TABLE = "jobrunner_schema"
 
 
-def migrations() -> list[tuple[int, str]]:
-    """(number, SQL) of every migration file, in order."""
-    folder = os.path.join(HERE, "migrations")
-    found = []
-    for name in os.listdir(folder):
-        match = re.match(r"^(\d+)_.*\.sql$", name)
-        if match:
-            with open(os.path.join(folder, name), encoding="utf-8") as f:
-                found.append((int(match.group(1)), f.read()))
-    return sorted(found)
-
-
-MIGRATIONS = migrations()
+MIGRATIONS = numbered_files(os.path.join(HERE, "migrations"))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
