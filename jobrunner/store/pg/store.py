@@ -100,24 +100,44 @@ class PostgresStore(PgClaims, PgCoordination, PgHooks):
     def job_insert_many(self, jobs: Sequence[JobInsert], now: float) -> list[InsertResult]:
         results: list[InsertResult] = []
         events: list[tuple[Any, ...]] = []
+        plain: list[tuple[Any, ...]] = []
         with self._tx() as cur:
             for job in jobs:
                 row = insert_row(job, now)
                 if job.key is None:
-                    cur.execute(Q["job_insert"], row)
-                    job_id = cur.fetchone()[0]
-                else:
-                    cur.execute(Q["job_insert_keyed"], row)
-                    got = cur.fetchone()
-                    if got is None:
-                        cur.execute(Q["job_id_by_key"], (job.key,))
-                        results.append(InsertResult(cur.fetchone()[0], False))
-                        continue
-                    job_id = got[0]
-                results.append(InsertResult(job_id, True))
-                events.append(submitted_event(now, job_id, row))
+                    plain.append(row)
+                    continue
+                if plain:  # keep ids in submit order
+                    self._insert_plain(cur, plain, now, results, events)
+                    plain = []
+                cur.execute(Q["job_insert_keyed"], row)
+                got = cur.fetchone()
+                if got is None:
+                    cur.execute(Q["job_id_by_key"], (job.key,))
+                    results.append(InsertResult(cur.fetchone()[0], False))
+                    continue
+                results.append(InsertResult(got[0], True))
+                events.append(submitted_event(now, got[0], row))
+            if plain:
+                self._insert_plain(cur, plain, now, results, events)
             append_events(cur, events)
         return results
+
+    @staticmethod
+    def _insert_plain(
+        cur: Any,
+        rows: list[tuple[Any, ...]],
+        now: float,
+        results: list[InsertResult],
+        events: list[tuple[Any, ...]],
+    ) -> None:
+        """Keyless rows in one pipelined executemany; their ids in order."""
+        cur.executemany(Q["job_insert"], rows, returning=True)
+        for row in rows:
+            job_id = cur.fetchone()[0]
+            results.append(InsertResult(job_id, True))
+            events.append(submitted_event(now, job_id, row))
+            cur.nextset()
 
     def job_insert_calls(
         self, template: JobInsert, args_json: Sequence[str], now: float
@@ -126,17 +146,14 @@ class PostgresStore(PgClaims, PgCoordination, PgHooks):
             raise ValueError("jobs inserted by calls carry no key and no schedule")
         row = insert_row(template, now)
         head, tail = row[:3], row[4:]
-        ids: list[int] = []
-        events = []
+        results: list[InsertResult] = []
+        events: list[tuple[Any, ...]] = []
         with self._tx() as cur:
-            for args in args_json:
-                full = (*head, args, *tail)
-                cur.execute(Q["job_insert"], full)
-                job_id = cur.fetchone()[0]
-                ids.append(job_id)
-                events.append(submitted_event(now, job_id, full))
+            rows = [(*head, args, *tail) for args in args_json]
+            if rows:
+                self._insert_plain(cur, rows, now, results, events)
             append_events(cur, events)
-        return ids
+        return [r.id for r in results]
 
     # -- jobs: read -----------------------------------------------------------------------
 
