@@ -38,6 +38,9 @@ RUNNING = ".running"
 MARK_BYTES = 40
 BLANK = b" " * MARK_BYTES
 PUBLISHED = "P"  # third word of a mark: the output is in the log already
+# Third word of a mark while end() moves the output into the log: readers leave the
+# spool alone (the log is about to hold it, or holds it already), salvage still moves it.
+ENDING = "E"
 HOST = file_tag()  # spools of workers on other nodes (containers, hosts) are theirs
 COPY_CHUNK = 1 << 20
 
@@ -138,6 +141,10 @@ class LogSpool:
             size = os.fstat(self.out).st_size
             linked = False
             if size or left_children:
+                # Before the log grows: a reader that measured the log after it grew
+                # but saw a plain mark would read the spool as if it followed the log,
+                # and print the output twice.
+                self._mark(f"{job_id} {attempt} {ENDING}")
                 linked = publish(self.log_dir, job_id, self.out_path, size, self.cap)
                 self._mark(f"{job_id} {attempt} {PUBLISHED}")  # salvage must not redo it
             if linked or left_children:
@@ -302,9 +309,10 @@ def read_output(log_dir: str, job_id: int, offset: int) -> bytes:
     """The job's output from `offset` on: its log, then a running attempt's spool,
     read as one stream (an attempt's spool is appended to the log when it ends).
 
-    The spool is read only while the log's size and the worker's mark stay the same
-    around the read: the worker publishes before it clears its mark, so a read that
-    raced with the end of the attempt is dropped and found in the log next time."""
+    The spool is read only under a plain mark (`<job id> <attempt>`) and while the log's
+    size and the mark stay the same around the read: the worker marks the attempt
+    ending before it publishes and clears the mark after, so a read that raced with the
+    end of the attempt is dropped and found in the log next time."""
     log_path = os.path.join(log_dir, f"{job_id}.log")
     before = _size(log_path)
     if offset < before:
@@ -324,8 +332,9 @@ def read_output(log_dir: str, job_id: int, offset: int) -> bytes:
             continue
         mark_path = os.path.join(folder, name)
         mark = _running_job(mark_path)
-        if _parse_mark(mark) != (job_id, False):
-            continue  # another job's, or already in the log
+        words = (mark or b"").split()
+        if len(words) != 2 or words[0] != str(job_id).encode():
+            continue  # another job's, or its output is in the log or going there
         try:
             with open(mark_path[: -len(".job")] + ".out", "rb") as f:
                 f.seek(offset - before)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from jobrunner.worker import spool as spool_module
 from jobrunner.worker.spool import (
     LogSpool,
     keep_tail,
@@ -118,6 +119,36 @@ def test_a_reader_sees_one_stream_across_the_end_of_each_attempt(log_dir: str) -
     assert read_output(log_dir, 7, len(seen)) == b""
     spool.end(9, ATTEMPT, left_children=False)
     assert seen == b"one\ntwo\n--- attempt 2 ---\nthree\n"
+
+
+@pytest.mark.parametrize("earlier", [b"", b"attempt one\n"], ids=["linked", "appended"])
+def test_a_reader_never_reads_an_attempt_twice_while_it_ends(
+    log_dir: str, earlier: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader that has read the whole spool and looks again just after end() made it
+    the log (or appended it to the log) must find nothing new, not the spool again."""
+    if earlier:
+        Path(log_dir, "7.log").write_bytes(earlier)
+    attempt = 2 if earlier else 1
+    spool = LogSpool(log_dir, CAP)
+    os.write(spool.begin(7, attempt), b"tick\n")
+    seen = b""
+    while chunk := read_output(log_dir, 7, len(seen)):  # the log, then the spool
+        seen += chunk
+    assert seen == earlier + (b"--- attempt 2 ---\n" if earlier else b"") + b"tick\n"
+    looked: list[bytes] = []
+
+    def publish_then_look(*args: object) -> bool:
+        linked = real_publish(*args)  # type: ignore[arg-type]
+        looked.append(read_output(log_dir, 7, len(seen)))  # the log grew, the mark stays
+        return linked
+
+    real_publish = spool_module.publish
+    monkeypatch.setattr(spool_module, "publish", publish_then_look)
+    spool.end(7, attempt, left_children=False)
+    assert looked == [b""]
+    assert read_output(log_dir, 7, len(seen)) == b""
+    assert log_of(log_dir, 7) == seen
 
 
 def test_a_log_over_the_cap_keeps_its_end(log_dir: str) -> None:
