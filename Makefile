@@ -4,12 +4,17 @@
 PYTHON ?= .venv/bin/python
 RESULTS := bench/results
 
-.PHONY: bench bench-quick report
+.PHONY: bench bench-pg bench-quick report
 
 bench:
 	$(PYTHON) -m bench.run --out $(RESULTS)/latest.json; status=$$?; \
 	if [ $$status -le 1 ]; then $(PYTHON) -m bench.report $(RESULTS)/latest.json || exit $$?; fi; \
+	$(PYTHON) -m bench.pg --out $(RESULTS)/postgres.json --doc docs/benchmarks.md || status=1; \
 	exit $$status
+
+# jobrunner on PostgreSQL beside procrastinate: its section of docs/benchmarks.md only
+bench-pg:
+	$(PYTHON) -m bench.pg --out $(RESULTS)/postgres.json --doc docs/benchmarks.md
 
 # Quick sizes; rendered beside its JSON (git-ignored), not over docs/benchmarks.md.
 bench-quick:

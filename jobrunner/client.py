@@ -71,7 +71,11 @@ class Client:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = open_store(self.db_path, synchronous=self.config.synchronous)
+            self._store = open_store(
+                self.db_path,
+                synchronous=self.config.synchronous,
+                listen=self.config.postgres.listen,
+            )
         return self._store
 
     def close(self) -> None:
@@ -214,7 +218,7 @@ class Client:
                 raise UsageError(f"{name}: expected a non-empty string, got {text!r}")
         if delay is not None and at is not None:
             raise UsageError("give delay or at, not both")
-        run_at = at if at is not None else (clock.now() + delay if delay else None)
+        run_at = at  # a delay counts from the insert's now (models.JobInsert.delay)
         for name, value in (
             ("retries", retries),
             ("backoff", backoff),
@@ -260,6 +264,7 @@ class Client:
             timeout,
             key,
             limits or None,
+            delay or 0.0,
         )
         if callback is not None:
             _check_callback(callback, self.config)

@@ -71,6 +71,15 @@ class DaemonConfig(Record):
     cgroups: bool = True
 
 
+class PostgresConfig(Record):
+    """The [postgres] table: for databases reached through a pooler."""
+
+    # false: no LISTEN (PgBouncer in transaction mode cannot keep one): daemons claim at
+    # each [daemon] poll_interval and feed readers (SSE, `wait`, `events --follow`) look
+    # every second, instead of being woken by NOTIFY.
+    listen: bool = True
+
+
 class RetentionConfig(Record):
     """How long ended jobs are kept before the daemon deletes them (and their logs)."""
 
@@ -90,6 +99,7 @@ class Config(Record):
     tasks: dict[str, TaskConfig] = field(default_factory=dict)
     schedules: dict[str, ScheduleConfig] = field(default_factory=dict)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    postgres: PostgresConfig = field(default_factory=PostgresConfig)
     http: HttpConfig | None = None  # the [http] table; None: the daemon runs no server
     webhooks: WebhooksConfig | None = None  # [webhooks]; None: no deliveries are made
 
@@ -249,7 +259,9 @@ def load_config(path: str | None) -> Config:
 
 # The keys each table of the config file may hold (the fuzzer draws from these too).
 TOP_KEYS = frozenset({"database", "synchronous", "imports", "log_max_bytes"})
-TABLE_KEYS = frozenset({"daemon", "queues", "tasks", "schedules", "retention", "http", "webhooks"})
+TABLE_KEYS = frozenset(
+    {"daemon", "queues", "tasks", "schedules", "retention", "postgres", "http", "webhooks"}
+)
 DAEMON_KEYS = frozenset(
     {
         "workers",
@@ -320,6 +332,12 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
         raise r.fail("daemon", "lease", "must be at least 2s")
 
     cfg.retention = _parse_retention(r, _table(r, data, "retention"))
+    postgres = _table(r, data, "postgres")
+    r.unknown_keys("postgres", postgres, {"listen"})
+    listen = postgres.get("listen", True)
+    if not isinstance(listen, bool):
+        raise r.fail("postgres", "listen", f"expected true or false, got {listen!r}")
+    cfg.postgres = PostgresConfig(listen=listen)
     if "http" in data:
         cfg.http = parse_http(r, _table(r, data, "http"))
     if "webhooks" in data:

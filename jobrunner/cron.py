@@ -381,6 +381,15 @@ def _offset_changes(since: float, until: float, tz: ZoneInfo) -> list[tuple[floa
     return out
 
 
+def next_offset_change(
+    tz: str, after: float, within: float = 400 * _DAY
+) -> tuple[float, float, float] | None:
+    """The zone's next change of UTC offset after `after` (a DST change), as (instant,
+    offset before, offset after) in seconds; None if none comes `within` seconds."""
+    changes = _offset_changes(after, after + within, ZoneInfo(tz))
+    return changes[0] if changes else None
+
+
 def _offset(ts: float, tz: ZoneInfo) -> float:
     delta = dt.datetime.fromtimestamp(ts, tz).utcoffset()
     return delta.total_seconds() if delta is not None else 0.0

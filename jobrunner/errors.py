@@ -36,6 +36,13 @@ class NotADatabase(JobrunnerError):
     exit_code = 2
 
 
+class DatabaseRetired(JobrunnerError):
+    """The database file was copied to another database (`jobrunner copy --to`): it is
+    read, never written again; nothing was written."""
+
+    exit_code = 2
+
+
 class StoreUnavailable(JobrunnerError):
     """The database could not be written (locked for too long, disk full or I/O error)."""
 

@@ -38,7 +38,10 @@ class JobInsert(Record):
     kwargs: dict[str, Any] = field(default_factory=dict)
     queue: str = "default"
     priority: int = 0
-    run_at: float | None = None  # None: now
+    run_at: float | None = None  # None: now + delay
+    # Counted from the insert's `now`, read after the store opened: on a database shared
+    # by hosts that is the database's clock (clock.py), whatever the submitter's says.
+    delay: float = 0.0
     retries: int = 3
     backoff: float = 1.0
     timeout: float | None = None
@@ -151,7 +154,7 @@ def submitted_job(job_id: int, job: JobInsert, now: float) -> Job:
     """The job exactly as a submit at `now` wrote it (store/sqlite_sql.py insert_row): the
     record POST /jobs answers with, built without reading a thousand rows back. A test
     holds it equal to the row read back (tests/http/test_submit.py)."""
-    run_at = now if job.run_at is None else job.run_at
+    run_at = now + job.delay if job.run_at is None else job.run_at
     return Job(
         id=job_id,
         state=State.SCHEDULED if run_at > now else State.QUEUED,
@@ -252,6 +255,28 @@ class DaemonInfo(Record):
     workers: int
     queues: list[str] | None
     node: str | None = None  # hostname, boot and pid namespace (jobrunner/node.py)
+
+
+class JobQuery(Record):
+    """What the dashboard's job list filters by (None: anything). `text`: found in the
+    arguments (positional or keyword) or a command's argv; `since`/`until`: created at
+    or after / before (epoch seconds)."""
+
+    states: list[str] | None = None
+    queue: str | None = None
+    task: str | None = None  # the function, or a [tasks.NAME]
+    text: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+class SearchPage(Record):
+    """A page of matches, newest first, and where a search goes on: `next`, the id to
+    pass as `before` (None: nothing older is left). `scanned`: jobs looked at."""
+
+    jobs: list[Job]
+    next: int | None
+    scanned: int
 
 
 class ClaimRequest(Record):

@@ -30,6 +30,7 @@ class Submission(Record):
     timeout: float | None = None
     key: str | None = None
     limits: dict[str, Any] | None = None  # memory_limit (bytes), cpu_limit (s), nice
+    delay: float = 0.0  # when run_at is None: seconds after the insert's now
 
 
 class TaskCheckFailed(UsageError):
@@ -144,6 +145,7 @@ def build_job(
         queue=sub.queue or queue,
         priority=priority,
         run_at=sub.run_at,
+        delay=sub.delay,
         retries=retries,
         backoff=backoff,
         timeout=timeout,

@@ -38,6 +38,8 @@ COMMANDS = {
     "events": "events",
     "serve": "serve",
     "webhooks": "webhooks",
+    "migrate": "database",
+    "copy": "database",
 }
 
 
@@ -177,7 +179,10 @@ class Context:
             from jobrunner.store import open_store
 
             self._store = open_store(
-                self.db_path, create=create, synchronous=self.config.synchronous
+                self.db_path,
+                create=create,
+                synchronous=self.config.synchronous,
+                listen=self.config.postgres.listen,
             )
         return self._store
 

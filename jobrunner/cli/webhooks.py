@@ -219,4 +219,6 @@ def dispatch(ctx: Any, args: argparse.Namespace) -> int:
     from jobrunner.ops import webhooks
     from jobrunner.webhooks.dispatcher import run_dispatcher
 
-    return run_dispatcher(ctx.db_path, webhooks.webhooks_of(ctx.config))
+    return run_dispatcher(
+        ctx.db_path, webhooks.webhooks_of(ctx.config), listen=ctx.config.postgres.listen
+    )

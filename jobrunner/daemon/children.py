@@ -21,6 +21,8 @@ import signal
 import subprocess
 import sys
 
+from jobrunner.store import absolute
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -50,7 +52,8 @@ class Child:
         poller: select.poll,
     ) -> None:
         self.name, self.tag = name, tag
-        self.argv = [sys.executable, "-m", "jobrunner", "--db", os.path.abspath(db_path)]
+        # a file by its absolute path (the child may start elsewhere); a URL as it is
+        self.argv = [sys.executable, "-m", "jobrunner", "--db", absolute(db_path)]
         if config_file is not None:
             self.argv += ["--config", os.path.abspath(config_file)]
         self.argv += command

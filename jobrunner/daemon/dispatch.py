@@ -4,7 +4,7 @@ The supervisor claims in batches sized to its free worker places and sends each 
 enough jobs for about DISPATCH_WINDOW of work: fast jobs go out a few at a time, slow
 ones one per worker. Between claims it knows what it holds but has not sent (`ready`),
 how many jobs of each queue run (for queue caps), and when to look at the database
-again without a wake-up (`check_db`, `next_poll`).
+again without a wake-up (`check_db`, `next_poll`, `trail_at`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import collections
 
 from jobrunner.daemon import outcomes
 from jobrunner.models import ClaimRequest, Job
+from jobrunner.store import WAKE_TRAIL, WAKE_TRAILING
 from jobrunner.worker.pool import WorkerHandle, job_spec
 
 TYPE_CHECKING = False
@@ -55,6 +56,7 @@ class Dispatch:
         self.avg_duration = 1.0  # seconds a job takes, smoothed
         self.check_db = True  # claim at the next step: a wake-up, a finish, a fire
         self.next_poll = clock.monotonic()  # else claim no later than this
+        self.trail_at = float("inf")  # and once more then (after a trailing wake-up)
 
     def ended(self, job: Job, took: float | None, config: Config) -> None:
         """A job sent to a worker is back (ended, skipped or found stale)."""
@@ -65,7 +67,9 @@ class Dispatch:
 
     def free_slots(self, workers: Iterable[WorkerHandle]) -> tuple[int, int, list[WorkerHandle]]:
         """(jobs per worker, free places for jobs, the workers that can take them)."""
-        depth = max(1, min(MAX_DEPTH, int(DISPATCH_WINDOW / max(self.avg_duration, 1e-6))))
+        # rounded, not truncated: jobs of 10 ms go two at a time, so a worker finds its
+        # next job waiting rather than a claim's round trip away
+        depth = max(1, min(MAX_DEPTH, round(DISPATCH_WINDOW / max(self.avg_duration, 1e-6))))
         live = [w for w in workers if w.kill is None and not w.eof]
         return depth, sum(max(0, depth - len(w.inflight)) for w in live), live
 
@@ -76,8 +80,10 @@ class Dispatch:
         if free <= 0 or not self.services.lease_alive(mono):
             return []  # no claim and no start while peers may be rescuing ours
         want = free - len(self.ready)
-        if want > 0 and (self.check_db or mono >= self.next_poll):
+        if want > 0 and (self.check_db or mono >= min(self.next_poll, self.trail_at)):
             self.check_db = False
+            if mono >= self.trail_at:
+                self.trail_at = float("inf")
             jobs = self._claim(want, config)
             if jobs:  # one claim, one event: the ids it took, with their attempt numbers
                 self.events.emit(
@@ -95,6 +101,17 @@ class Dispatch:
                 else:  # its stored data cannot be read: it fails, its neighbours run
                     self.records.ends.append(outcomes.unreadable(job, self.clock.now()))
         return self._send(live, depth) if self.ready else []
+
+    def woken(self, data: bytes, mono: float) -> None:
+        """A wake-up came: claim at the next step, and after a trailing one (its submitter
+        sends no other for WAKE_WINDOW) once more WAKE_TRAIL later."""
+        self.check_db = True
+        if WAKE_TRAILING in data:
+            self.trail_at = min(self.trail_at, mono + WAKE_TRAIL)
+
+    def next_claim(self) -> float:
+        """When to claim without a wake-up (free places permitting)."""
+        return min(self.next_poll, self.trail_at)
 
     def poll_again_by(self, due: float) -> None:
         """A retry falls due at `due` (wall clock): claim no later."""

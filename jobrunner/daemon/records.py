@@ -19,6 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from jobrunner.clock import Clock
     from jobrunner.daemon.events import EventLog
+    from jobrunner.daemon.shipping import OutputShipper
     from jobrunner.store.base import Store
 
 log = logging.getLogger("jobrunner.daemon")
@@ -35,6 +36,7 @@ class Records:
         self.ends: list[AttemptEnd] = []
         self.progress: dict[tuple[int, int], Progress] = {}  # the latest, by (job, attempt)
         self.release: list[tuple[int, int]] = []  # claims never started, handed back
+        self.shipper: OutputShipper | None = None  # a store that keeps output for all hosts
 
     def pending(self) -> int:
         """How many records wait to be written (progress aside: it is advice)."""
@@ -53,12 +55,16 @@ class Records:
         damage: DatabaseCorrupt | None = None
         if self.ends:
             ends = self.ends
+            if self.shipper is not None:  # what they printed is in before they end
+                self.shipper.ship_ends(ends)
             try:
                 applied = self._record_ends(ends)
                 self.ends = []
             except DatabaseCorrupt as exc:
                 damage = exc
                 ends, applied, self.ends = self._record_around_damage(ends)
+            if self.shipper is not None:
+                self.shipper.forget(ends)
             for end, ok in zip(ends, applied, strict=True):
                 if not ok:
                     log.warning(

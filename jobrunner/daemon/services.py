@@ -94,6 +94,7 @@ class Services:
         self.peers = PeerWatch(info.id, info.node, config.daemon.lease)
         self.dead_peers: set[str] = set()  # as last judged
         self.leading_until = float("-inf")  # monotonic: this daemon surely leads until then
+        self.led = False  # it held the lease at its last look (what the log last said)
         self.next_rescue = mono  # at start, then every heartbeat period
         self.next_sweep = mono
         self.next_schedule = 0.0  # wall time: the next fire
@@ -165,6 +166,8 @@ class Services:
             due.claims_lost = self._heartbeat(mono)
             due.cancels = True
             self._lead(mono, stopping)  # first: what follows may be the leader's
+            if self.leading(mono):
+                self.store.job_counts_fold()
         if self.config.schedules and not stopping and self.leading(mono):
             now = self.clock.now()
             if now >= self.next_schedule or mono >= self.next_schedule_poll:
@@ -224,6 +227,7 @@ class Services:
             if was:
                 self.store.lease_release(LEADER, me)
                 self.leading_until = float("-inf")
+                self.led = False
                 log.info("stopping: handing the leader lease over")
             return
         now = self.clock.now()
@@ -237,13 +241,18 @@ class Services:
         if holder == me:
             self.leading_until = mono + ttl * LEASE_TRUSTED
             if not was:
-                log.info("leading: this daemon fires schedules, rescues and deletes expired jobs")
+                if not self.led:
+                    log.info(
+                        "leading: this daemon fires schedules, rescues and deletes expired jobs"
+                    )
                 self.next_schedule = 0.0  # look at the schedules now
                 self.next_schedule_poll = mono
+            self.led = True
         else:
             self.leading_until = float("-inf")
-            if was:
+            if self.led:  # also after a freeze that outlasted the lease: say it went
                 log.warning("no longer leading: daemon %s holds the leader lease", holder)
+            self.led = False
 
     def _rescue(self, mono: float, stopping: bool) -> bool:
         """Rescue the running jobs of peers presumed dead (judged on this daemon's
@@ -407,7 +416,9 @@ class Services:
 
 
 def _database(config: Config) -> str:
-    return os.path.abspath(database_path(None, config))
+    from jobrunner.store import absolute
+
+    return absolute(database_path(None, config))
 
 
 def _mtime(path: str | None) -> float | None:

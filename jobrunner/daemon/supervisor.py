@@ -18,6 +18,7 @@ import socket
 import sys
 import uuid
 from dataclasses import dataclass
+from typing import cast
 
 from jobrunner.clock import SYSTEM
 from jobrunner.config import Config
@@ -29,6 +30,7 @@ from jobrunner.daemon.events import install as install_log_handler
 from jobrunner.daemon.inflight import InFlight
 from jobrunner.daemon.records import Records
 from jobrunner.daemon.services import Services
+from jobrunner.daemon.shipping import OutputShipper
 from jobrunner.errors import DatabaseMoved, DatabaseUnusable, StoreUnavailable
 from jobrunner.models import DaemonInfo
 from jobrunner.node import node
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
     from typing import TextIO
 
     from jobrunner.clock import Clock
+    from jobrunner.store.base import SharedOutput
 
 log = logging.getLogger("jobrunner.daemon")
 
@@ -79,7 +82,12 @@ class Supervisor:
         self.clock = clock
         self.opts = opts
         self.events = opts.events
-        self.store = open_store(db_path, synchronous=config.daemon.synchronous, writer=True)
+        self.store = open_store(
+            db_path,
+            synchronous=config.daemon.synchronous,
+            writer=True,
+            listen=config.postgres.listen,
+        )
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         # Where this host's workers write jobs' output (and start journals): the store's
         # output folder on this host (store/base.py, OutputStore).
@@ -94,6 +102,7 @@ class Supervisor:
         self.grace_over = False
         self.stop_deadline = 0.0
         self.check_cancels = True
+        self.next_look = 0.0  # while no wake-up can come: look for cancels by then
         self.signals: list[int] = []
         self.oom = OomWatch()
         self.backoff = StoreBackoff()  # while the database cannot be written
@@ -124,6 +133,9 @@ class Supervisor:
             config, self.store, clock, info, self.log_dir, self.lease, opts.config_file
         )
         self.records = Records(self.store, self.id, self.events, clock)  # what to write
+        output = self.store.output()
+        self.shipper = OutputShipper(cast("SharedOutput", output)) if output.shared else None
+        self.records.shipper = self.shipper
         self.dispatch = Dispatch(
             self.id, opts.queues, self.store, self.services, self.records, self.events, clock
         )
@@ -136,6 +148,7 @@ class Supervisor:
         preload(self.config)
         self.services.register()
         self.wake = self.store.waker(self.id.replace(":", "-"))
+        self.wake_fd: int | None = self.wake.fileno()  # None: lost, made again at a step
         self.sig_r, self.sig_w = os.pipe()
         os.set_blocking(self.sig_r, False)
         os.set_blocking(self.sig_w, False)
@@ -146,11 +159,14 @@ class Supervisor:
         # Before any fork: we adopt our jobs' orphans, and each worker gets a cgroup.
         self.contain = Containment(self.config.daemon.cgroups)
         self.guard = GroupGuard(self._fds_not_for_children(), cgroup=self.contain.root)
-        spool.salvage_orphans(self.log_dir, self.config.log_max_bytes)  # a killed daemon's
+        orphans = spool.salvage_orphans(self.log_dir, self.config.log_max_bytes)  # a killed
+        if self.shipper is not None:  # daemon's; on a shared store, into the database
+            with contextlib.suppress(StoreUnavailable):
+                self.shipper.adopt(orphans)
         for _ in range(self.opts.workers):
             self._spawn()
         self.poller = select.poll()
-        self.poller.register(self.wake.fileno(), select.POLLIN)
+        self.poller.register(self.wake_fd, select.POLLIN)
         self.poller.register(self.sig_r, select.POLLIN)
         for w in self.workers.values():
             self.poller.register(w.from_fd, select.POLLIN)
@@ -168,7 +184,9 @@ class Supervisor:
             child.start(self.clock.monotonic())
 
     def _fds_not_for_children(self) -> list[int]:
-        fds = [self.wake.fileno(), self.sig_r, self.sig_w]
+        fds = [self.sig_r, self.sig_w]
+        if self.wake_fd is not None:
+            fds.append(self.wake_fd)
         if getattr(self, "guard", None) is not None:
             fds.append(self.guard.fd)
         for w in self.workers.values():
@@ -269,11 +287,8 @@ class Supervisor:
             if fd == self.sig_r:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self.sig_r, 512)
-            elif fd == self.wake.fileno():
-                data = self.wake.drain()
-                self.dispatch.check_db = True
-                if WAKE_CANCEL in data:
-                    self.check_cancels = True
+            elif fd == self.wake_fd:
+                self._drain_wake()
             elif fd in self.writers:
                 w = self.writers[fd]
                 w.flush()
@@ -294,7 +309,11 @@ class Supervisor:
         self._enforce(mono)
         if self.backoff.waiting(mono):
             return
+        if self.shipper is not None:
+            self.shipper.look(mono, self._running(), self.config.log_max_bytes)
         try:  # a failed write is rolled back whole; _flush keeps what it had to record
+            if self.wake_fd is None:
+                self._listen_again()
             self._housekeeping(mono)  # before the claim: jobs it fires or rescues go out now
             if not self.stopping:
                 for fd in self.dispatch.fill(self.workers.values(), self.config, mono):
@@ -307,26 +326,58 @@ class Supervisor:
         else:
             self.backoff.succeeded(self.clock.monotonic())
 
+    def _drain_wake(self) -> None:
+        try:
+            data = self.wake.drain()
+        except StoreUnavailable as exc:
+            # Its connection was lost (PostgreSQL: the server restarted, the backend was
+            # terminated). Wake-ups sent meanwhile are lost: look at the database now
+            # and at each poll_interval until another listens (made at a step).
+            log.warning("wake-ups lost, polling until listening again: %s", exc)
+            assert self.wake_fd is not None
+            self.poller.unregister(self.wake_fd)
+            self.wake.close()
+            self.wake_fd = None
+            data = WAKE_CANCEL
+        self.dispatch.woken(data, self.clock.monotonic())
+        if WAKE_CANCEL in data:
+            self.check_cancels = True
+
+    def _listen_again(self) -> None:
+        """Another waker for the one whose connection was lost (StoreUnavailable while
+        the database cannot be reached: backing off, as for any store work)."""
+        self.wake = self.store.waker(self.id.replace(":", "-"))
+        self.wake_fd = self.wake.fileno()
+        self.poller.register(self.wake_fd, select.POLLIN)
+        self.dispatch.check_db = self.check_cancels = True  # what it missed meanwhile
+        log.info("wake-ups: listening again")
+
     def _poll_timeout(self) -> float | None:
         mono = self.clock.monotonic()
         store_work = [self.services.deadline(mono, self.stopping)]  # all need the database
-        if self.records.pending():
+        if self.records.pending() or self.check_cancels:
             store_work.append(mono)
         deadlines = [max(min(store_work), self.backoff.retry_at)]  # not while backing off
         if not self.stopping:
             # With every worker full, wait for a finish, not for the poll interval
             # (which a claim that filled the workers leaves in the past: a spin).
             if self.dispatch.free_slots(self.workers.values())[1] > 0:
-                due = mono if self.dispatch.check_db else self.dispatch.next_poll
+                due = mono if self.dispatch.check_db else self.dispatch.next_claim()
                 deadlines.append(max(due, self.backoff.retry_at))
         else:
             deadlines.append(self.stop_deadline)
+        if self.shipper is not None:
+            look = self.shipper.deadline(any(w.head for w in self.workers.values()))
+            if look is not None:
+                deadlines.append(look)
         for w in self.workers.values():
             if w.kill:
                 deadlines.append(w.kill.kill_at)
             head = w.head
             if head is not None and head.timeout:
                 deadlines.append(w.head_since + head.timeout)
+        if self._deaf() and any(w.inflight for w in self.workers.values()):
+            deadlines.append(self.next_look)
         deadlines += [t for t, _ in self.pending_group_kills]
         deadlines += [c.restart_at for c in self.children if c.restart_at is not None]
         return max(0.0, min(deadlines) - mono)
@@ -520,6 +571,10 @@ class Supervisor:
 
     # -- housekeeping --
 
+    def _running(self) -> list[tuple[int, int]]:
+        """(job, attempt) of what the workers run now."""
+        return [(h.id, h.attempts) for w in self.workers.values() if (h := w.head) is not None]
+
     def _housekeeping(self, mono: float) -> None:
         due = self.services.run_due(mono, self.stopping)
         if due.claims_lost:
@@ -528,6 +583,13 @@ class Supervisor:
             self.config = due.config
         self.dispatch.check_db |= due.claim
         self.check_cancels |= due.cancels
+        if self._deaf() and mono >= self.next_look:  # no cancel can wake us: look
+            self.next_look = mono + self.config.daemon.poll_interval
+            self.check_cancels = True
+
+    def _deaf(self) -> bool:
+        """No wake-up can come: listening is off, or its connection was lost."""
+        return self.wake_fd is None or self.wake.deaf
 
 
 def run(

@@ -56,6 +56,9 @@ class TokenCheck:
 
 
 def make_app(state: ServerState) -> Any:
+    from jobrunner.web import routes as dashboard
+    from jobrunner.web.session import Sessions
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.hub.start()
@@ -65,8 +68,10 @@ def make_app(state: ServerState) -> Any:
             state.hub.stop()
             state.close()
 
+    mode = state.config.http.dashboard if state.config.http is not None else "on"
     app = Starlette(
         routes=[
+            *(dashboard.routes if mode != "off" else []),
             *submit.routes,
             *jobs.routes,
             *live.routes,
@@ -78,5 +83,7 @@ def make_app(state: ServerState) -> Any:
         lifespan=lifespan,
     )
     app.state.server = state
+    app.state.sessions = sessions = Sessions(state.token)
+    app.state.dashboard = mode
     meta.install(app)  # /metrics: the registry, the request count
-    return TokenCheck(app, state.token)
+    return dashboard.SessionGate(TokenCheck(app, state.token), sessions, app)

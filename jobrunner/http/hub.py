@@ -21,6 +21,7 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 
+from jobrunner.errors import StoreUnavailable
 from jobrunner.models import Event
 from jobrunner.store.base import FeedWatch, Store
 
@@ -109,6 +110,7 @@ class FeedHub:
         self.keepalive = keepalive_period()
         self.queues: OrderedDict[int, str] = OrderedDict()  # job id -> queue
         self._stop = threading.Event()
+        self.ready = False  # the feed's place is known: subscribers may come
         # held while a subscriber is added (reading where it starts) and while the thread,
         # with nobody subscribed, moves past events without reading them
         self._lock = threading.Lock()
@@ -118,16 +120,35 @@ class FeedHub:
 
     def start(self) -> None:
         """On the event loop (the app's lifespan): read where the feed is, start the
-        thread and the keep-alive timer."""
+        thread and the keep-alive timer. A database that cannot be reached now (gone
+        since the server checked it) is the thread's to connect to, again every
+        RETRY_AFTER_ERROR: the server stays up, and a live reader is told to try again
+        until then (`subscribe`)."""
         self._loop = asyncio.get_running_loop()
-        store = self.open_store()
-        watch = store.events_watch()  # before the read: no commit slips between the two
-        self.delivered = store.events_last_seq()
+        try:
+            opened = self._open()
+        except StoreUnavailable as exc:
+            print(f"jobrunner serve: reading the event feed: {exc}", file=sys.stderr)
+            opened = None
         self._thread = threading.Thread(
-            target=self._run, args=(store, watch, self.delivered), name="feed-hub", daemon=True
+            target=self._run, args=(opened,), name="feed-hub", daemon=True
         )
         self._thread.start()
         self._tick = self._loop.call_later(self.keepalive, self._keepalive)
+
+    def _open(self) -> tuple[Store, FeedWatch]:
+        """The hub's store and feed watch, and where the feed is (then it is ready)."""
+        store = self.open_store()
+        try:
+            watch = store.events_watch()  # before the read: no commit slips between them
+            last = store.events_last_seq()
+        except BaseException:
+            store.close()
+            raise
+        with self._lock:
+            self.delivered = max(self.delivered, last)
+            self.ready = True
+        return store, watch
 
     def stop(self) -> None:
         """End every subscription (CLOSED) and the thread (it notices within the watch's
@@ -142,13 +163,25 @@ class FeedHub:
 
     def subscribe(self, jobs: set[int] | None = None, keepalive: bool = False) -> Subscription:
         with self._lock:
+            if not self.ready:
+                raise StoreUnavailable("the event feed: the database cannot be reached; try again")
             sub = Subscription(self, jobs, keepalive)
             self.subscribers.add(sub)
         return sub
 
     # -- the thread ---------------------------------------------------------------------
 
-    def _run(self, store: Store, watch: FeedWatch, seq: int) -> None:
+    def _run(self, opened: tuple[Store, FeedWatch] | None) -> None:
+        while opened is None:  # the database was away at the start: connect when it is back
+            if self._stop.wait(RETRY_AFTER_ERROR):
+                return
+            try:
+                opened = self._open()
+            except StoreUnavailable:
+                continue
+            print("jobrunner serve: reading the event feed again", file=sys.stderr)
+        store, watch = opened
+        seq = self.delivered
         failed = False
         try:
             while not self._stop.is_set():

@@ -212,7 +212,12 @@ def follow_in_thread(
     def write(chunk: bytes) -> None:
         anyio.from_thread.run(send.send, chunk, token=token)
 
-    store = open_store(state.db_path, create=False, synchronous=state.config.synchronous)
+    store = open_store(
+        state.db_path,
+        create=False,
+        synchronous=state.config.synchronous,
+        listen=state.config.postgres.listen,
+    )
     try:
         follow_output(store, wanted, write, stop)
     except (anyio.BrokenResourceError, anyio.ClosedResourceError, RuntimeError):

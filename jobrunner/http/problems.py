@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from jobrunner.errors import (
     DatabaseUnusable,
@@ -81,13 +81,34 @@ def status_of(exc: BaseException) -> int:
     return 500
 
 
-async def on_error(request: Request, exc: Exception) -> JSONResponse:
+async def on_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
+        if wants_page(request):
+            return error_page(exc.status_code, str(exc.detail))
         return problem(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
     status = status_of(exc)
     detail = str(exc) if status != 500 else "internal error; the server's log says more"
+    if wants_page(request):
+        return error_page(status, detail)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:  # the database is away or locked: worth asking again shortly
+        headers = {"Retry-After": "1"}
     return problem(status, detail.replace("\n", " "), headers)
+
+
+def wants_page(request: Request) -> bool:
+    """A browser on the dashboard gets its errors as a page, not JSON."""
+    path = request.url.path
+    return (path == "/" or path.startswith("/ui/")) and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
+def error_page(status: int, detail: str) -> Response:
+    from jobrunner.web.render import error_page as render
+
+    html = render(status, TITLES.get(status, "Error"), detail.replace("\n", " "))
+    return HTMLResponse(html, status_code=status)
 
 
 HANDLERS: dict[Any, Any] = {HTTPException: on_error, JobrunnerError: on_error}

@@ -10,7 +10,8 @@ if TYPE_CHECKING:
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
 DEFAULT_MAX_BODY = 1 << 20  # bytes of a request body (a batch of 10,000 small jobs fits)
-HTTP_KEYS = frozenset({"listen", "token", "allow_tasks", "allow_commands", "max_body"})
+HTTP_KEYS = frozenset({"listen", "token", "allow_tasks", "allow_commands", "max_body", "dashboard"})
+DASHBOARD_MODES = ("on", "read-only", "off")
 
 
 class HttpConfig(Record):
@@ -21,6 +22,7 @@ class HttpConfig(Record):
     allow_tasks: list[str] | None = None
     allow_commands: bool = False
     max_body: int = DEFAULT_MAX_BODY
+    dashboard: str = "on"  # "read-only": pages without actions; "off": no pages
 
 
 def split_listen(text: str, where: str) -> tuple[str, int]:
@@ -42,7 +44,14 @@ def parse_http(r: Any, data: dict[str, Any]) -> HttpConfig:
         token=r.string("http", data, "token", None),
         allow_tasks=r.string_list("http", data, "allow_tasks"),
         max_body=r.integer("http", data, "max_body", DEFAULT_MAX_BODY, 1024),
+        dashboard=r.string("http", data, "dashboard", "on"),
     )
+    if cfg.dashboard not in DASHBOARD_MODES:
+        raise r.fail(
+            "http",
+            "dashboard",
+            f"expected one of {', '.join(DASHBOARD_MODES)}, got {cfg.dashboard!r}",
+        )
     try:
         split_listen(cfg.listen, "value")
     except ValueError as exc:

@@ -36,14 +36,24 @@ class ServerState:
         self.group_commit = GroupCommit(self)  # POST /jobs: concurrent submits, one commit
         # the one reader of the event feed (started and stopped by the app's lifespan)
         self.hub = FeedHub(
-            lambda: open_store(db_path, create=False, synchronous=config.synchronous)
+            lambda: open_store(
+                db_path,
+                create=False,
+                synchronous=config.synchronous,
+                listen=config.postgres.listen,
+            )
         )
 
     def store(self) -> Store:
         """This thread's store (opened on first use)."""
         store: Store | None = getattr(self._local, "store", None)
         if store is None:
-            store = open_store(self.db_path, create=False, synchronous=self.config.synchronous)
+            store = open_store(
+                self.db_path,
+                create=False,
+                synchronous=self.config.synchronous,
+                listen=self.config.postgres.listen,
+            )
             self._local.store = store
             with self._lock:
                 self._opened.append(store)

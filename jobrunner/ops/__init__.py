@@ -34,7 +34,7 @@ def submit(store: Store, jobs: Sequence[JobInsert], now: float) -> list[InsertRe
     One result per job: its id, and `created` False when a job with the same idempotency
     key already existed (its id is returned and nothing is written for this one)."""
     results = store.job_insert_many(jobs, now)
-    if any(r.created for r in results):
+    if any(r.created for r in results) and not store.wakes_on_submit:
         wake_daemons(store)
     return results
 
@@ -45,7 +45,7 @@ def submit_calls(
     """One job per entry of `args_json` (each its args as checked JSON text), everything
     else as in `template`; one transaction, then a wake-up. Returns the ids in order."""
     ids = store.job_insert_calls(template, args_json, now)
-    if ids:
+    if ids and not store.wakes_on_submit:
         wake_daemons(store)
     return ids
 
@@ -61,5 +61,6 @@ def get_job(store: Store, job_id: int) -> Job:
 def wake_daemons(store: Store, message: bytes = WAKE_SUBMIT) -> None:
     """Tell the daemons of `store` that something changed (new work, or a cancel). Best
     effort: a daemon not reached finds the change at its next poll. Every operation wakes
-    through here, after its transaction, by the backend's own waker (Store.wake)."""
+    through here, after its transaction, by the backend's own waker (Store.wake), but a
+    submit to a store that wakes in the submit's transaction (Store.wakes_on_submit)."""
     store.wake(message)

@@ -4,7 +4,7 @@ the config; the database holds each schedule's last fire and whether it is pause
 from __future__ import annotations
 
 from jobrunner.errors import UsageError
-from jobrunner.ops import wake_daemons
+from jobrunner.ops import submit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,9 +59,39 @@ def listing(store: Store, config: Config, now: float) -> list[dict[str, Any]]:
                 },
                 "misfire": sc.misfire,
                 "overlap": sc.overlap,
+                "dst": around_offset_change(sc, now),
             }
         )
     return rows
+
+
+def around_offset_change(sc: ScheduleConfig, now: float) -> dict[str, Any] | None:
+    """The zone's next DST change (within about a year) and the schedule's fires on
+    either side of it, in local time and UTC: where a skipped or repeated hour shows.
+    None for a zone without one, or a schedule by interval (`every`: UTC seconds)."""
+    from jobrunner.cron import describe_instant, next_offset_change
+    from jobrunner.daemon.scheduler import next_fires
+    from jobrunner.models import iso
+
+    if sc.every is not None:
+        return None
+    change = next_offset_change(sc.timezone, now)
+    if change is None:
+        return None
+    at, before, after = change
+    early = next_fires(sc, max(now, at - 2 * 86400 - 60), 60)  # two days before
+    if early and early[-1] < at:  # frequent fires: those just before the change
+        early = next_fires(sc, max(now, at - 3600), 120)
+    around = [t for t in early if t < at][-2:] + next_fires(sc, at - 0.001, 2)
+    return {
+        "at": {"local": describe_instant(at, sc.timezone)[0], "utc": iso(at)},
+        "offset_before": before,
+        "offset_after": after,
+        "fires": [
+            {"local": describe_instant(t, sc.timezone)[0], "utc": iso(t), "after": t >= at}
+            for t in around
+        ],
+    }
 
 
 def run(store: Store, config: Config, name: str, now: float) -> int:
@@ -73,9 +103,7 @@ def run(store: Store, config: Config, name: str, now: float) -> int:
 
     schedule = find_schedule(config, name)
     job = job_for_fire(schedule, config, now, random.Random(), manual=True, now=now)
-    job_id = store.job_insert_many([job], now)[0].id
-    wake_daemons(store)
-    return job_id
+    return submit(store, [job], now)[0].id
 
 
 def pause(store: Store, config: Config, name: str, now: float) -> None:

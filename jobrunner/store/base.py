@@ -32,7 +32,9 @@ from jobrunner.models import (
     InsertResult,
     Job,
     JobInsert,
+    JobQuery,
     ScheduleState,
+    SearchPage,
 )
 
 
@@ -50,20 +52,34 @@ class Waker(Protocol):
     """A daemon's end of wake-ups: one file descriptor for its poll loop, whatever the
     backend (a datagram socket for SQLite, a LISTEN connection for PostgreSQL)."""
 
+    # true: it never wakes anyone (PostgreSQL with [postgres] listen = false); the
+    # daemon looks for work and cancel requests at each poll_interval instead
+    deaf: bool
+
     def fileno(self) -> int: ...
-    def drain(self) -> bytes: ...  # what was sent since the last drain (WAKE_* bytes)
+    # what was sent since the last drain (WAKE_* bytes); StoreUnavailable when a waker
+    # that has a connection lost it: the daemon makes another (supervisor._drain_wake)
+    def drain(self) -> bytes: ...
     def close(self) -> None: ...
 
 
 class OutputStore(Protocol):
     """Jobs' output. Workers write it on their own host, under `local_dir`; `read` gives
     it to any reader (the log, then a running attempt's output), `delete` goes with the
-    jobs."""
+    jobs. When `shared`, the files under `local_dir` are only this host's staging: the
+    daemon ships them (`SharedOutput.ship`) where every host reads them."""
 
     local_dir: str
+    shared: bool
 
     def read(self, job_id: int, offset: int) -> bytes: ...
     def delete(self, job_ids: Sequence[int]) -> None: ...
+
+
+class SharedOutput(OutputStore, Protocol):
+    def ship(
+        self, cuts: Sequence[tuple[int, int]], pieces: Sequence[tuple[int, bytes]]
+    ) -> list[int | None]: ...  # cuts: (job, offset) dropped first; pieces appended
 
 
 class Maintenance(Protocol):
@@ -79,6 +95,10 @@ class Maintenance(Protocol):
 
 class Store(Protocol):
     path: str
+    # the migrations this open applied (`jobrunner migrate` says which), and the schema
+    # version the database is at now
+    applied_migrations: list[int]
+    schema_version: int
 
     # jobs
     def job_insert_many(self, jobs: Sequence[JobInsert], now: float) -> list[InsertResult]: ...
@@ -94,10 +114,17 @@ class Store(Protocol):
         task: str | None = None,
         before: int | None = None,  # only ids below it
     ) -> list[Job]: ...
-    def job_counts(self) -> dict[tuple[str, str], int]: ...
+    def job_search(  # the dashboard's filter: a window of the newest, never the table
+        self, query: JobQuery, before: int | None, limit: int, window: int = ...
+    ) -> SearchPage: ...
+    def job_search_ids(self, query: JobQuery, window: int = ...) -> list[int]: ...  # all
+    def job_counts(self) -> dict[tuple[str, str], int]: ...  # kept as jobs change
+    def job_counts_fold(self) -> None: ...  # the leader's, now and then: keeps them cheap
     def job_recent_failures(self, limit: int) -> list[Job]: ...
     def job_running(self, limit: int) -> list[Job]: ...
     def job_count_ended_since(self, since: float) -> dict[str, int]: ...
+    # (final state, minutes after `since`) -> how many ended then: the overview's chart
+    def job_ended_per_minute(self, since: float) -> dict[tuple[str, int], int]: ...
     def job_claim(self, request: ClaimRequest) -> list[Job]: ...
     def job_next_due(self) -> float | None: ...
     def job_end_many(self, owner: str | None, ends: Sequence[AttemptEnd]) -> list[bool]: ...
@@ -110,6 +137,7 @@ class Store(Protocol):
     def job_cancel_requests(self, owner: str) -> list[tuple[int, int]]: ...
     def job_retry_dead(self, job_ids: Sequence[int] | None, now: float) -> list[int]: ...
     def job_delete_ended(self, state: str, before: float, batch: int = 1000) -> list[int]: ...
+    def job_delete_ids(self, job_ids: Sequence[int]) -> list[int]: ...  # those that ended
     def job_count_ended(self, state: str, before: float) -> int: ...
     def job_ids(self, state: str, queue: str | None = None) -> list[int]: ...
     def attempt_list(self, job_id: int) -> list[Attempt]: ...
@@ -185,6 +213,11 @@ class Store(Protocol):
     def webhook_prune(self, before: float, batch: int = 1000) -> int: ...
 
     # what differs by backend
+    # True: job_insert_many and job_insert_calls wake the daemons in their transaction
+    # (WAKE_TRAILING, at most once per queue per WAKE_WINDOW); False: the caller wakes
+    # them after it (ops.submit)
+    wakes_on_submit: bool
+
     def waker(self, name: str) -> Waker: ...
     def wake(self, message: bytes) -> int: ...  # reaches every waker; returns how many
     def output(self) -> OutputStore: ...

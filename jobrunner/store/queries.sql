@@ -132,6 +132,12 @@ WHERE id IN (SELECT id FROM jobs WHERE state = ? AND finished_at < ?
              AND state IN ('succeeded', 'dead', 'cancelled') LIMIT ?)
 RETURNING id
 
+-- name: ended_delete_ids
+-- The jobs named that have ended (a job still waiting or running is left alone).
+DELETE FROM jobs
+WHERE id IN (SELECT value FROM json_each(?)) AND state IN ('succeeded', 'dead', 'cancelled')
+RETURNING id
+
 -- name: ended_count
 -- What ended_delete would delete, without a limit (prune --dry-run, its confirmation).
 SELECT count(*) FROM jobs
@@ -156,7 +162,8 @@ SELECT job_id, attempt, outcome, started_at, finished_at, error, traceback, owne
 FROM attempts WHERE job_id = ? ORDER BY rowid
 
 -- name: counts
-SELECT state, queue, count(*) FROM jobs GROUP BY state, queue
+-- Kept by triggers (migrations/0009_job_counts.sql): a few rows, however many jobs.
+SELECT state, queue, n FROM job_counts WHERE n > 0
 
 -- name: job_list
 -- Every state: the primary key walked newest first from ?4 down, stopping at the limit.
@@ -168,6 +175,32 @@ WHERE id <= ?4
   AND (?2 IS NULL OR task = ?2 OR json_extract(options, '$.task_name') = ?2)
 ORDER BY id DESC
 LIMIT ?3
+
+-- name: job_search
+-- The dashboard's filter over a window: the :window newest jobs below :before (the
+-- primary key walked), never the whole table; the caller goes on from the window's end.
+-- :text is matched as typed and as JSON writes it (:text_json: quotes, non-ASCII escaped).
+-- {{what}}, {{tail}}: the job's columns and the page's order and limit, or its id alone
+-- (every match, for a bulk action: store/search.py).
+SELECT {{what}} FROM (
+    SELECT * FROM jobs WHERE id < :before ORDER BY id DESC LIMIT :window
+)
+WHERE (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:task IS NULL OR task = :task OR json_extract(options, '$.task_name') = :task)
+  AND (:text IS NULL
+       OR instr(args, :text) OR instr(kwargs, :text) OR instr(coalesce(command, ''), :text)
+       OR instr(args, :text_json) OR instr(kwargs, :text_json)
+       OR instr(coalesce(command, ''), :text_json))
+  AND (:since IS NULL OR created_at >= :since)
+  AND (:until IS NULL OR created_at < :until)
+{{tail}}
+
+-- name: job_search_window
+-- How many jobs the window held, and its lowest id (where the next window starts).
+SELECT count(*), min(id) FROM (
+    SELECT id FROM jobs WHERE id < :before ORDER BY id DESC LIMIT :window
+)
 
 -- name: job_list_in_states
 -- {{ids}}: one job_list_ids_in_state per state asked for, joined by UNION ALL.
@@ -192,10 +225,23 @@ SELECT id FROM (
 )
 
 -- name: recent_failures
-SELECT {job_columns} FROM jobs
-WHERE state IN ('dead', 'retrying') AND error IS NOT NULL
+-- The newest dead jobs down jobs_ended, and the retrying ones (few) down jobs_due; never
+-- every dead job sorted (a DLQ of 50,000 took 70 ms). The IN repeats each index's WHERE.
+SELECT {job_columns} FROM (
+    SELECT * FROM (
+        SELECT * FROM jobs
+        WHERE state IN ('succeeded', 'dead', 'cancelled') AND state = 'dead'
+          AND error IS NOT NULL
+        ORDER BY finished_at DESC LIMIT ?1)
+    UNION ALL
+    SELECT * FROM (
+        SELECT * FROM jobs
+        WHERE state IN ('scheduled', 'retrying') AND state = 'retrying'
+          AND error IS NOT NULL
+        ORDER BY run_at DESC LIMIT ?1)
+)
 ORDER BY coalesce(finished_at, run_at) DESC
-LIMIT ?
+LIMIT ?1
 
 -- name: daemon_upsert
 INSERT INTO daemons (id, host, pid, started_at, heartbeat_at, lease_until, workers, queues,
@@ -273,6 +319,13 @@ RETURNING id
 -- Fenced like a result: only the attempt that is running may report.
 UPDATE jobs SET progress = ?, progress_message = ?, progress_at = ?
 WHERE id = ? AND state = 'running' AND attempts = ? AND owner = ?
+
+-- name: ended_per_minute
+-- Jobs that ended after ?1, by final state and minute after ?1 (the overview's chart):
+-- range scans of jobs_ended, as ended_since.
+SELECT state, CAST((finished_at - ?1) / 60 AS INTEGER) AS minute, count(*) FROM jobs
+WHERE state IN ('succeeded', 'dead', 'cancelled') AND finished_at > ?1
+GROUP BY state, minute
 
 -- name: ended_since
 -- Three range scans of jobs_ended (one per final state); the IN repeats its condition.
@@ -498,3 +551,19 @@ BEGIN DEFERRED
 
 -- name: read_end
 COMMIT
+
+-- == a file whose jobs moved to another database (store/sqlite_export.py) ==============
+
+-- name: export_columns
+SELECT name FROM pragma_table_info(?1) ORDER BY cid
+
+-- name: export_rows
+-- {table}: one of sqlite_export.COPIED, never user input
+SELECT * FROM {{table}}
+
+-- name: retired_get
+-- A file `jobrunner copy --to` moved: where to (the URL without its password), and when.
+SELECT owner, expires_at FROM leases WHERE name = 'jobrunner.retired'
+
+-- name: retired_set
+INSERT INTO leases (name, owner, expires_at) VALUES ('jobrunner.retired', ?1, ?2)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 
 import apsw
@@ -27,11 +27,14 @@ from jobrunner.models import (
     InsertResult,
     Job,
     JobInsert,
+    JobQuery,
+    SearchPage,
 )
 from jobrunner.store.forkguard import ForkedConnectionError as ForkedConnectionError  # re-export
 from jobrunner.store.forkguard import open_stores
 from jobrunner.store.sqlite_claims import SQLiteClaims
 from jobrunner.store.sqlite_daemons import SQLiteDaemons
+from jobrunner.store.sqlite_export import retired_error, retired_to
 from jobrunner.store.sqlite_files import (
     file_id,
     leave_moved_path,
@@ -47,6 +50,7 @@ from jobrunner.store.sqlite_sql import (
     APPLICATION_ID,
     BUSY_TIMEOUT_MS,
     INSERT_CHUNK,
+    JOB_COLUMNS,
     LIST_INDEXES,
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -85,6 +89,8 @@ MAX_ROWID = 2**63 - 1
 class SQLiteStore(SQLiteClaims, SQLiteDaemons, SQLiteWebhooks):
     """One connection; not shared across fork (workers never open the database)."""
 
+    wakes_on_submit = False  # ops.submit wakes the daemons after the commit (sqlite_wake.py)
+
     def __init__(
         self,
         path: str,
@@ -100,6 +106,9 @@ class SQLiteStore(SQLiteClaims, SQLiteDaemons, SQLiteWebhooks):
         (the daemon) is refused at once. (`_new`: `path` is the blank file
         create_database builds a database in.)"""
         self.path = path
+        self.applied_migrations: list[int] = []
+        self.retired: tuple[str, float] | None = None  # read once the file is open
+        self.schema_version = SCHEMA_VERSION  # once open: older ones are migrated
         if not _new:
             open_or_create_file(
                 path,
@@ -143,6 +152,10 @@ class SQLiteStore(SQLiteClaims, SQLiteDaemons, SQLiteWebhooks):
                 self._migrate()
             # The files this store has open (-wal and -shm stay open, and in place, while
             # a connection is): to notice when the path names other ones, see SQLiteMaintenance.moved.
+            # a file `jobrunner copy --to` moved: read, never written (store/sqlite_export.py)
+            self.retired = retired_to(self.db)
+            if self.retired is not None and writer:
+                raise retired_error(path, self.retired)
             self._maintenance = SQLiteMaintenance(path, self.db, file_id(path))
             self._sidecars = sidecar_ids(path)
             self._output = FileOutput(path)
@@ -194,20 +207,36 @@ class SQLiteStore(SQLiteClaims, SQLiteDaemons, SQLiteWebhooks):
         return False
 
     def _migrate(self) -> None:
-        with self._tx():
+        # not _tx: an older file may not have the table that tells a retired one
+        with write_transaction(self.db, self.path):
             version = self.db.execute("PRAGMA user_version").fetchall()[0][0]
             for number, sql in MIGRATIONS:
                 if number > version:
                     self.db.execute(sql)
                     self.db.execute(f"PRAGMA user_version = {number}")
+                    self.applied_migrations.append(number)
             self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     def _tx(self) -> AbstractContextManager[Any]:
+        if self.retired is not None:
+            raise retired_error(self.path, self.retired)
         if self.read_only:
             raise StoreUnavailable(
                 f"{self.path}: cannot write the database: {self.read_only}; nothing was written"
             )
-        return write_transaction(self.db, self.path)
+        return self._write_unless_retired()
+
+    @contextlib.contextmanager
+    def _write_unless_retired(self) -> Iterator[Any]:
+        """A write transaction, refused (rolled back) on a file retired since it was
+        opened: a submit or daemon that opened it while `copy --to` ran writes nothing
+        into it afterwards (one lookup in a one-row table per transaction)."""
+        with write_transaction(self.db, self.path) as db:
+            moved = retired_to(db)
+            if moved is not None:
+                self.retired = moved
+                raise retired_error(self.path, moved)
+            yield db
 
     def close(self) -> None:
         open_stores.discard(self)
@@ -309,8 +338,37 @@ class SQLiteStore(SQLiteClaims, SQLiteDaemons, SQLiteWebhooks):
         upto = MAX_ROWID if before is None else before - 1
         return [job_from_row(r) for r in self.db.execute(sql, (queue, task, limit, upto))]
 
+    def job_search(
+        self, query: JobQuery, before: int | None, limit: int, window: int = 100_000
+    ) -> SearchPage:
+        from jobrunner.store.search import PAGE_TAIL, search
+
+        page = Q["job_search"].format(what=JOB_COLUMNS, tail=PAGE_TAIL.format(limit=":limit"))
+
+        def matches(params: dict[str, Any]) -> list[Job]:
+            return [job_from_row(r) for r in self.db.execute(page, params)]
+
+        return search(matches, self._search_window, query, before, limit, window, _dumps)
+
+    def job_search_ids(self, query: JobQuery, window: int = 100_000) -> list[int]:
+        from jobrunner.store.search import IDS_TAIL, every_id
+
+        sql = Q["job_search"].format(what="id", tail=IDS_TAIL)
+
+        def ids(params: dict[str, Any]) -> list[int]:
+            return [r[0] for r in self.db.execute(sql, params)]
+
+        return every_id(ids, self._search_window, query, window, _dumps)
+
+    def _search_window(self, params: dict[str, Any]) -> tuple[int, int | None]:
+        held, lowest = next(iter(self.db.execute(Q["job_search_window"], params)))
+        return int(held), lowest
+
     def job_counts(self) -> dict[tuple[str, str], int]:
         return {(s, q): n for s, q, n in self.db.execute(Q["counts"])}
+
+    def job_counts_fold(self) -> None:
+        return None  # one row per (state, queue) already: the triggers update in place
 
     def job_recent_failures(self, limit: int) -> list[Job]:
         return [job_from_row(r) for r in self.db.execute(Q["recent_failures"], (limit,))]
@@ -322,6 +380,9 @@ class SQLiteStore(SQLiteClaims, SQLiteDaemons, SQLiteWebhooks):
     def job_count_ended_since(self, since: float) -> dict[str, int]:
         """How many jobs ended after `since`, by final state (throughput)."""
         return {state: n for state, n in self.db.execute(Q["ended_since"], (since,))}
+
+    def job_ended_per_minute(self, since: float) -> dict[tuple[str, int], int]:
+        return {(s, m): n for s, m, n in self.db.execute(Q["ended_per_minute"], (since,))}
 
     def attempt_list(self, job_id: int) -> list[Attempt]:
         return [
@@ -396,6 +457,14 @@ class SQLiteStore(SQLiteClaims, SQLiteDaemons, SQLiteWebhooks):
             raise ValueError(f"only ended jobs can be deleted, not {state!r}")
         with self._tx() as db:
             ids = [r[0] for r in db.execute(Q["ended_delete"], (state, before, batch))]
+            if ids:
+                db.execute(Q["attempts_delete"], (_dumps(ids),))
+        return ids
+
+    def job_delete_ids(self, job_ids: Sequence[int]) -> list[int]:
+        """Delete the jobs named that have ended; returns those deleted."""
+        with self._tx() as db:
+            ids = [r[0] for r in db.execute(Q["ended_delete_ids"], (_dumps(list(job_ids)),))]
             if ids:
                 db.execute(Q["attempts_delete"], (_dumps(ids),))
         return ids

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 
 class FileOutput:
+    shared = False  # the files are the output: read where they are written
+
     def __init__(self, db_path: str) -> None:
         self.local_dir = log_dir_for(db_path)  # nothing is created until a daemon runs
 

@@ -239,7 +239,7 @@ def event_from_row(row: Sequence[Any]) -> Event:
 
 def insert_row(job: JobInsert, now: float) -> tuple[Any, ...]:
     """A job's row for the insert queries (job_insert, job_insert_fire), in their order."""
-    run_at = now if job.run_at is None else job.run_at
+    run_at = now + job.delay if job.run_at is None else job.run_at
     return (
         SCHEDULED if run_at > now else QUEUED,
         job.task,

@@ -42,6 +42,8 @@ def _wake_dir(db_path: str) -> str:
 class WakeListener:
     """The daemon's end (a base.Waker): a non-blocking datagram socket to poll on."""
 
+    deaf = False
+
     def __init__(self, db_path: str, name: str) -> None:
         folder = wake_dir(db_path)
         os.makedirs(folder, mode=0o700, exist_ok=True)

@@ -248,21 +248,26 @@ async def _first(*waits: Any, timeout: float) -> None:
             task.cancel()
 
 
-def _watch_feed(path: str, wake: Callable[[], None], stopped: threading.Event) -> None:
+def _watch_feed(
+    path: str, wake: Callable[[], None], stopped: threading.Event, listen: bool
+) -> None:
     """Sleep on the feed with a connection of its own; wake the loop at each commit, at
     most every WAKE_EVERY: a daemon busy with jobs commits hundreds of times a second,
     and a wake-up for each would take a core's share from the jobs (the commits that
     come meanwhile are read in one go)."""
     from jobrunner.store import open_store
 
-    with contextlib.closing(open_store(path)) as store, store.events_watch() as watch:
+    with (
+        contextlib.closing(open_store(path, listen=listen)) as store,
+        store.events_watch() as watch,
+    ):
         while not stopped.is_set():
             watch.wait(1.0)
             wake()
             time.sleep(WAKE_EVERY)
 
 
-def run_dispatcher(db_path: str, config: WebhooksConfig) -> int:
+def run_dispatcher(db_path: str, config: WebhooksConfig, listen: bool = True) -> int:
     """`jobrunner webhooks dispatch`: deliver until SIGTERM or SIGINT."""
     from jobrunner.store import open_store
     from jobrunner.webhooks.send import Clients
@@ -272,7 +277,7 @@ def run_dispatcher(db_path: str, config: WebhooksConfig) -> int:
     # log, and a callback's query string may hold a token (invariant 11).
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    store = open_store(db_path)
+    store = open_store(db_path, listen=listen)
     dispatcher = Dispatcher(store, config)
     stopped = threading.Event()
 
@@ -284,7 +289,12 @@ def run_dispatcher(db_path: str, config: WebhooksConfig) -> int:
         dispatcher.wake = asyncio.Event()
         watcher = threading.Thread(
             target=_watch_feed,
-            args=(db_path, lambda: loop.call_soon_threadsafe(dispatcher.feed_commit), stopped),
+            args=(
+                db_path,
+                lambda: loop.call_soon_threadsafe(dispatcher.feed_commit),
+                stopped,
+                listen,
+            ),
             daemon=True,
         )
         watcher.start()

@@ -97,8 +97,18 @@ def records(workdir: Path, db: Path, *args: str) -> list[dict[str, Any]]:
     return res.json()
 
 
+def is_url(db: Path | str) -> bool:
+    """A PostgreSQL database (JOBRUNNER_TEST_BACKEND=postgresql), not a file."""
+    return str(db).startswith("postgresql://")
+
+
 def job_count(db: Path) -> int:
-    """How many jobs the database file holds (read directly: cheaper than a subprocess)."""
+    """How many jobs the database holds (read directly: cheaper than a subprocess)."""
+    if is_url(db):
+        import psycopg
+
+        with psycopg.connect(str(db)) as conn:
+            return int(conn.execute("SELECT count(*) FROM jobs").fetchone()[0])
     import apsw
 
     con = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
@@ -109,22 +119,38 @@ def job_count(db: Path) -> int:
 
 
 def db_files(db: Path) -> list[str]:
-    """The database file and everything jobrunner keeps beside it."""
+    """The database file and everything jobrunner keeps beside it; on PostgreSQL, the
+    tables in the database (none until jobrunner made its schema)."""
+    if is_url(db):
+        import psycopg
+
+        with psycopg.connect(str(db)) as conn:
+            rows = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            ).fetchall()
+        return sorted(r[0] for r in rows)
     return sorted(p.name for p in db.parent.iterdir() if p.name.startswith(db.name))
 
 
 def backdate(db: Path, job_id: int, seconds: float) -> None:
     """Move a job's times `seconds` into the past, as if it had ended long ago."""
+    sql = (
+        "UPDATE jobs SET created_at = created_at - {s}, run_at = run_at - {s}, "
+        "started_at = started_at - {s}, finished_at = finished_at - {s} WHERE id = {i}"
+    )
+    if is_url(db):
+        import psycopg
+
+        with psycopg.connect(str(db)) as conn:
+            cur = conn.execute(sql.format(s="%(s)s", i="%(i)s"), {"s": seconds, "i": job_id})
+            assert cur.rowcount == 1
+        return
     import apsw
 
     con = apsw.Connection(str(db))
     try:
         con.setbusytimeout(10_000)
-        con.execute(
-            "UPDATE jobs SET created_at = created_at - ?1, run_at = run_at - ?1, "
-            "started_at = started_at - ?1, finished_at = finished_at - ?1 WHERE id = ?2",
-            (seconds, job_id),
-        )
+        con.execute(sql.format(s="?1", i="?2"), (seconds, job_id))
         assert con.changes() == 1
     finally:
         con.close()

@@ -117,11 +117,31 @@ def test_directory_as_database(workdir: Path, db: Path) -> None:
 
 def test_submit_creates_the_database_and_reads_find_it(workdir: Path, db: Path) -> None:
     assert cli(workdir, db, "submit", "tasks:ok").code == 0
-    assert db.exists()
+    assert db_files(db) != []  # the file, or on PostgreSQL its tables
     assert cli(workdir, db, "status").code == 0
 
 
 def test_db_flag_wins_over_the_environment(workdir: Path, db: Path) -> None:
     res = cli(workdir, db, "--db", "flag.db", "submit", "tasks:ok")
     assert res.code == 0, res.err
-    assert (workdir / "flag.db").exists() and not db.exists()
+    assert (workdir / "flag.db").exists() and db_files(db) == []
+
+
+@pytest.mark.parametrize("argv", READERS.values(), ids=READERS.keys())
+def test_an_empty_postgresql_database_is_not_made_ours(
+    workdir: Path, db: Path, argv: list[str]
+) -> None:
+    """A PostgreSQL database without jobrunner's schema, as a missing file: commands
+    that only read or change jobs say so and create nothing."""
+    import psycopg
+
+    from tests.store.pg_support import fresh_database
+
+    with fresh_database() as url:
+        res = cli(workdir, db, "--db", url, *argv)
+        assert_one_line_error(res, url, "no jobrunner database")
+        with psycopg.connect(url) as conn:
+            tables = conn.execute(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+            ).fetchone()[0]
+        assert tables == 0

@@ -39,6 +39,9 @@ sys.stderr.write("MODULES " + json.dumps(sorted(sys.modules)) + "\\n")
 raise SystemExit(code)
 """
 
+# On PostgreSQL, submit imports psycopg: the driver is the price of the server.
+pytestmark = pytest.mark.sqlite_only("what `submit` imports to write an SQLite file")
+
 
 def _modules_after(workdir: Path, db: Path, *argv: str) -> tuple[str, set[str]]:
     proc = subprocess.run(

@@ -22,7 +22,7 @@ import pytest
 
 from jobrunner.models import JobInsert
 from jobrunner.store import open_store
-from tests.cli.support import assert_one_line_error, record, records, submit
+from tests.cli.support import assert_one_line_error, db_files, record, records, submit
 from tests.helpers import PYTHON, Daemon, cli, env_for, wait_for
 
 WAL_WARN_BYTES = 64 << 20
@@ -72,6 +72,7 @@ task = "top_tasks:ok"
 # -- backup ------------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("backup copies the file; PostgreSQL's own tools back it up")
 def test_backup_writes_a_copy_with_the_same_jobs(workdir: Path, db: Path, tasks: Path) -> None:
     ids = [submit(workdir, db, "tasks:ok", "--args", f"[{i}]") for i in range(3)]
     res = cli(workdir, db, "backup", "copy.db")
@@ -86,6 +87,7 @@ def test_backup_writes_a_copy_with_the_same_jobs(workdir: Path, db: Path, tasks:
     assert backed == original
 
 
+@pytest.mark.sqlite_only("backup copies the file; PostgreSQL's own tools back it up")
 def test_backup_refuses_an_existing_path(workdir: Path, db: Path, tasks: Path) -> None:
     submit(workdir, db, "tasks:ok")
     target = workdir / "taken.db"
@@ -97,18 +99,20 @@ def test_backup_refuses_an_existing_path(workdir: Path, db: Path, tasks: Path) -
     assert_one_line_error(cli(workdir, db, "backup", str(db)), "already exists", code=2)
 
 
+@pytest.mark.sqlite_only("backup copies the file; PostgreSQL's own tools back it up")
 def test_backup_into_a_missing_folder_is_one_line(workdir: Path, db: Path, tasks: Path) -> None:
     submit(workdir, db, "tasks:ok")
     res = cli(workdir, db, "backup", "nowhere/copy.db")
     assert_one_line_error(res, "nowhere/copy.db", "cannot create", code=2)
 
 
+@pytest.mark.sqlite_only("backup copies the file; PostgreSQL's own tools back it up")
 def test_backup_without_a_database_creates_nothing(workdir: Path, db: Path) -> None:
     res = cli(workdir, db, "backup", "copy.db")
     assert res.code != 0 and res.out == ""
     assert res.err.count("\n") == 1 and "Traceback" not in res.err
     assert not (workdir / "copy.db").exists()
-    assert not db.exists()
+    assert db_files(db) == []
 
 
 def test_backup_needs_a_path(workdir: Path, db: Path) -> None:
@@ -119,6 +123,7 @@ def test_backup_needs_a_path(workdir: Path, db: Path) -> None:
 # -- the WAL in status ---------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("the write-ahead log is the file's")
 def test_status_json_reports_the_wal(workdir: Path, db: Path, tasks: Path) -> None:
     submit(workdir, db, "tasks:ok")
     data = cli(workdir, db, "status", "--json").json()
@@ -128,6 +133,7 @@ def test_status_json_reports_the_wal(workdir: Path, db: Path, tasks: Path) -> No
     assert human.code == 0 and "warning" not in human.out
 
 
+@pytest.mark.sqlite_only("the write-ahead log is the file's")
 def test_status_warns_about_a_wal_a_reader_holds_back(workdir: Path, db: Path, tasks: Path) -> None:
     submit(workdir, db, "tasks:ok")
     store = open_store(str(db))
@@ -222,7 +228,7 @@ def test_top_once_without_a_daemon_or_jobs(workdir: Path, db: Path, tasks: Path)
 
 def test_top_refuses_bad_input(workdir: Path, db: Path, tasks: Path) -> None:
     res = cli(workdir, db, "top", "--once")
-    assert res.code == 2 and "no jobrunner database" in res.err and not db.exists()
+    assert res.code == 2 and "no jobrunner database" in res.err and db_files(db) == []
     submit(workdir, db, "tasks:ok")
     assert_one_line_error(cli(workdir, db, "top", "--interval", "0"), "--interval", code=2)
     assert_one_line_error(cli(workdir, db, "top", "--interval", "soon"), "--interval", code=2)

@@ -18,7 +18,10 @@ from tests.cli.support import assert_one_line_error
 from tests.faults.mounts import tmpfs
 from tests.helpers import cli
 
-pytestmark = pytest.mark.usefixtures("tasks")
+pytestmark = [
+    pytest.mark.usefixtures("tasks"),
+    pytest.mark.sqlite_only("a database file that cannot be written, its -wal and -shm"),
+]
 
 
 @pytest.fixture

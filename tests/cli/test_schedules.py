@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.cli.support import ISO_UTC, assert_one_line_error, job_count, parse_iso, record
+from tests.cli.support import ISO_UTC, assert_one_line_error, db_files, job_count, parse_iso, record
 from tests.helpers import PYTHON, cli, env_for
 
 CONFIG = """\
@@ -192,7 +192,7 @@ def test_an_unknown_schedule_is_a_one_line_error(
 ) -> None:
     res = cli(workdir, db, "schedules", action, "nigthly")
     assert_one_line_error(res, "'nigthly'", "nightly, tick")
-    assert not db.exists()  # nothing written
+    assert db_files(db) == []  # nothing written
 
 
 def test_an_unknown_schedule_without_a_config(workdir: Path, db: Path) -> None:
@@ -286,7 +286,7 @@ def test_config_check_refuses_a_bad_config(workdir: Path, db: Path, case: str) -
     (workdir / "jobrunner.toml").write_text(text)
     assert_one_line_error(cli(workdir, db, "config", "check"), *fragments)
     assert_one_line_error(cli(workdir, db, "schedules", "list", "--json"), *fragments)
-    assert not db.exists()
+    assert db_files(db) == []
 
 
 def test_daemon_refuses_to_start_on_a_bad_config(workdir: Path, db: Path) -> None:

@@ -11,7 +11,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.cli.support import submit
+from tests.cli.support import is_url, submit
 from tests.helpers import PYTHON, env_for, wait_for
 
 SIGINT_BIT = 1 << (signal.SIGINT - 1)
@@ -29,6 +29,8 @@ def _waiting(pid: int, db: Path) -> bool:
     if not int(fields["SigCgt"], 16) & SIGINT_BIT:
         return False
     fds = Path(f"/proc/{pid}/fd")
+    if is_url(db):  # its connection to the server
+        return any(os.readlink(fd).startswith("socket:") for fd in fds.iterdir())
     return any(os.path.realpath(fd) == str(db.resolve()) for fd in fds.iterdir())
 
 

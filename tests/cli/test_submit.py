@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.support import assert_one_line_error, parse_iso, record, records, submit
+from tests.cli.support import assert_one_line_error, db_files, parse_iso, record, records, submit
 from tests.helpers import cli, env_for
 
 pytestmark = pytest.mark.usefixtures("tasks")
@@ -230,7 +230,7 @@ def test_named_task_needs_the_config(workdir: Path, db: Path) -> None:
     """Without jobrunner.toml in the working directory, `thumb` is not a task."""
     res = cli(workdir, db, "submit", "thumb")
     assert res.code == 2
-    assert not db.exists()
+    assert db_files(db) == []
 
 
 def test_no_check_lets_an_unknown_module_through(workdir: Path, db: Path) -> None:
@@ -271,7 +271,7 @@ def test_a_function_the_module_does_not_define_is_refused(workdir: Path, db: Pat
     assert_one_line_error(
         res, "task tasks:okk: module 'tasks' has no attribute 'okk'", "--no-check"
     )
-    assert not db.exists()
+    assert db_files(db) == []
 
 
 def test_a_call_that_does_not_fit_the_function_is_refused(workdir: Path, db: Path) -> None:
@@ -284,4 +284,4 @@ def test_a_call_that_does_not_fit_the_function_is_refused(workdir: Path, db: Pat
     )
     res = cli(workdir, db, "submit", "--file", "jobs.jsonl")
     assert_one_line_error(res, "jobs.jsonl:2: task tasks:fail: fail() takes 0 positional")
-    assert not db.exists()
+    assert db_files(db) == []

@@ -2,7 +2,9 @@
 
 One daemon per module runs a fixed set of jobs (`live`); tests that only read use
 it while it keeps running. Tests that change jobs get their own copy of its database
-and logs (`ran`), taken with SQLite's backup API once every job had ended.
+and logs (`ran`), taken with SQLite's backup API once every job had ended (on
+PostgreSQL, JOBRUNNER_TEST_BACKEND=postgresql: a database made from a template of it,
+output and all).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,13 +25,15 @@ from tests.cli.support import (
     RECORD_KEYS,
     assert_one_line_error,
     backdate,
+    is_url,
     log_path,
     record,
     records,
     submit,
     write_tasks,
 )
-from tests.helpers import Daemon, cli, wait_for
+from tests.conftest import DEFAULT_BACKEND
+from tests.helpers import Daemon, cli, env_for, wait_for
 
 FINAL = {"succeeded", "dead", "cancelled"}
 
@@ -58,12 +63,44 @@ def _snapshot(src: Path, dest: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
+def live_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The module's database: a file, or a PostgreSQL database (and a template of it,
+    `<name>_tpl`, made by `live`) with the test run's backend."""
+    if DEFAULT_BACKEND == "sqlite":
+        yield tmp_path_factory.mktemp("live") / "jobs.db"
+        return
+    from tests.store.pg_support import fresh_database
+
+    with fresh_database() as url:
+        try:
+            yield url  # type: ignore[misc]
+        finally:
+            with psycopg_admin() as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{template_of(url)}" WITH (FORCE)')
+
+
+def template_of(url: str) -> str:
+    return url.rsplit("/", 1)[1] + "_tpl"
+
+
+@contextlib.contextmanager
+def psycopg_admin() -> Iterator[Any]:
+    import psycopg
+
+    from tests.store.pg_support import ADMIN
+
+    with psycopg.connect(ADMIN, autocommit=True) as admin:
+        yield admin
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, live_db: Path) -> Iterator[Ran]:
     """A running daemon serving the `default` queue, and five jobs it ran to the end."""
     workdir = tmp_path_factory.mktemp("live")
-    db = workdir / "jobs.db"
+    db = live_db
     write_tasks(workdir)
-    daemon = Daemon(workdir, db, "--workers", "2", "--queues", "default")
+    env = {**env_for(workdir, db), "JOBRUNNER_PG_LOGS": str(workdir / "pg-logs")}
+    daemon = Daemon(workdir, db, "--workers", "2", "--queues", "default", env=env)
     try:
         r = Ran(
             workdir=workdir,
@@ -79,8 +116,15 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
             timeout=30,
             what="all jobs ended",
         )
-        _snapshot(db, workdir / "template.db")
-        shutil.copytree(log_path(db, 0).parent, workdir / "template.logs")
+        if is_url(db):  # a template must have no connection: the daemon stops for it
+            daemon.stop()
+            with psycopg_admin() as admin:
+                name = str(db).rsplit("/", 1)[1]
+                admin.execute(f'CREATE DATABASE "{template_of(str(db))}" TEMPLATE "{name}"')
+            daemon = Daemon(workdir, db, "--workers", "2", "--queues", "default", env=env)
+        else:
+            _snapshot(db, workdir / "template.db")
+            shutil.copytree(log_path(db, 0).parent, workdir / "template.logs")
         yield r
     finally:
         workers = daemon.worker_pids()
@@ -94,8 +138,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
 def ran(live: Ran, workdir: Path, db: Path) -> Ran:
     """This test's own copy of `live`'s database and logs, with no daemon serving it."""
     write_tasks(workdir)
-    shutil.copyfile(live.workdir / "template.db", db)
-    shutil.copytree(live.workdir / "template.logs", log_path(db, 0).parent)
+    if is_url(db):  # the test's fresh database, made again from the template
+        name = str(db).rsplit("/", 1)[1]
+        with psycopg_admin() as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_of(str(live.db))}"')
+    else:
+        shutil.copyfile(live.workdir / "template.db", db)
+        shutil.copytree(live.workdir / "template.logs", log_path(db, 0).parent)
     return replace(live, workdir=workdir, db=db)
 
 
@@ -286,7 +336,8 @@ def test_dlq_purge_older_than_keeps_recent_ones(ran: Ran) -> None:
 def test_prune_removes_old_ended_jobs_and_their_logs(ran: Ran) -> None:
     w, db = ran.workdir, ran.db
     queued = submit(w, db, "tasks:ok")  # no daemon serves this copy
-    assert log_path(db, ran.say).exists()
+    files = not is_url(db)  # PostgreSQL keeps output in the database: deleted with the job
+    assert not files or log_path(db, ran.say).exists()
     for job_id in (ran.say, ran.dead, queued):
         backdate(db, job_id, 7200)
     res = cli(w, db, "prune", "--older-than", "1h", "--yes")
@@ -298,5 +349,5 @@ def test_prune_removes_old_ended_jobs_and_their_logs(ran: Ran) -> None:
         ran.dead2: "dead",
         queued: "queued",
     }
-    assert not log_path(db, ran.say).exists()
+    assert not files or not log_path(db, ran.say).exists()
     assert_one_line_error(cli(w, db, "logs", str(ran.say)), str(ran.say))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import subprocess
 import sys
 import traceback
@@ -87,6 +86,22 @@ def assert_ok_or_clean_error(run: Run) -> None:
 def db_content(db: Path) -> object:
     """Everything the database holds (None when there is none), to compare a database
     before and after a refused command."""
+    if str(db).startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(str(db)) as conn:
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                )
+            ]
+            if not tables:
+                return None
+            return {
+                t: sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"').fetchall()))
+                for t in tables
+            }
     if not db.exists():
         return None
     con = apsw.Connection(
@@ -100,4 +115,6 @@ def db_content(db: Path) -> object:
 
 
 def db_files(db: Path) -> list[str]:
-    return sorted(p for p in os.listdir(db.parent) if p.startswith(db.name))
+    from tests.cli.support import db_files as files
+
+    return files(db)

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from jobrunner.lifecycle import Outcome, State
-from jobrunner.store.sqlite import SQLiteStore
+from jobrunner.store import open_store
 from tests.faults.test_crash_storm import ended, kill_daemon, ledger_lines, seed_on_failure
 from tests.helpers import PYTHON, Daemon, env_for, wait_for
 from tests.integration.conftest import ledger, processes_of_test, write_config
@@ -123,7 +123,7 @@ def owner_pid(owner: str | None) -> int:
 
 def held_by(db: Path, pid: int) -> dict[str, set[int]]:
     """The jobs the store has running under the daemon with this pid, by daemon id."""
-    store = SQLiteStore(str(db), create=False)
+    store = open_store(str(db), create=False)
     try:
         held: dict[str, set[int]] = {}
         for j in store.job_list(State.RUNNING.value, None, 100_000):
@@ -220,7 +220,7 @@ def test_chaos_of_daemons_killed_while_three_kinds_of_submitter_add_jobs(
         assert len(ids) == len(set(ids)), "an id was handed out twice"
         assert all(by_submitter.values()), by_submitter
 
-        store = SQLiteStore(str(db), create=False)
+        store = open_store(str(db), create=False)
         try:
             wait_for(
                 lambda: ended(store) >= len(ids),

@@ -38,10 +38,30 @@ def _stop(pids: list[int], sig: int) -> None:
         os.kill(pid, sig)
 
 
+def _in_a_transaction(url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        busy = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+        ).fetchone()[0]
+    return bool(busy)
+
+
 def _freeze_outside_a_write(pids: list[int], db: Path) -> None:
     """SIGSTOP `pids`, at a moment none of them holds the database's write lock: a
     writer frozen inside a transaction blocks every other writer (SQLite), which is not
-    what these tests are about."""
+    what these tests are about (on PostgreSQL: none of their connections is inside a
+    transaction, where it would hold the feed lock every writer takes)."""
+    if str(db).startswith("postgresql://"):
+        for _ in range(50):
+            _stop(pids, signal.SIGSTOP)
+            if not _in_a_transaction(str(db)):
+                return
+            _stop(pids, signal.SIGCONT)
+            time.sleep(0.01)
+        raise AssertionError("the daemon was inside a transaction at every try")
     probe = apsw.Connection(str(db))
     probe.setbusytimeout(100)
     try:
@@ -141,12 +161,17 @@ def test_claims_that_never_started_go_back_without_using_an_attempt(
     """kill -9 of a daemon while its worker has a batch: the jobs of the batch that had not
     started go back to the queue (no attempt used; `not_started` in their history)."""
     write_config(workdir, lease='"2s"')
-    # jobs of a millisecond: the daemon sends them in batches of a dozen or more
+    # jobs of a millisecond: the daemon sends them in batches (several at a time, for
+    # about 20 ms of work). One in the middle sleeps: once it runs, the jobs sent to its
+    # worker after it wait there unstarted, and A is killed then (killed at a random
+    # moment of fast jobs, a loaded machine once had the whole batch begun)
     lines = [{"task": "jtasks:record", "args": [f"t{i}", 1], "retries": 0} for i in range(3000)]
+    lines[400] = {"task": "jtasks:record", "args": ["slow", 60_000], "retries": 0}
     ids = submit_file(workdir, db, lines)
     a = Daemon(workdir, db, "--workers", "1")
     daemons.append(a)
-    wait_for(lambda: len(ledger(workdir)) >= 300, timeout=30, what="A to be running jobs")
+    wait_for(lambda: any(e.tag == "slow" for e in ledger(workdir)), 30, what="the slow one")
+    time.sleep(0.5)  # the supervisor tops the worker's batch up behind it
     os.killpg(a.pid, signal.SIGKILL)
     a.wait(10)
     claimed = {j["id"] for j in jobs_in(workdir, db, "running")}

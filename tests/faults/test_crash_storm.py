@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from jobrunner.lifecycle import Outcome, State
-from jobrunner.store.sqlite import SQLiteStore
+from jobrunner.store import open_store
+from jobrunner.store.base import Store
 from tests.helpers import Daemon, wait_for
 from tests.integration.conftest import (
     alive,
@@ -66,7 +67,7 @@ def ledger_lines(workdir: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
-def ended(store: SQLiteStore) -> int:
+def ended(store: Store) -> int:
     """How many jobs ended succeeded or dead."""
     counts = Counter[str]()
     for (state, _queue), n in store.job_counts().items():
@@ -76,7 +77,7 @@ def ended(store: SQLiteStore) -> int:
 
 def running_jobs(db: Path) -> dict[int, str | None]:
     """Running job id -> owning daemon, straight from the store (faster than the CLI)."""
-    store = SQLiteStore(str(db), create=False)
+    store = open_store(str(db), create=False)
     try:
         return {j.id: j.owner for j in store.job_list(State.RUNNING.value, None, N_JOBS)}
     finally:
@@ -137,7 +138,7 @@ def test_crash_storm_loses_nothing_and_reruns_only_what_a_kill_cut_short(
 
         last = Daemon(workdir, db, "--workers", str(WORKERS))
         daemons.append(last)
-        store = SQLiteStore(str(db), create=False)
+        store = open_store(str(db), create=False)
         try:
             wait_for(lambda: ended(store) == N_JOBS, timeout=60, every=0.1, what="every job to end")
             counts = Counter[str]()

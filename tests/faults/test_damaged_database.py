@@ -19,6 +19,8 @@ from jobrunner.client import Client
 from tests.helpers import Daemon, cli, wait_for
 from tests.integration.conftest import ledger
 
+pytestmark = pytest.mark.sqlite_only("damage is done to the SQLite file's pages")
+
 EXIT_STORE = 3  # README: 3 the database stayed locked, failed or is damaged
 
 
@@ -66,11 +68,11 @@ def digest(path: Path) -> str:
 
 JOBS = 300  # a few dozen pages of jobs; the last one's page is damaged
 
-# Every command that reads or writes the last job's page: the overview counts every job,
-# `list` and `dlq list` read the newest first, a submit appends beside the newest.
+# Every command that reads or writes the last job's page: `list` reads the newest first,
+# a submit appends beside the newest. (The overview, `status` and `top`, reads the kept
+# counts and the newest failures, not every job: damage in a page of waiting jobs is
+# not in its way, and `jobrunner check` finds it, below.)
 COMMANDS = {
-    "status": ["status"],
-    "status-json": ["status", "--json"],
     "status-id": ["status", str(JOBS)],
     "list": ["list"],
     "list-json": ["list", "--json"],
@@ -83,7 +85,6 @@ COMMANDS = {
     "cancel": ["cancel", str(JOBS)],
     "wait": ["wait", str(JOBS), "--timeout", "1s"],
     "logs": ["logs", str(JOBS)],
-    "top": ["top", "--once"],
     "backup": ["backup", "copy.db"],
 }
 

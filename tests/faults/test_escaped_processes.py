@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.support import db_files
 from tests.helpers import Daemon, cli, wait_for
 from tests.integration.conftest import (
     alive,
@@ -276,7 +277,7 @@ def test_cgroups_takes_true_or_false_only(workdir: Path, db: Path, value: str) -
     assert res.code == 2, (res.code, res.out, res.err)
     assert res.err.count("\n") == 1, res.err
     assert "jobrunner.toml:3: daemon.cgroups: expected true or false" in res.err, res.err
-    assert not db.exists()
+    assert db_files(db) == []
     (workdir / "jobrunner.toml").write_text("[daemon]\ncgroups = false\n")
     res = cli(workdir, db, "config", "check", "--json")
     assert res.code == 0, res.err

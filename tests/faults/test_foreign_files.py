@@ -29,6 +29,10 @@ from jobrunner.store.sqlite_files import check_foreign_file
 from jobrunner.store.sqlite_sql import APPLICATION_ID, SCHEMA_VERSION
 from tests.helpers import cli
 
+pytestmark = pytest.mark.sqlite_only(
+    "files that are not a jobrunner database, where one is expected"
+)
+
 Snapshot = dict[str, tuple[bytes, int]]
 
 

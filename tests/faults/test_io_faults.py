@@ -28,6 +28,8 @@ from tests.integration.conftest import (
     write_config,
 )
 
+pytestmark = pytest.mark.sqlite_only("I/O faults are injected into SQLite's file system layer")
+
 EXIT_STORE = 3  # README: "3 the database stayed locked or failed"
 
 

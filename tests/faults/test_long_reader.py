@@ -17,6 +17,8 @@ import pytest
 from tests.helpers import PYTHON, Daemon, cli, env_for, wait_for
 from tests.integration.conftest import wait_counts, write_config, write_module
 
+pytestmark = pytest.mark.sqlite_only("a reader holding back the SQLite write-ahead log")
+
 JOBS = 20_000
 WAL_MAX = 1 << 20  # the test's bound: small, so 20,000 jobs overflow it many times
 

@@ -20,7 +20,10 @@ from tests.faults.mounts import tmpfs
 from tests.helpers import PYTHON, Daemon, cli, wait_for
 from tests.integration.conftest import job, submit, write_config, write_module
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root"),
+    pytest.mark.sqlite_only("the full folder is the one beside the database file"),
+]
 
 LINE = "x" * 99 + "\n"  # a printed line: 100 bytes
 

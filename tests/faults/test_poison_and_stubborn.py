@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from jobrunner.lifecycle import Outcome
-from jobrunner.store.sqlite import SQLiteStore
+from jobrunner.store import open_store
 from tests.helpers import Daemon, cli, wait_for
 from tests.integration.conftest import (
     alive,
@@ -75,7 +75,7 @@ def test_poison_pill_cycles_to_dead_while_the_queue_keeps_flowing(
 
     # None of them paid for the poison: one attempt each, and it succeeded.
     assert Counter(e.job_id for e in lines if e.tag.startswith("o")) == dict.fromkeys(ordinary, 1)
-    store = SQLiteStore(str(db), create=False)
+    store = open_store(str(db), create=False)
     try:
         for job_id in ordinary:
             outcomes = [a.outcome for a in store.attempt_list(job_id)]
@@ -168,7 +168,7 @@ def test_stubborn_jobs_are_gone_within_timeout_plus_grace_of_their_start(
 
     wait_for(all_gone, timeout=TIMEOUT + KILL_GRACE + SLACK + 5, every=0.01, what="both groups")
 
-    store = SQLiteStore(str(db), create=False)
+    store = open_store(str(db), create=False)
     try:
         for what, job_id in (("python task", py_job), ("command job", cmd_job)):
             wait_for(lambda j=job_id: store.attempt_list(j), timeout=10, what=f"{what} to end")

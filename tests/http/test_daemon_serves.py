@@ -9,10 +9,14 @@ import signal
 from pathlib import Path
 
 import httpx
+import pytest
 
 from jobrunner.client import Client
 from jobrunner.lifecycle import State
 from tests.helpers import Daemon, wait_for
+
+# on PostgreSQL too: the children once got the URL made into a file path
+pytestmark = pytest.mark.both_backends
 
 LISTENING = re.compile(r"listening on (http://[0-9.:]+)")
 STARTED = re.compile(r"HTTP server started \(pid (\d+)\)")

@@ -97,6 +97,8 @@ def test_readyz_needs_the_database_and_a_live_daemon(
         res = http.get("/readyz")
         assert (res.status_code, res.json()) == (200, {"ok": True, "daemons": 1})
         assert http.get("/healthz").json() == {"ok": True}
+        if str(db).startswith("postgresql://"):
+            return  # what follows is a file's: replaced under the server
         db.unlink()
         for suffix in ("-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)

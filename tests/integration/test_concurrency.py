@@ -20,6 +20,9 @@ from tests.integration.conftest import (
     write_config,
 )
 
+# Each test here runs on an SQLite file and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.both_backends
+
 SUBMITTERS = 6
 PER_FILE = 500
 SINGLES = 50

@@ -12,6 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from jobrunner.lifecycle import State, can_move
 from tests.helpers import PYTHON, Daemon, cli, env_for
 from tests.integration.conftest import (
@@ -21,6 +23,9 @@ from tests.integration.conftest import (
     submit,
     write_config,
 )
+
+# Each test here runs on an SQLite file and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.both_backends
 
 
 def feed(workdir: Path, db: Path, *args: str) -> list[dict[str, Any]]:

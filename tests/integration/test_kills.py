@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import Daemon, cli, wait_for
 from tests.integration.conftest import (
     alive,
@@ -15,6 +17,9 @@ from tests.integration.conftest import (
     submit,
     write_config,
 )
+
+# Each test here runs on an SQLite file and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.both_backends
 
 TIMEOUT = 1.0
 KILL_GRACE = 1.0

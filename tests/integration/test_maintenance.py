@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.cli.support import backdate
 from tests.helpers import Daemon, cli, wait_for
 from tests.integration.conftest import job, submit, write_config
+
+# Each test here runs on an SQLite file and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.both_backends
 
 DAY = 86400.0
 
@@ -29,6 +34,7 @@ def with_retention(workdir: Path, text: str) -> None:
     config.write_text(config.read_text() + "\n[retention]\n" + text)
 
 
+@pytest.mark.sqlite_only("ages the file's rows with apsw")
 def test_daemon_prunes_old_ended_jobs_at_start_and_keeps_fresh_ones(
     workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
 ) -> None:
@@ -73,6 +79,7 @@ def test_daemon_prunes_old_ended_jobs_at_start_and_keeps_fresh_ones(
     assert daemon.log().count("retention: deleted") == 1
 
 
+@pytest.mark.sqlite_only("counts the file's rows with apsw")
 def test_short_retention_prunes_while_the_daemon_runs(
     workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
 ) -> None:
@@ -92,6 +99,7 @@ def test_short_retention_prunes_while_the_daemon_runs(
     assert "retention: deleted 1 ended job(s) and their logs (1 succeeded;" in daemon.log()
 
 
+@pytest.mark.sqlite_only("backup is a file's; PostgreSQL's own tools back it up")
 def test_backup_while_the_daemon_runs(
     workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
 ) -> None:

@@ -27,6 +27,9 @@ import pytest
 from tests.helpers import PYTHON, Daemon, cli, env_for, wait_for
 from tests.integration.conftest import job, submit, write_config, write_module
 
+# Each test here runs on an SQLite file and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.both_backends
+
 TASKS = '''
 import os
 import time

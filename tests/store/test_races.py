@@ -111,3 +111,43 @@ def test_a_claim_racing_a_cancel_never_runs_a_cancelled_job(connect: Callable[[]
     assert {i for i, _ in setup.job_cancel_requests(LIVE)} == set(claimed)
     for job_id in cancelled:
         assert get(setup, job_id).state is State.CANCELLED
+
+
+def test_counts_stay_exact_while_claims_ends_and_folds_run_at_once(
+    connect: Callable[[], Store],
+) -> None:
+    """Two daemons' claims and ends, submits, and the leader folding the counts, all at
+    once: the counts then equal the jobs counted one by one (PostgreSQL keeps them as
+    deltas that nobody locks; a fold must lose none committed meanwhile)."""
+    from tests.store.test_conformance import counted
+
+    setup = connect()
+    insert(setup, *[job(queue=("a", "b")[i % 2]) for i in range(100)])
+    first, second, submitter, folder = connect(), connect(), connect(), connect()
+
+    def work(store: Store, owner: str) -> Callable[[], None]:
+        def loop() -> None:
+            while batch := claim(store, owner=owner, limit=3):
+                outcome = [
+                    end(j, Outcome.SUCCEEDED, State.SUCCEEDED)
+                    if j.id % 3
+                    else end(j, Outcome.FAILED, State.DEAD, error="no")
+                    for j in batch
+                ]
+                assert store.job_end_many(owner, outcome) == [True] * len(batch)
+
+        return loop
+
+    def submit() -> None:
+        for i in range(40):
+            insert(submitter, job(queue=("a", "c")[i % 2]))
+
+    def fold() -> None:
+        for _ in range(60):
+            folder.job_counts_fold()
+
+    run_together(work(first, LIVE), work(second, DEAD), submit, fold)
+    assert setup.job_counts() == counted(setup)
+    setup.job_counts_fold()
+    assert setup.job_counts() == counted(setup)
+    assert sum(setup.job_counts().values()) == 140

@@ -336,6 +336,8 @@ QUEUE_QUERIES = {
     "cancel_requests": (("me",), "USING INDEX jobs_running (owner=?)"),
     "ended_delete": (("succeeded", NOW, 100), "INDEX jobs_ended (state=? AND finished_at<?)"),
     "dead_ids": ((), "INDEX jobs_ended (state=?)"),
+    # the newest dead jobs, not every one sorted (the dashboard, status, top)
+    "recent_failures": ((10,), "SEARCH jobs USING INDEX jobs_ended (state=?)"),
     "ended_count": (("dead", NOW), "INDEX jobs_ended (state=? AND finished_at<?)"),
     "waiting_ids": (("queued", None), "USING INDEX jobs_queued"),
     "running_ids": ((None,), "USING INDEX jobs_running"),

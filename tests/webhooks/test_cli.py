@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+from tests.cli.support import db_files
 from tests.helpers import cli
 
 SECRET = "whsec_" + base64.b64encode(b"cli-test-key-0123456789abcdefgh").decode()
@@ -19,7 +20,7 @@ def test_a_callback_needs_webhooks_configured_and_a_good_url(workdir: Path, db: 
     (workdir / "jobrunner.toml").write_text(f'[webhooks]\nsecret = "{SECRET}"\n')
     bad = cli(workdir, db, "submit", "--cmd", "--callback", "me.example/hook", "--", "true")
     assert bad.code == 2 and "--callback: expected an http:// or https:// URL" in bad.err
-    assert not db.exists()  # nothing written
+    assert db_files(db) == []  # nothing written
     private = cli(workdir, db, "submit", "--cmd", "--callback", "http://10.0.0.7/", "--", "true")
     assert private.code == 2 and "10.0.0.7 is private" in private.err
     line = '{"command": ["true"], "callback": "gopher://x"}\n'

@@ -25,6 +25,13 @@ STARTED, RUNNING = "job.started", "running"
 RELEASED = {"reason": "handed back unstarted"}
 
 
+# end_attempt's parameters, in the order of sqlite_sql.end_attempt_row
+END_ATTEMPT_PARAMS = (
+    *("state", "run_at", "result", "error", "started_at", "finished_at"),
+    *("id", "attempt", "owner", "uncounted"),
+)
+
+
 class PgClaims:
     def _tx(self) -> AbstractContextManager[Any]:
         raise NotImplementedError  # PostgresStore's transaction
@@ -78,31 +85,16 @@ class PgClaims:
             return applied
         history: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []
+        names = END_ATTEMPT_PARAMS
+        params = [dict(zip(names, end_attempt_row(end, owner), strict=True)) for end in ends]
         with self._tx() as cur:
-            for end in ends:
-                row = end_attempt_row(end, owner)
-                cur.execute(
-                    Q["end_attempt"],
-                    dict(
-                        zip(
-                            (
-                                "state",
-                                "run_at",
-                                "result",
-                                "error",
-                                "started_at",
-                                "finished_at",
-                                "id",
-                                "attempt",
-                                "owner",
-                                "uncounted",
-                            ),
-                            row,
-                            strict=True,
-                        )
-                    ),
-                )
-                ok = cur.rowcount == 1
+            # one pipelined round trip for the batch, not one per end: each UPDATE returns
+            # the id it ended, or nothing when the fence refused it (a rescued attempt)
+            cur.executemany(Q["end_attempt"], params, returning=True)
+            for i, end in enumerate(ends):
+                if i:
+                    cur.nextset()
+                ok = cur.fetchone() is not None
                 applied.append(ok)
                 if ok:
                     history.append(attempt_row(end, owner))

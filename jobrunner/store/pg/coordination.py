@@ -50,10 +50,13 @@ class PgCoordination:
             if cur.rowcount != 1:
                 return None
             ids: list[int] = []
-            for job in jobs:
-                row = insert_row(job, now)
-                cur.execute(Q["job_insert_fire"], row)
-                for (job_id,) in cur.fetchall():
+            rows = [insert_row(job, now) for job in jobs]
+            if rows:  # one pipelined round trip: a catch-up inserts thousands at once
+                cur.executemany(Q["job_insert_fire"], rows, returning=True)
+            for i, (job, row) in enumerate(zip(jobs, rows, strict=True)):
+                if i:
+                    cur.nextset()
+                for (job_id,) in cur.fetchall():  # none: that fire's job exists already
                     ids.append(job_id)
                     fired = {"schedule": name, "scheduled_for": job.scheduled_for}
                     events.append(event_row(now, job_id, 0, "schedule.fired", row[0], fired))

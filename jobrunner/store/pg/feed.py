@@ -29,14 +29,18 @@ def load_queries() -> dict[str, str]:
 Q = load_queries()
 
 
-def append_events(cur: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+def append_events(cur: Any, rows: Sequence[tuple[Any, ...]], wake: bytes | None = None) -> None:
     """Append events (at, job_id, attempt, type, state, data) in the caller's
-    transaction, as its last statements: the feed lock is held from here to the commit."""
+    transaction, as its last statements: the feed lock is held from here to the commit.
+    `wake`: the daemons' wake-up to send with the feed's (both at the commit)."""
     if not rows:
         return
     cur.execute(Q["feed_lock"])
     cur.executemany(Q["event_insert"], rows)
-    cur.execute(Q["feed_notify"])  # delivered at the commit, to every feed watch
+    if wake is None:
+        cur.execute(Q["feed_notify"])  # delivered at the commit, to every feed watch
+    else:
+        cur.execute(Q["feed_and_wake_notify"], (wake.decode("latin-1"),))
 
 
 def events_after(conn: Any, seq: int, limit: int = 1000) -> list[Event]:

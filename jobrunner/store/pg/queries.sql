@@ -37,6 +37,11 @@ DELETE FROM job_events WHERE seq <= %s
 -- Readers LISTEN on this channel (the feed watch); sent at commit.
 SELECT pg_notify('jobrunner_feed', '')
 
+-- name: feed_and_wake_notify
+-- (message): a submit's transaction wakes the daemons as well, in the same statement;
+-- both are sent at its commit (and not at all if it rolls back).
+SELECT pg_notify('jobrunner_feed', ''), pg_notify('jobrunner_wake', %s)
+
 -- == jobs =================================================================================
 
 -- name: job_insert
@@ -79,17 +84,68 @@ WHERE id <= %(upto)s
 ORDER BY id DESC
 LIMIT %(limit)s
 
+-- name: job_search
+-- The dashboard's filter over a window: the %(window)s newest jobs below %(before)s (the
+-- primary key walked), never the whole table; the caller goes on from the window's end.
+-- %(text)s is matched as typed and as JSON writes it (%(text_json)s). {what}, {tail}:
+-- the job's columns and the page's order and limit, or its id alone (store/search.py).
+SELECT {what} FROM (
+    SELECT * FROM jobs WHERE id < %(before)s ORDER BY id DESC LIMIT %(window)s
+) AS recent
+WHERE (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(task)s::text IS NULL OR task = %(task)s::text
+       OR options::jsonb ->> 'task_name' = %(task)s::text)
+  AND (%(text)s::text IS NULL
+       OR strpos(args, %(text)s::text) > 0 OR strpos(kwargs, %(text)s::text) > 0
+       OR strpos(coalesce(command, ''), %(text)s::text) > 0
+       OR strpos(args, %(text_json)s::text) > 0 OR strpos(kwargs, %(text_json)s::text) > 0
+       OR strpos(coalesce(command, ''), %(text_json)s::text) > 0)
+  AND (%(since)s::float8 IS NULL OR created_at >= %(since)s::float8)
+  AND (%(until)s::float8 IS NULL OR created_at < %(until)s::float8)
+{tail}
+
+-- name: job_search_window
+SELECT count(*), min(id) FROM (
+    SELECT id FROM jobs WHERE id < %(before)s ORDER BY id DESC LIMIT %(window)s
+) AS recent
+
 -- name: counts
-SELECT state, queue, count(*) FROM jobs GROUP BY state, queue
+-- The deltas the triggers appended (pg/migrations/0003_job_counts.sql), summed, and how
+-- many rows that took (the reader folds them when the leader has not lately).
+SELECT state, queue, sum(n)::bigint, count(*) FROM job_count_deltas
+GROUP BY state, queue
+
+-- name: counts_fold
+-- Every delta seen folded into one row per (state, queue). Deltas committed meanwhile
+-- are not seen, so not deleted: they stay, to be summed with the folded rows.
+WITH gone AS (DELETE FROM job_count_deltas RETURNING state, queue, n)
+INSERT INTO job_count_deltas (state, queue, n)
+SELECT state, queue, sum(n) FROM gone GROUP BY state, queue HAVING sum(n) <> 0
 
 -- name: recent_failures
-SELECT {job_columns} FROM jobs
-WHERE state IN ('dead', 'retrying') AND error IS NOT NULL
+-- The newest dead jobs down jobs_ended, and the retrying ones (few) down jobs_due; never
+-- every dead job sorted. The IN repeats each index's WHERE.
+SELECT {job_columns} FROM (
+    (SELECT * FROM jobs
+     WHERE state IN ('succeeded', 'dead', 'cancelled') AND state = 'dead'
+       AND error IS NOT NULL
+     ORDER BY finished_at DESC LIMIT %(limit)s)
+    UNION ALL
+    (SELECT * FROM jobs
+     WHERE state IN ('scheduled', 'retrying') AND state = 'retrying' AND error IS NOT NULL
+     ORDER BY run_at DESC LIMIT %(limit)s)
+) AS failed
 ORDER BY coalesce(finished_at, run_at) DESC
-LIMIT %s
+LIMIT %(limit)s
 
 -- name: running_jobs
 SELECT {job_columns} FROM jobs WHERE state = 'running' ORDER BY started_at, id LIMIT %s
+
+-- name: ended_per_minute
+SELECT state, floor((finished_at - %(since)s) / 60)::int AS minute, count(*) FROM jobs
+WHERE state IN ('succeeded', 'dead', 'cancelled') AND finished_at > %(since)s
+GROUP BY state, minute
 
 -- name: ended_since
 SELECT state, count(*) FROM jobs
@@ -134,6 +190,11 @@ ORDER BY id
 DELETE FROM jobs
 WHERE id IN (SELECT id FROM jobs WHERE state = %s AND finished_at < %s
              AND state IN ('succeeded', 'dead', 'cancelled') LIMIT %s)
+RETURNING id
+
+-- name: ended_delete_ids
+DELETE FROM jobs
+WHERE id = ANY(%s) AND state IN ('succeeded', 'dead', 'cancelled')
 RETURNING id
 
 -- name: ended_count
@@ -213,6 +274,7 @@ SET state = %(state)s, attempts = attempts - %(uncounted)s, run_at = coalesce(%(
     progress = CASE WHEN %(state)s = 'succeeded' THEN 1.0 ELSE progress END
 WHERE id = %(id)s AND state = 'running' AND attempts = %(attempt)s
   AND owner IS NOT DISTINCT FROM %(owner)s
+RETURNING id
 
 -- name: attempt_insert
 INSERT INTO attempts (job_id, attempt, outcome, started_at, finished_at, error, traceback, owner,
@@ -453,8 +515,13 @@ SELECT count(*) FROM gone
 
 -- == wake-ups and the feed watch (store/pg/signals.py) ======================================
 
+-- name: db_time
+-- The database's clock (epoch seconds): every host's `now` (clock.py's `follow`).
+SELECT extract(epoch FROM clock_timestamp())::float8
+
 -- name: wake_notify
--- (message): delivered at once (autocommit) to every daemon's wake connection
+-- (message): delivered at once (autocommit) to every daemon's wake connection (a cancel,
+-- a retry; a submit notifies in its transaction: feed_and_wake_notify)
 SELECT pg_notify('jobrunner_wake', %s)
 
 -- name: wake_listeners
@@ -467,3 +534,60 @@ LISTEN jobrunner_wake
 
 -- name: feed_listen
 LISTEN jobrunner_feed
+
+-- == jobs' output (store/pg/output.py) ======================================================
+
+-- name: output_cut
+-- (job, at): an attempt's pieces, dropped to be shipped again whole (its log was capped)
+DELETE FROM job_output WHERE job_id = %s AND at >= %s
+
+-- name: output_append
+-- (job, data, job): the piece goes at the end of what the job has; its offset returned.
+-- One shipper writes a job's output at a time; were there two, the second's piece at the
+-- same offset is dropped rather than interleaved.
+INSERT INTO job_output (job_id, at, data)
+SELECT %s, coalesce(max(at + length(data)), 0), %s FROM job_output WHERE job_id = %s
+ON CONFLICT DO NOTHING
+RETURNING at
+
+-- name: output_read
+-- (job, offset): the pieces that hold bytes from offset on, in order
+SELECT at, data FROM job_output WHERE job_id = %s AND at + length(data) > %s ORDER BY at
+
+-- name: output_delete
+DELETE FROM job_output WHERE job_id = ANY(%s)
+
+-- name: output_notify
+-- Readers of output (`logs --follow`, /jobs/ID/logs) LISTEN on this channel.
+SELECT pg_notify('jobrunner_output', '')
+
+-- name: output_listen
+LISTEN jobrunner_output
+
+-- == copying another jobrunner database in (store/pg/importer.py) =========================
+
+-- name: import_lock
+-- Held to the copy's commit: submits, fires and deliveries wait rather than mix in.
+LOCK TABLE jobs, schedules, webhook_deliveries IN SHARE ROW EXCLUSIVE MODE
+
+-- name: import_held
+SELECT 'jobs', count(*) FROM jobs
+UNION ALL SELECT 'schedules', count(*) FROM schedules
+UNION ALL SELECT 'events', count(*) FROM job_events
+UNION ALL SELECT 'webhook deliveries', count(*) FROM webhook_deliveries
+
+-- name: import_cursors_clear
+DELETE FROM cursors
+
+-- name: import_columns
+SELECT column_name FROM information_schema.columns
+WHERE table_schema = current_schema() AND table_name = %s
+
+-- name: import_copy
+-- {table}, {columns}: from store/sqlite_export.COPIED and the target's own columns
+COPY {table} ({columns}) FROM STDIN
+
+-- name: import_sequence
+-- {table}, {column}: from importer.IDENTITY; the sequence past the largest value copied
+SELECT setval(pg_get_serial_sequence('{table}', '{column}'), max({column}))
+FROM {table} HAVING max({column}) IS NOT NULL

@@ -5,7 +5,9 @@ hosts apply each exactly once (`jobrunner migrate`, and every daemon at start)."
 from __future__ import annotations
 
 import os
+import re
 
+from jobrunner.errors import NotADatabase
 from jobrunner.store.sqlfiles import numbered_files
 
 TYPE_CHECKING = False
@@ -20,6 +22,33 @@ VERSION_TABLE = "jobrunner_schema"
 
 MIGRATIONS = numbered_files(os.path.join(HERE, "migrations"))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+# The tables the first migration makes: one of them already there, without our version
+# table, is another application's (a database is often shared with the application).
+OUR_TABLES = re.findall(r"^CREATE TABLE (\w+)", MIGRATIONS[0][1], flags=re.M)
+
+
+def check_ours(conn: Any, shown: str) -> int:
+    """The schema version, after read-only checks: NotADatabase (nothing written) when
+    the schema is newer than this jobrunner knows, or when tables jobrunner would make
+    are already another application's."""
+    version = schema_version(conn)
+    if version > SCHEMA_VERSION:
+        raise NotADatabase(
+            f"{shown}: database schema version {version} is newer than this jobrunner "
+            f"understands ({SCHEMA_VERSION}); upgrade jobrunner"
+        )
+    if version == 0:
+        taken = conn.execute(
+            "SELECT array_agg(t ORDER BY t) FROM unnest(%s::text[]) AS t "
+            "WHERE to_regclass(t) IS NOT NULL",
+            (OUR_TABLES,),
+        ).fetchone()[0]
+        if taken:
+            raise NotADatabase(
+                f"{shown}: holds tables of another application ({', '.join(taken)}) where "
+                "jobrunner would make its own; left untouched (use another database or schema)"
+            )
+    return version
 
 
 def schema_version(conn: Any) -> int:

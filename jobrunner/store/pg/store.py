@@ -7,21 +7,42 @@ schedules, daemons, leases: store/pg/coordination.py; webhooks: store/pg/hooks.p
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
 
 import psycopg
 
-from jobrunner import lifecycle
-from jobrunner.errors import JobNotFound, StoreUnavailable
+from jobrunner import clock, lifecycle
+from jobrunner.errors import JobNotFound, NotADatabase, StoreUnavailable
 from jobrunner.lifecycle import Outcome, State
-from jobrunner.models import Attempt, CancelResult, Event, InsertResult, Job, JobInsert
+from jobrunner.models import (
+    Attempt,
+    CancelResult,
+    Event,
+    InsertResult,
+    Job,
+    JobInsert,
+    JobQuery,
+    SearchPage,
+)
+from jobrunner.store import WAKE_TRAILING
 from jobrunner.store.pg.claims import PgClaims
 from jobrunner.store.pg.coordination import PgCoordination
 from jobrunner.store.pg.feed import Q, append_events
 from jobrunner.store.pg.hooks import PgHooks
-from jobrunner.store.pg.schema import migrate
-from jobrunner.store.pg.signals import FeedListener, PgOutput, WakeListener, notify
+from jobrunner.store.pg.output import PgOutput
+from jobrunner.store.pg.schema import SCHEMA_VERSION, check_ours, migrate
+from jobrunner.store.pg.signals import (
+    FeedListener,
+    PollingFeed,
+    QuietWaker,
+    WakeListener,
+    WakeWindow,
+    listeners,
+    notify,
+)
 from jobrunner.store.sqlite_sql import (
+    JOB_COLUMNS,
     event_from_row,
     event_row,
     insert_row,
@@ -36,26 +57,55 @@ if TYPE_CHECKING:
 CANCEL_DATA = {"reason": "cancelled before it started"}
 RETRY_DATA = {"reason": "dlq retry"}
 MAX_ID = 2**63 - 1
+FOLD_AT = 10_000  # count deltas a reader sums before it folds them itself
 STATES = {s.value for s in State}
 
 
 class PostgresStore(PgClaims, PgCoordination, PgHooks):
     """One connection (autocommit; write methods open their own transaction)."""
 
-    def __init__(self, url: str, *, create: bool = True, writer: bool = False) -> None:
+    # A submit's transaction NOTIFYs the daemons itself, at its commit: no wake-up for a
+    # submit that rolled back, no round trip after it (ops.submit sends none).
+    wakes_on_submit = True
+
+    def __init__(
+        self, url: str, *, create: bool = True, writer: bool = False, listen: bool = True
+    ) -> None:
         self.path = url
+        self.listen = listen  # false: no LISTEN connections (a pooler in transaction mode)
         self.conn: Any = None
+        self.wakes = WakeWindow()  # when this store's submits last woke each queue
         self._connect()
-        if create or writer:
-            migrate(self.conn)
-        self._output = PgOutput(url)
+        self.applied_migrations: list[int] = []
+        try:
+            version = check_ours(self.conn, _shown(url))
+            self.schema_version = version
+            if create or (writer and version > 0):
+                self.applied_migrations = migrate(self.conn)
+                self.schema_version = SCHEMA_VERSION
+        except psycopg.OperationalError as exc:
+            # connected, then lost (a server restarting): as retryable as not connecting
+            raise self._lost(exc) from None
+        except BaseException:
+            self.close()
+            raise
+        if self.schema_version == 0:  # nothing of ours to read or change: say so
+            self.close()
+            raise NotADatabase(
+                f"{_shown(url)}: no jobrunner database here (submit a job or start the "
+                "daemon to create one, or pass --db)"
+            )
+        self._output = PgOutput(self)
+        # Hosts' clocks disagree; the database's is the one they share (clock.py).
+        clock.follow(self.db_time)
 
     def _connect(self) -> None:
         try:
             self.conn = psycopg.connect(self.path, autocommit=True)
         except psycopg.OperationalError as exc:
+            reason = _first_line(exc).removeprefix("connection failed: ")
             raise StoreUnavailable(
-                f"{_shown(self.path)}: cannot connect: {_first_line(exc)}"
+                f"{_shown(self.path)}: cannot reach the database ({reason}); try again"
             ) from None
 
     def _lost(self, exc: BaseException) -> StoreUnavailable:
@@ -80,16 +130,25 @@ class PostgresStore(PgClaims, PgCoordination, PgHooks):
     def _rows(self, name: str, params: Any = ()) -> list[Any]:
         """A read; one that finds its connection lost connects again and reads once more
         (a read has nothing to undo)."""
+        return self._sql_rows(Q[name], params)
+
+    def _sql_rows(self, sql: str, params: Any = ()) -> list[Any]:
+        """_rows of a query made from a named one (store/search.py)."""
         for again in (True, False):
             if self.conn.closed:
                 self._connect()
             try:
-                return list(self.conn.execute(Q[name], params).fetchall())
+                return list(self.conn.execute(sql, params).fetchall())
             except psycopg.OperationalError as exc:
                 error = self._lost(exc)
                 if not again:
                     raise error from None
         raise AssertionError("unreachable")
+
+    def db_time(self) -> float:
+        """The database's clock, read on this store's connection (never reconnecting: a
+        closed store tells no time)."""
+        return float(self.conn.execute(Q["db_time"]).fetchone()[0])
 
     def close(self) -> None:
         with contextlib.suppress(psycopg.Error):
@@ -101,6 +160,7 @@ class PostgresStore(PgClaims, PgCoordination, PgHooks):
         results: list[InsertResult] = []
         events: list[tuple[Any, ...]] = []
         plain: list[tuple[Any, ...]] = []
+        began = time.monotonic()
         with self._tx() as cur:
             for job in jobs:
                 row = insert_row(job, now)
@@ -120,8 +180,24 @@ class PostgresStore(PgClaims, PgCoordination, PgHooks):
                 events.append(submitted_event(now, got[0], row))
             if plain:
                 self._insert_plain(cur, plain, now, results, events)
-            append_events(cur, events)
+            made = {job.queue for job, r in zip(jobs, results, strict=True) if r.created}
+            due = self.wakes.due(made, began)
+            append_events(cur, events, WAKE_TRAILING if due else None)
+        self._submitted(made, due, began)
         return results
+
+    def _submitted(self, made: set[str], due: list[str], began: float) -> None:
+        """After a submit's commit: date the wake-ups it sent, and send one now for a
+        queue it left silent if its commit came too late for the daemons' second claim
+        (WakeWindow). A fast submitter sends a few hundred NOTIFYs a second, not one
+        per transaction: each wakes every daemon on every host."""
+        self.wakes.woke(due, began)
+        late = self.wakes.late(made.difference(due), time.monotonic())
+        if late:
+            sent = time.monotonic()
+            with contextlib.suppress(psycopg.OperationalError):  # best effort: polls remain
+                notify(self.conn, WAKE_TRAILING)
+                self.wakes.woke(late, sent)
 
     @staticmethod
     def _insert_plain(
@@ -148,11 +224,15 @@ class PostgresStore(PgClaims, PgCoordination, PgHooks):
         head, tail = row[:3], row[4:]
         results: list[InsertResult] = []
         events: list[tuple[Any, ...]] = []
+        began = time.monotonic()
+        made = {template.queue} if args_json else set()
+        due = self.wakes.due(made, began)
         with self._tx() as cur:
             rows = [(*head, args, *tail) for args in args_json]
             if rows:
                 self._insert_plain(cur, rows, now, results, events)
-            append_events(cur, events)
+            append_events(cur, events, WAKE_TRAILING if due else None)
+        self._submitted(made, due, began)
         return [r.id for r in results]
 
     # -- jobs: read -----------------------------------------------------------------------
@@ -186,14 +266,51 @@ class PostgresStore(PgClaims, PgCoordination, PgHooks):
         }
         return [job_from_row(r) for r in self._rows("job_list", params)]
 
+    def job_search(
+        self, query: JobQuery, before: int | None, limit: int, window: int = 100_000
+    ) -> SearchPage:
+        from jobrunner.store.search import PAGE_TAIL, search
+
+        page = Q["job_search"].format(what=JOB_COLUMNS, tail=PAGE_TAIL.format(limit="%(limit)s"))
+
+        def matches(params: dict[str, Any]) -> list[Job]:
+            return [job_from_row(r) for r in self._sql_rows(page, params)]
+
+        return search(matches, self._search_window, query, before, limit, window)
+
+    def job_search_ids(self, query: JobQuery, window: int = 100_000) -> list[int]:
+        from jobrunner.store.search import IDS_TAIL, every_id
+
+        sql = Q["job_search"].format(what="id", tail=IDS_TAIL)
+        return every_id(
+            lambda params: [r[0] for r in self._sql_rows(sql, params)],
+            self._search_window,
+            query,
+            window,
+        )
+
+    def _search_window(self, params: dict[str, Any]) -> tuple[int, int | None]:
+        held, lowest = self._rows("job_search_window", params)[0]
+        return int(held), lowest
+
     def job_counts(self) -> dict[tuple[str, str], int]:
-        return {(s, q): n for s, q, n in self._rows("counts")}
+        rows = self._rows("counts")
+        if sum(r[3] for r in rows) > FOLD_AT:  # no leader folded them lately (no daemon)
+            self.job_counts_fold()
+        return {(s, q): n for s, q, n, _ in rows if n > 0}
+
+    def job_counts_fold(self) -> None:
+        with self._tx() as cur:
+            cur.execute(Q["counts_fold"])
 
     def job_recent_failures(self, limit: int) -> list[Job]:
-        return [job_from_row(r) for r in self._rows("recent_failures", (limit,))]
+        return [job_from_row(r) for r in self._rows("recent_failures", {"limit": limit})]
 
     def job_running(self, limit: int) -> list[Job]:
         return [job_from_row(r) for r in self._rows("running_jobs", (limit,))]
+
+    def job_ended_per_minute(self, since: float) -> dict[tuple[str, int], int]:
+        return {(s, m): n for s, m, n in self._rows("ended_per_minute", {"since": since})}
 
     def job_count_ended_since(self, since: float) -> dict[str, int]:
         return {state: n for state, n in self._rows("ended_since", (since,))}
@@ -278,6 +395,14 @@ class PostgresStore(PgClaims, PgCoordination, PgHooks):
                 cur.execute(Q["attempts_delete"], (ids,))
         return ids
 
+    def job_delete_ids(self, job_ids: Sequence[int]) -> list[int]:
+        with self._tx() as cur:
+            cur.execute(Q["ended_delete_ids"], (list(job_ids),))
+            ids = [r[0] for r in cur.fetchall()]
+            if ids:
+                cur.execute(Q["attempts_delete"], (ids,))
+        return ids
+
     # -- the event feed -------------------------------------------------------------------
 
     def events_after(self, seq: int, job_id: int | None = None, limit: int = 1000) -> list[Event]:
@@ -290,8 +415,8 @@ class PostgresStore(PgClaims, PgCoordination, PgHooks):
     def events_last_seq(self) -> int:
         return int(self._rows("events_last_seq")[0][0])
 
-    def events_watch(self, output: bool = False) -> FeedListener:
-        return FeedListener(self.path)
+    def events_watch(self, output: bool = False) -> FeedListener | PollingFeed:
+        return FeedListener(self.path, output) if self.listen else PollingFeed()
 
     def events_prune(self, before: float, batch: int = 1000) -> int:
         with self._tx() as cur:
@@ -304,15 +429,16 @@ class PostgresStore(PgClaims, PgCoordination, PgHooks):
 
     # -- what differs by backend -----------------------------------------------------------
 
-    def waker(self, name: str) -> WakeListener:
-        return WakeListener(self.path)
+    def waker(self, name: str) -> WakeListener | QuietWaker:
+        return WakeListener(self.path) if self.listen else QuietWaker()
 
     def wake(self, message: bytes) -> int:
         """Every daemon of the database, on every host (best effort: 0 when it fails)."""
         if self.conn.closed:
             self._connect()
         try:
-            return notify(self.conn, message)
+            notify(self.conn, message)
+            return listeners(self.conn)
         except psycopg.OperationalError as exc:
             self._lost(exc)
             return 0
@@ -330,10 +456,6 @@ def _first_line(exc: BaseException) -> str:
 
 def _shown(url: str) -> str:
     """The URL without a password."""
-    from urllib.parse import urlsplit, urlunsplit
+    from jobrunner.store import shown_location
 
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return shown_location(url)
