@@ -42,22 +42,16 @@ def test_poison_pill_cycles_to_dead_while_the_queue_keeps_flowing(
     write_config(workdir, workers="2")
     d = Daemon(workdir, db)
     daemons.append(d)
-    poison = submit(
-        workdir,
-        db,
-        "jtasks:suicide",
-        "--retries",
-        str(POISON_ATTEMPTS - 1),
-        "--backoff",
-        "100ms",
-        "--priority",
-        "10",  # claimed first, so its attempts overlap the ordinary jobs
-    )
-    ordinary = submit_file(
-        workdir,
-        db,
-        [{"task": "jtasks:record", "args": [f"o{i}", 5]} for i in range(N_ORDINARY)],
-    )
+    # One submit: every job waits before the poison's first attempt (submitted apart, a
+    # slow second submit could miss all its attempts)
+    poison_line = {
+        "task": "jtasks:suicide",
+        "retries": POISON_ATTEMPTS - 1,
+        "backoff": "100ms",
+        "priority": 10,  # claimed first, so its attempts overlap the ordinary jobs
+    }
+    ordinary_lines = [{"task": "jtasks:record", "args": [f"o{i}", 5]} for i in range(N_ORDINARY)]
+    poison, *ordinary = submit_file(workdir, db, [poison_line, *ordinary_lines])
     wait_counts(workdir, db, timeout=60, succeeded=N_ORDINARY, dead=1)
     assert d.proc.poll() is None, d.log()  # the same daemon process throughout,
     assert [x["pid"] for x in overview(workdir, db)["daemons"]] == [d.pid]  # never replaced
