@@ -40,6 +40,7 @@ COMMANDS = {
     "webhooks": "webhooks",
     "migrate": "database",
     "copy": "database",
+    "completion": "completion",
 }
 
 
@@ -222,6 +223,10 @@ def _command_of(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and "_ARGCOMPLETE" in os.environ:  # a TAB in a shell (cli/completion.py)
+        from jobrunner.cli.completion import complete
+
+        complete(build_parser(None))
     argv = sys.argv[1:] if argv is None else argv
     command = _command_of(argv)
     if command != "submit":  # submit is quick, and `signal` costs it a millisecond

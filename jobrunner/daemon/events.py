@@ -41,10 +41,11 @@ _needs_quotes = re.compile(r'[\s"=]|^$').search
 
 
 class EventLog:
-    def __init__(self, stream: TextIO, fmt: str = "text") -> None:
+    def __init__(self, stream: TextIO, fmt: str = "text", reopen_path: str | None = None) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
         self.fd = stream.fileno()
+        self.reopen_path = reopen_path  # the file behind `fd`, opened again on reopen()
         self.json = fmt == "json"
         self.lines: list[str] = []
         self.dropped = 0  # lines that could not be written, reported with the next ones
@@ -98,6 +99,25 @@ class EventLog:
                     return
                 view = view[written:]
             self.dropped = 0
+
+    def reopen(self) -> None:
+        """Write to a new file at `reopen_path` from now on (logrotate moved the old one
+        away), on the same descriptor: the daemon's stderr."""
+        if self.reopen_path is None:
+            return
+        self.flush()
+        try:
+            fd = open_log_file(self.reopen_path)
+        except OSError as exc:
+            self.emit("log", "error", message=f"cannot reopen {self.reopen_path}: {exc.strerror}")
+            return
+        os.dup2(fd, self.fd)
+        os.close(fd)
+
+
+def open_log_file(path: str) -> int:
+    """`path` opened for appending (created 0640), as a descriptor."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
 
 
 class EventHandler(logging.Handler):

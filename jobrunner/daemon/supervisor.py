@@ -17,7 +17,7 @@ import signal
 import socket
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from jobrunner.clock import SYSTEM
@@ -29,6 +29,7 @@ from jobrunner.daemon.events import EventLog
 from jobrunner.daemon.events import install as install_log_handler
 from jobrunner.daemon.inflight import InFlight
 from jobrunner.daemon.records import Records
+from jobrunner.daemon.sdnotify import Notifier
 from jobrunner.daemon.services import Services
 from jobrunner.daemon.shipping import OutputShipper
 from jobrunner.errors import DatabaseMoved, DatabaseUnusable, StoreUnavailable
@@ -73,6 +74,7 @@ class Options:
     queues: list[str] | None
     events: EventLog
     config_file: str | None = None  # reread on SIGHUP and when it changes or appears
+    systemd: Notifier = field(default_factory=Notifier)  # readiness for Type=notify
 
 
 class Supervisor:
@@ -182,6 +184,8 @@ class Supervisor:
         self.children = helpers_for(self.config, self.db_path, self.opts.config_file, self.poller)
         for child in self.children:
             child.start(self.clock.monotonic())
+        self.opts.systemd.send("READY=1", f"STATUS=running jobs with {self.opts.workers} workers")
+        self.next_pet = 0.0  # the systemd watchdog's, when WatchdogSec= is set
 
     def _fds_not_for_children(self) -> list[int]:
         fds = [self.sig_r, self.sig_w]
@@ -228,6 +232,7 @@ class Supervisor:
             while True:
                 self._step()
                 self.events.flush()
+                self._pet_watchdog()
                 if self.stopping and not self._busy():
                     break
                 if self.stopping and self.backoff.give_up(
@@ -400,6 +405,7 @@ class Supervisor:
                 self._reap()
             elif sig == signal.SIGHUP:
                 self.services.reload_requested = True
+                self.events.reopen()
             elif not self.stopping:
                 log.info(
                     "received %s: draining (grace %ss); send SIGINT again to kill jobs",
@@ -414,7 +420,15 @@ class Supervisor:
                 )
                 self._force_stop()
 
+    def _pet_watchdog(self) -> None:
+        """systemd's watchdog: the loop came round (twice a period, as it asks)."""
+        period = self.opts.systemd.watchdog
+        if period is not None and self.clock.monotonic() >= self.next_pet:
+            self.opts.systemd.send("WATCHDOG=1")
+            self.next_pet = self.clock.monotonic() + period / 2
+
     def _begin_stop(self) -> None:
+        self.opts.systemd.send("STOPPING=1", "STATUS=draining the running jobs")
         self.stopping = True
         self.stop_deadline = self.clock.monotonic() + self.config.daemon.shutdown_grace
         while self.dispatch.ready:  # claimed but never sent: hand back
@@ -602,11 +616,13 @@ def run(
     log_format: str = "text",
     log_stream: TextIO | None = None,
     config_file: str | None = None,
+    log_file: str | None = None,
 ) -> int:
     """Run a daemon until SIGTERM/SIGINT; returns its exit code. `config_file`: the file
     to reload the config from (default: the config's own path), also one that does not
-    exist yet: a daemon started without a config loads one written there later."""
-    events = EventLog(log_stream or sys.stderr, log_format)
+    exist yet: a daemon started without a config loads one written there later.
+    `log_file`: the file `log_stream` writes to, opened again on SIGHUP (log rotation)."""
+    events = EventLog(log_stream or sys.stderr, log_format, reopen_path=log_file)
     install_log_handler(events)
     opts = Options(
         workers or config.daemon.workers,

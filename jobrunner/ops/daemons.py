@@ -55,3 +55,25 @@ def unserved(queues: Sequence[str], daemons: Sequence[DaemonInfo], now: float) -
         return []
     served = {q for d in live for q in d.queues or ()}
     return [q for q in dict.fromkeys(queues) if q not in served]
+
+
+def split_by_node(
+    daemons: Sequence[DaemonInfo], now: float
+) -> tuple[list[DaemonInfo], list[DaemonInfo]]:
+    """The live daemons this process can signal (its node: machine, boot and pid
+    namespace), and the live ones elsewhere, which only a command run there can."""
+    here = node()
+    live = alive(daemons, now)
+    local = [d for d in live if here is not None and d.node == here]
+    return local, [d for d in live if d not in local]
+
+
+def runs_a_daemon(pid: int) -> bool:
+    """Whether `pid` is still a `jobrunner daemon` process (its command line says so): a
+    pid in a row is never signalled once the kernel has given it to another program."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return b"daemon" in argv and any(b"jobrunner" in a for a in argv)

@@ -33,7 +33,9 @@ from tests.integration.conftest import (
     write_module,
 )
 
-TIMEOUT = 1.0
+# Long enough that both pid files are read before it ends the first job (two submits take
+# about a second on a loaded machine with PostgreSQL: its client library alone imports in 0.2 s)
+TIMEOUT = 3.0
 KILL_GRACE = 1.0
 # From the moment a job's escaped process is known to the moment it must be gone: its
 # timeout and grace, plus room for a loaded 2-CPU machine.

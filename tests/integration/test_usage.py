@@ -15,7 +15,14 @@ from types import ModuleType
 import pytest
 
 from tests.helpers import PYTHON, Daemon, cli, env_for, wait_for
-from tests.integration.conftest import job, ledger, read_through_newline, submit, write_module
+from tests.integration.conftest import (
+    job,
+    ledger,
+    read_through_newline,
+    submit,
+    submit_file,
+    write_module,
+)
 
 # Each test here runs on an SQLite file and on PostgreSQL (tests/conftest.py).
 pytestmark = pytest.mark.both_backends
@@ -163,11 +170,10 @@ def test_a_daemon_waiting_on_busy_workers_uses_no_cpu(
     it once spun on the poll interval the claim had left in the past."""
     daemon = Daemon(workdir, db, "--workers", "1")
     daemons.append(daemon)
-    # long enough to outlast three submits (each ~0.5 s on a loaded machine: PostgreSQL's
-    # client library alone takes 0.2 s to import) and the measurement
-    first = submit(workdir, db, "jtasks:slow", "--args", '["s1", 6]')
-    for n in range(3):  # a backlog behind the busy worker
-        submit(workdir, db, "jtasks:slow", "--args", f'["w{n}", 0]')
+    # One submit (several took seconds on a loaded machine), the first job long enough to
+    # outlast it and the measurement, then a backlog behind the busy worker
+    lines = [{"task": "jtasks:slow", "args": [tag, 0]} for tag in ("w0", "w1", "w2")]
+    first, *_ = submit_file(workdir, db, [{"task": "jtasks:slow", "args": ["s1", 6]}, *lines])
 
     def events() -> list[tuple[str, str]]:  # read from the ledger: no slow CLI call
         return [(e.tag, e.event) for e in ledger(workdir)]
