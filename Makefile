@@ -4,7 +4,7 @@
 PYTHON ?= .venv/bin/python
 RESULTS := bench/results
 
-.PHONY: bench bench-pg bench-quick report
+.PHONY: bench bench-pg bench-quick report dist
 
 bench:
 	$(PYTHON) -m bench.run --out $(RESULTS)/latest.json; status=$$?; \
@@ -25,3 +25,7 @@ bench-quick:
 
 report:
 	$(PYTHON) -m bench.report $(RESULTS)/latest.json
+
+# dist/jobrunner: one executable file, no Python needed where it runs (packaging/dist.py)
+dist:
+	python3 packaging/dist.py

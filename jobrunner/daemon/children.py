@@ -38,6 +38,14 @@ STOP_GRACE = 8.0  # SIGTERM, then SIGKILL (the HTTP server itself drains for 5 s
 MAX_LINE = 4096  # bytes of one output line kept for the log
 
 
+def jobrunner_command() -> list[str]:
+    """How to run this jobrunner again: the interpreter with `-m jobrunner`, or in the
+    single-file build (`make dist`: a frozen bundle) the bundle's own executable."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "jobrunner"]
+
+
 class Child:
     """One helper process: `name` in the log ("HTTP server"), `tag` before its output's
     lines ("http"), `command` the jobrunner subcommand it runs."""
@@ -53,7 +61,7 @@ class Child:
     ) -> None:
         self.name, self.tag = name, tag
         # a file by its absolute path (the child may start elsewhere); a URL as it is
-        self.argv = [sys.executable, "-m", "jobrunner", "--db", absolute(db_path)]
+        self.argv = [*jobrunner_command(), "--db", absolute(db_path)]
         if config_file is not None:
             self.argv += ["--config", os.path.abspath(config_file)]
         self.argv += command

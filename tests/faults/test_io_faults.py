@@ -24,6 +24,7 @@ from tests.integration.conftest import (
     jobs_in,
     ledger,
     submit,
+    submit_file,
     wait_counts,
     write_config,
 )
@@ -137,10 +138,11 @@ def test_the_daemon_rides_out_failing_writes_and_loses_no_job(
     set_faults(ctl, "")
     d = LaunchedDaemon(workdir, db, env=launcher_env(workdir, db, JR_FAULTS=str(ctl)))
     daemons.append(d)
-    ids = [
-        submit(workdir, db, "jtasks:record", "--args", f'["j{i}", 1500]') for i in range(2)
-    ]  # two slow jobs the daemon will be running when its writes start failing (long
-    # enough that neither can end before the faults begin, on a loaded machine too)
+    # two slow jobs the daemon will be running when its writes start failing, in one
+    # submit (apart, the first could end before the second started on a loaded machine),
+    # long enough that neither can end before the faults begin
+    slow = [{"task": "jtasks:record", "args": [f"j{i}", 1500]} for i in range(2)]
+    ids = submit_file(workdir, db, slow)
     wait_for(lambda: len(ledger(workdir)) == 2, timeout=20, what="both jobs started")
 
     set_faults(ctl, "ioerr")  # the daemon's writes fail from here on; the CLI's do not
