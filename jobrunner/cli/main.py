@@ -34,6 +34,7 @@ COMMANDS = {
     "config": "schedules",
     "backup": "maintenance",
     "check": "maintenance",
+    "vacuum": "maintenance",
     "top": "maintenance",
     "events": "events",
     "serve": "serve",

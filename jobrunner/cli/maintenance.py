@@ -1,4 +1,4 @@
-"""`jobrunner backup PATH`, `jobrunner check` and `jobrunner top`."""
+"""`jobrunner backup PATH`, `jobrunner check`, `jobrunner vacuum` and `jobrunner top`."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ MIN_INTERVAL = 0.1
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "backup",
-        help="write a consistent copy of the database to a new file",
-        description="Safe while the daemon runs: the copy is one snapshot, compacted. "
-        "PATH must not exist.",
+        help="write a consistent copy of the database, and the jobs' output, to new files",
+        description="Safe while the daemon runs: the copy is one snapshot, compacted, at "
+        "PATH; the output of every ended attempt goes to PATH.logs/ (as the database's "
+        "own is beside it). Neither may exist. Restore: docs/deploying.md.",
     )
     p.add_argument("path", metavar="PATH")
+    p.add_argument("--no-logs", action="store_true", help="the database alone")
     p.set_defaults(func=backup)
 
     p = sub.add_parser(
@@ -33,6 +35,17 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=check)
+
+    p = sub.add_parser(
+        "vacuum",
+        help="give the space of deleted jobs back to the file system",
+        description="Rewrites the database file without its free pages (what prune and "
+        "retention deleted) and turns on incremental auto-vacuum, so that the daemon gives "
+        "freed pages back by itself from then on. Safe while the daemon runs: writers "
+        "wait meanwhile (about a second per 100 MB), readers do not. Needs free disk "
+        "space for a copy of the live data.",
+    )
+    p.set_defaults(func=vacuum)
 
     p = sub.add_parser(
         "top",
@@ -67,11 +80,30 @@ def file_maintenance(store: Any, command: str) -> Any:
 
 
 def backup(ctx: Any, args: argparse.Namespace) -> int:
+    from jobrunner.paths import log_dir_for
+
     path = args.path
-    if os.path.lexists(path):
-        raise UsageError(f"{path}: already exists; a backup never overwrites a file")
-    size = file_maintenance(ctx.store(), "backup").backup(path)
+    for taken in (path, None if args.no_logs else log_dir_for(path)):
+        if taken is not None and os.path.lexists(taken):
+            raise UsageError(f"{taken}: already exists; a backup never overwrites a file")
+    maintenance = file_maintenance(ctx.store(), "backup")
+    size = maintenance.backup(path)
     sys.stdout.write(f"backed up to {os.path.abspath(path)} ({human_size(size)}, {size} bytes)\n")
+    if not args.no_logs:
+        files, logs = maintenance.backup_output(path)
+        sys.stdout.write(
+            f"and the output of {files} job{'' if files == 1 else 's'} to "
+            f"{log_dir_for(path)} ({human_size(logs)})\n"
+        )
+    return 0
+
+
+def vacuum(ctx: Any, args: argparse.Namespace) -> int:
+    before, after = file_maintenance(ctx.store(), "vacuum").vacuum()
+    sys.stdout.write(
+        f"vacuumed {ctx.db_path}: {human_size(before)} -> {human_size(after)} "
+        f"({human_size(max(0, before - after))} given back)\n"
+    )
     return 0
 
 

@@ -46,6 +46,9 @@ log = logging.getLogger("jobrunner.daemon")
 CONFIG_CHECK_EVERY = 1.0
 PRUNE_EVERY = 60.0  # the retention service's period; shorter for retentions under 2m
 PRUNE_BATCH = 500  # ended jobs deleted per transaction
+# free pages given back to the file system per retention run (4 KiB each: 8 MiB, a few
+# ms of the write lock), on files with incremental auto-vacuum (new ones, or vacuumed)
+RELEASE_PAGES = 2048
 PRUNE_MAX_BATCHES = 4  # per run, so claims never wait long behind a prune
 PRUNE_BACKLOG_PAUSE = 0.25  # while old jobs are left, run again this soon
 PRUNE_EVENTS_BATCH = 5000  # events deleted per run: small rows, one transaction
@@ -313,6 +316,9 @@ class Services:
                     self.store.webhook_enqueue(cursor, last, [], now)
             events = self.store.events_prune(now - keep.events, PRUNE_EVENTS_BATCH)
             deliveries = self.store.webhook_prune(now - keep.events, PRUNE_EVENTS_BATCH)
+            maintenance = self.store.maintenance()
+            if maintenance is not None:  # a file: what was deleted goes back to the disk
+                maintenance.release_free_pages(RELEASE_PAGES)
         except DatabaseUnusable:
             raise
         except StoreUnavailable as exc:

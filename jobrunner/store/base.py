@@ -87,10 +87,13 @@ class Maintenance(Protocol):
     and say plainly when a backend has none."""
 
     def backup(self, path: str) -> int: ...
+    def backup_output(self, path: str) -> tuple[int, int]: ...  # files, bytes
     def checkpoint(self) -> Checkpoint: ...
     def wal_bytes(self) -> int: ...
     def moved(self) -> str | None: ...  # "deleted", "replaced by another file", or None
     def check(self) -> list[str]: ...  # the integrity check's problems, [] when sound
+    def vacuum(self) -> tuple[int, int]: ...  # the file's bytes before and after
+    def release_free_pages(self, at_most: int) -> int: ...  # free pages there were
 
 
 class Store(Protocol):

@@ -348,6 +348,23 @@ PRAGMA wal_checkpoint(TRUNCATE)
 -- A consistent snapshot, compacted, written to a new (or empty) file.
 VACUUM INTO ?
 
+-- name: auto_vacuum_incremental
+-- Free pages stay in the file until incremental_vacuum returns them. Takes effect on a
+-- database with no tables yet, or at the next VACUUM.
+PRAGMA auto_vacuum = INCREMENTAL
+
+-- name: vacuum
+-- Rewrites the whole file without its free pages (the write lock held throughout).
+VACUUM
+
+-- name: free_pages
+PRAGMA freelist_count
+
+-- name: incremental_vacuum
+-- Up to {{pages}} free pages moved to the end of the file and cut off (auto_vacuum
+-- incremental only; elsewhere nothing).
+PRAGMA incremental_vacuum({{pages}})
+
 -- name: integrity_check
 -- Every page read and checked: one row 'ok', or rows naming up to 100 problems.
 PRAGMA integrity_check

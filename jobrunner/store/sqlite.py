@@ -144,6 +144,9 @@ class SQLiteStore(SQLiteClaims, SQLiteDaemons, SQLiteWebhooks):
                         f"but cannot: {self.read_only}"
                     )
             else:
+                if _new:  # (before WAL, which fixes it) what prune frees goes back to the
+                    # file system by itself, in small steps (SQLiteMaintenance.release_free_pages)
+                    self.db.execute(Q["auto_vacuum_incremental"])
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             if not current:

@@ -1,6 +1,6 @@
 """Maintenance of a database that is one file (docs/architecture.md, "The store
 protocol"): an online backup, WAL checkpoints and their size, noticing that the path no
-longer names the open file, and the integrity check.
+longer names the open file, the integrity check, and giving freed pages back (vacuum).
 
 A backend without files (PostgreSQL) has none of this: `Store.maintenance()` returns
 None there, and the commands and services that need it say so or skip it.
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 
 import apsw
 
 from jobrunner.errors import StoreUnavailable
 from jobrunner.models import Checkpoint
+from jobrunner.paths import log_dir_for
 from jobrunner.store.sqlite_files import create_backup_file, integrity_problems
 from jobrunner.store.sqlite_sql import BUSY_TIMEOUT_MS, Q
 from jobrunner.store.sqlite_tx import DAMAGE_ERRORS, refusing_damage
@@ -51,6 +53,61 @@ class SQLiteMaintenance:
                 raise StoreUnavailable(f"{path}: backup failed: {exc}") from None
             raise
         return os.path.getsize(path)
+
+    def vacuum(self) -> tuple[int, int]:
+        """Rewrite the file without its free pages (what prune deleted), and from then
+        on give pages back as they are freed (auto_vacuum incremental); returns the
+        file's size before and after. Writers wait meanwhile (about a second per 100 MB);
+        readers do not."""
+        before = os.path.getsize(self.path) + self.wal_bytes()
+        try:
+            self.db.execute(Q["auto_vacuum_incremental"])
+            self.db.execute(Q["vacuum"])
+        except DAMAGE_ERRORS:
+            raise
+        except apsw.Error as exc:
+            raise StoreUnavailable(
+                f"{self.path}: vacuum failed: {exc}; nothing was changed"
+            ) from None
+        # the rewritten pages are in the write-ahead log until a checkpoint copies them
+        for _ in range(50):
+            if not self.checkpoint().busy:
+                break
+            time.sleep(0.1)
+        return before, os.path.getsize(self.path) + self.wal_bytes()
+
+    def release_free_pages(self, at_most: int) -> int:
+        """Give up to `at_most` free pages back to the file system (a file made before
+        auto_vacuum was on keeps them until `jobrunner vacuum`); returns how many were
+        free before."""
+        try:
+            free = int(self.db.execute(Q["free_pages"]).fetchall()[0][0])
+            if free:
+                self.db.execute(Q["incremental_vacuum"].format(pages=int(at_most))).fetchall()
+        except DAMAGE_ERRORS:
+            raise
+        except apsw.Error as exc:
+            raise StoreUnavailable(f"{self.path}: giving free pages back: {exc}") from None
+        return free
+
+    def backup_output(self, path: str) -> tuple[int, int]:
+        """Copy the jobs' output (`<database>.logs/*.log`: every attempt that ended)
+        into `<path>.logs/`, a new private folder beside the backup `path`; returns the
+        files and bytes copied. Running attempts' spools are left out: those jobs are
+        running in the backup too, and are rescued and run again after a restore."""
+        import shutil
+
+        source, target = log_dir_for(self.path), log_dir_for(path)
+        os.mkdir(target, 0o700)  # FileExistsError: checked by the caller before the backup
+        files = size = 0
+        with contextlib.suppress(FileNotFoundError), os.scandir(source) as entries:
+            for entry in entries:
+                if entry.name.endswith(".log") and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(FileNotFoundError):  # pruned meanwhile
+                        shutil.copyfile(entry.path, os.path.join(target, entry.name))
+                        files += 1
+                        size += os.path.getsize(os.path.join(target, entry.name))
+        return files, size
 
     def checkpoint(self) -> Checkpoint:
         """Copy the write-ahead log into the database and truncate it, without waiting.

@@ -8,6 +8,7 @@ import fcntl
 import os
 import re
 import select
+import shutil
 import signal
 import struct
 import subprocess
@@ -79,7 +80,10 @@ def test_backup_writes_a_copy_with_the_same_jobs(workdir: Path, db: Path, tasks:
     assert res.code == 0, res.err
     copy = workdir / "copy.db"
     size = copy.stat().st_size
-    assert res.out == f"backed up to {copy} ({size / 1024:.1f} KiB, {size} bytes)\n"
+    assert res.out == (
+        f"backed up to {copy} ({size / 1024:.1f} KiB, {size} bytes)\n"
+        f"and the output of 0 jobs to {copy}.logs (0 bytes)\n"  # none has run
+    )
     assert res.err == ""
     original = records(workdir, db)
     backed = records(workdir, copy)  # the copy, as JOBRUNNER_DB
@@ -322,3 +326,46 @@ def test_top_help_mentions_quitting(workdir: Path, db: Path) -> None:
     res = cli(workdir, db, "top", "--help")
     assert res.code == 0
     assert "--once" in res.out and "q or Ctrl-C quits" in textwrap.dedent(res.out)
+
+
+@pytest.mark.sqlite_only("backup copies the file; PostgreSQL's own tools back it up")
+def test_a_backup_restored_as_deploying_md_says_brings_jobs_and_their_output_back(
+    workdir: Path, db: Path, tasks: Path
+) -> None:
+    """docs/deploying.md, "Backups and restore": stop, put the copy and its .logs folder
+    in place, start. Every job is back, with the output its attempts printed."""
+    (workdir / "printer.py").write_text("def say(word):\n    print('said', word)\n")
+    ids = [submit(workdir, db, "printer:say", "--args", f'["w{i}"]') for i in range(3)]
+    daemon = Daemon(workdir, db)
+    try:
+        for job_id in ids:
+            assert cli(workdir, db, "wait", str(job_id)).code == 0
+        res = cli(workdir, db, "backup", "saved.db")  # while the daemon runs
+        assert res.code == 0, res.err
+        assert f"and the output of 3 jobs to {workdir / 'saved.db'}.logs" in res.out
+    finally:
+        daemon.stop()
+    for name in db_files(db):  # the disk is lost: the file, its logs, all beside it
+        lost = db.parent / name
+        shutil.rmtree(lost) if lost.is_dir() else lost.unlink()
+
+    os.link(workdir / "saved.db", db)  # the restore: cp saved.db jobs.db; cp -a saved.db.logs ...
+    shutil.copytree(workdir / "saved.db.logs", f"{db}.logs")
+
+    assert cli(workdir, db, "check").out.strip() == "ok"
+    for n, job_id in enumerate(ids):
+        assert record(workdir, db, job_id)["state"] == "succeeded"
+        assert f"said w{n}" in cli(workdir, db, "logs", str(job_id)).out
+
+
+@pytest.mark.sqlite_only("backup copies the file; PostgreSQL's own tools back it up")
+def test_backup_refuses_when_its_logs_folder_exists_and_writes_nothing(
+    workdir: Path, db: Path, tasks: Path
+) -> None:
+    submit(workdir, db, "tasks:ok")
+    (workdir / "copy.db.logs").mkdir()
+    res = cli(workdir, db, "backup", "copy.db")
+    assert_one_line_error(res, "copy.db.logs", "already exists", code=2)
+    assert not (workdir / "copy.db").exists()
+    assert cli(workdir, db, "backup", "copy.db", "--no-logs").code == 0
+    assert list((workdir / "copy.db.logs").iterdir()) == []
