@@ -42,8 +42,8 @@ def add_parsers(sub: Any) -> None:
         description="Rewrites the database file without its free pages (what prune and "
         "retention deleted) and turns on incremental auto-vacuum, so that the daemon gives "
         "freed pages back by itself from then on. Safe while the daemon runs: writers "
-        "wait meanwhile (about a second per 100 MB), readers do not. Needs free disk "
-        "space for a copy of the live data.",
+        "wait while it copies the live data, readers do not. Needs free disk space for "
+        "that copy.",
     )
     p.set_defaults(func=vacuum)
 

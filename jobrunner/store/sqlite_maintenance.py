@@ -57,8 +57,8 @@ class SQLiteMaintenance:
     def vacuum(self) -> tuple[int, int]:
         """Rewrite the file without its free pages (what prune deleted), and from then
         on give pages back as they are freed (auto_vacuum incremental); returns the
-        file's size before and after. Writers wait meanwhile (about a second per 100 MB);
-        readers do not."""
+        file's size before and after. Writers wait while it copies the live data (0.24 s
+        for a 257 MiB file holding 9 MiB); readers do not."""
         before = os.path.getsize(self.path) + self.wal_bytes()
         try:
             self.db.execute(Q["auto_vacuum_incremental"])

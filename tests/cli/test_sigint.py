@@ -30,8 +30,16 @@ def _waiting(pid: int, db: Path) -> bool:
         return False
     fds = Path(f"/proc/{pid}/fd")
     if is_url(db):  # its connection to the server
-        return any(os.readlink(fd).startswith("socket:") for fd in fds.iterdir())
+        return any(_link(fd).startswith("socket:") for fd in fds.iterdir())
     return any(os.path.realpath(fd) == str(db.resolve()) for fd in fds.iterdir())
+
+
+def _link(fd: Path) -> str:
+    """Where an open descriptor points; "" when it was closed since it was listed."""
+    try:
+        return os.readlink(fd)
+    except FileNotFoundError:
+        return ""
 
 
 def _start(workdir: Path, db: Path, *argv: str) -> subprocess.Popen[bytes]:
