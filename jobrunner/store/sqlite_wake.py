@@ -26,17 +26,25 @@ def _wake_dir(db_path: str) -> str:
     """The folder of wake sockets for the database at `db_path`.
 
     Beside the database when the path is short enough for a socket address (108 bytes
-    on Linux), otherwise in the temp folder under a hash of the database's real path.
+    on Linux), otherwise in the temp folder under a hash of the database's real path;
+    when TMPDIR is itself too long for that (a test runner's folder), in /tmp.
     """
     real = os.path.realpath(db_path)
     beside = real + ".wake"
-    if len(beside) + 24 < 100:
+    if _fits(beside):
         return beside
     import hashlib
     import tempfile
 
-    digest = hashlib.sha256(real.encode()).hexdigest()[:16]
-    return os.path.join(tempfile.gettempdir(), f"jobrunner-{os.getuid()}-{digest}")
+    name = f"jobrunner-{os.getuid()}-{hashlib.sha256(real.encode()).hexdigest()[:16]}"
+    in_temp = os.path.join(tempfile.gettempdir(), name)
+    return in_temp if _fits(in_temp) else os.path.join("/tmp", name)
+
+
+def _fits(folder: str) -> bool:
+    """Whether a socket in `folder` (a daemon's id, up to ~24 bytes, + ".sock") fits in
+    a socket address."""
+    return len(folder.encode()) + 24 < 100
 
 
 class WakeListener:

@@ -187,3 +187,24 @@ def test_the_daemon_speaks_systemds_readiness_protocol(
             proc.wait()
         sock.close()
     assert not alive(proc.pid)
+
+
+@pytest.mark.sqlite_only("the wake sockets are an SQLite file's (PostgreSQL: NOTIFY)")
+def test_a_daemon_starts_and_is_woken_when_its_paths_and_tmpdir_are_too_long_for_a_socket(
+    workdir: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    """A socket address holds 108 bytes: a database that deep has its wake sockets in
+    TMPDIR, and a TMPDIR that deep (a test runner's) falls back to /tmp; the daemon once
+    died with 'AF_UNIX path too long' there."""
+    deep = workdir / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    db = deep / "jobs.db"
+    env = env_for(workdir, db)
+    env["TMPDIR"] = str(deep)
+    d = Daemon(workdir, db, env=env)
+    daemons.append(d)
+    started = time.monotonic()
+    job_id = cli(workdir, db, "submit", "jtasks:noop", env=env).out.strip()
+    res = cli(workdir, db, "wait", job_id, env=env)
+    assert res.code == 0, res.err
+    assert time.monotonic() - started < 5
