@@ -72,3 +72,11 @@ def test_an_application_in_bash_and_curl_submits_and_follows_events(tmp_path: Pa
     assert events[-1] == "event: job.succeeded" and "event: job.started" in events
     assert '"state":"succeeded"' in out
     assert "/etc/hostname" in out.split("/logs\n", 1)[1]
+
+
+def test_thumbnails_with_pillow_each_a_job_under_a_memory_limit(tmp_path: Path) -> None:
+    out = run_example("thumbnails", "6", tmp_path=tmp_path)
+    assert "== 6 thumbnails made by 2 workers" in out
+    assert "succeeded" in out.split("the last job's attempt:", 1)[1]
+    images = [line for line in out.splitlines() if line.startswith("images ")]
+    assert images and images[0].split()[-1] == "6"  # succeeded, in the images queue
