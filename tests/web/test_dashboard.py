@@ -51,10 +51,12 @@ def test_every_page_opens_and_shows_the_jobs(
     )
 
     page.get_by_role("link", name="Dead letters").click()
+    page.wait_for_url(re.compile(r"/ui/dlq$"))  # loaded: is_visible does not wait
     assert page.locator("[data-count=dead]").inner_text() == "1"
     assert page.locator(f"tr[data-job='{dead}']").count() == 1
 
     page.get_by_role("link", name="Schedules").click()
+    page.wait_for_url(re.compile(r"/ui/schedules$"))  # loaded: is_visible does not wait
     assert page.get_by_role("heading", name="nightly").is_visible()
     # the next fires in Berlin time and in UTC, and around the next clock change
     assert page.get_by_text("02:30").first.is_visible()
@@ -62,6 +64,7 @@ def test_every_page_opens_and_shows_the_jobs(
     assert page.locator("table.dst tbody tr").count() == 4
 
     page.get_by_role("link", name="Webhooks").click()
+    page.wait_for_url(re.compile(r"/ui/webhooks$"))  # loaded: is_visible does not wait
     assert page.get_by_text("No endpoints in the config").is_visible()
 
     page.goto(f"{server.url}/ui/jobs/{dead}")
