@@ -127,7 +127,7 @@ def add_control_parsers(p: Any) -> None:
     s.set_defaults(func=reload)
 
 
-def _local_daemons(ctx: Any) -> tuple[list[Any], list[Any]]:
+def _local_daemons(ctx: Any) -> list[Any]:
     from jobrunner import clock
     from jobrunner.ops.daemons import runs_a_daemon, split_by_node
 
@@ -138,13 +138,14 @@ def _local_daemons(ctx: Any) -> tuple[list[Any], list[Any]]:
             f"jobrunner: daemon {d.id} (pid {d.pid}) runs on {d.host}, not on this "
             "machine: run this command there\n"
         )
-    return [d for d in here if runs_a_daemon(d.pid)], elsewhere
+    return [d for d in here if runs_a_daemon(d.pid)]
 
 
-def _signal(daemons: list[Any], sig: int) -> list[Any]:
-    """Signal each; those that were gone already are dropped."""
+def _signal_here(ctx: Any, sig: int) -> list[Any]:
+    """Signal each daemon of the database on this machine; those that were gone already
+    are dropped. None at all: said on stdout (not an error: there is nothing to do)."""
     sent = []
-    for d in daemons:
+    for d in _local_daemons(ctx):
         try:
             os.kill(d.pid, sig)
         except ProcessLookupError:
@@ -154,6 +155,8 @@ def _signal(daemons: list[Any], sig: int) -> list[Any]:
                 f"daemon {d.id} (pid {d.pid}): not allowed to signal it (run as its user)"
             ) from None
         sent.append(d)
+    if not sent:
+        sys.stdout.write("no daemon of this database is running on this machine\n")
     return sent
 
 
@@ -168,14 +171,10 @@ def stop(ctx: Any, args: argparse.Namespace) -> int:
     timeout = daemon_config.shutdown_grace + daemon_config.kill_grace + 10
     if args.timeout is not None:
         timeout = parse_duration(args.timeout, "--timeout")
-    here, _ = _local_daemons(ctx)
-    sent = _signal(here, signal.SIGTERM)
-    if not sent:
-        sys.stdout.write("no daemon of this database is running on this machine\n")
-        return 0
+    sent = _signal_here(ctx, signal.SIGTERM)
     for d in sent:
         sys.stdout.write(f"stopping daemon {d.id} (pid {d.pid}): draining its running jobs\n")
-    if args.no_wait:
+    if args.no_wait or not sent:
         return 0
     sys.stdout.flush()
     started = time.monotonic()
@@ -197,11 +196,6 @@ def stop(ctx: Any, args: argparse.Namespace) -> int:
 def reload(ctx: Any, args: argparse.Namespace) -> int:
     import signal
 
-    here, _ = _local_daemons(ctx)
-    sent = _signal(here, signal.SIGHUP)
-    if not sent:
-        sys.stdout.write("no daemon of this database is running on this machine\n")
-        return 0
-    for d in sent:
+    for d in _signal_here(ctx, signal.SIGHUP):
         sys.stdout.write(f"asked daemon {d.id} (pid {d.pid}) to reread its config\n")
     return 0
