@@ -135,10 +135,17 @@ def test_a_frozen_daemon_never_starts_what_a_peer_finished(
     daemons.append(a)
     wait_for(lambda: len(ledger(workdir)) >= 100, timeout=30, what="A to be running jobs")
     frozen = [a.pid, *a.children()]
-    _freeze_outside_a_write(frozen, db)
-    try:
+    # The case needs A frozen with a batch in hand: a moment between two batches (one
+    # job held; frequent on a loaded machine) is thawed and tried again
+    for _ in range(20):
+        _freeze_outside_a_write(frozen, db)
         held = {j["id"] for j in jobs_in(workdir, db, "running")}
-        assert len(held) > 1, "A held no batch when frozen"
+        if len(held) > 1:
+            break
+        _stop(frozen, signal.SIGCONT)
+        time.sleep(0.05)
+    try:
+        assert len(held) > 1, "A held no batch when frozen, 20 times"
         b = Daemon(workdir, db, "--workers", "1")
         daemons.append(b)
         wait_counts(workdir, db, 60, succeeded=len(ids))  # B ran A's claims and the rest
