@@ -29,6 +29,14 @@ class Notifier:
         self.watchdog: float | None = None
         if watchdog_usec.isdigit() and watchdog_pid in ("", str(os.getpid())):
             self.watchdog = int(watchdog_usec) / 1e6
+        self.next_pet = 0.0  # monotonic time of the next WATCHDOG=1
+
+    def pet(self, mono: float) -> None:
+        """The daemon's loop came round: tell the watchdog, twice a period (as systemd
+        asks), when WatchdogSec= is set."""
+        if self.watchdog is not None and mono >= self.next_pet:
+            self.send("WATCHDOG=1")
+            self.next_pet = mono + self.watchdog / 2
 
     def send(self, *fields: str) -> None:
         """Send `KEY=value` lines in one datagram; a socket gone is not the daemon's

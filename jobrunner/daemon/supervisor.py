@@ -185,7 +185,6 @@ class Supervisor:
         for child in self.children:
             child.start(self.clock.monotonic())
         self.opts.systemd.send("READY=1", f"STATUS=running jobs with {self.opts.workers} workers")
-        self.next_pet = 0.0  # the systemd watchdog's, when WatchdogSec= is set
 
     def _fds_not_for_children(self) -> list[int]:
         fds = [self.sig_r, self.sig_w]
@@ -232,7 +231,7 @@ class Supervisor:
             while True:
                 self._step()
                 self.events.flush()
-                self._pet_watchdog()
+                self.opts.systemd.pet(self.clock.monotonic())
                 if self.stopping and not self._busy():
                     break
                 if self.stopping and self.backoff.give_up(
@@ -419,13 +418,6 @@ class Supervisor:
                     signal.Signals(sig).name,
                 )
                 self._force_stop()
-
-    def _pet_watchdog(self) -> None:
-        """systemd's watchdog: the loop came round (twice a period, as it asks)."""
-        period = self.opts.systemd.watchdog
-        if period is not None and self.clock.monotonic() >= self.next_pet:
-            self.opts.systemd.send("WATCHDOG=1")
-            self.next_pet = self.clock.monotonic() + period / 2
 
     def _begin_stop(self) -> None:
         self.opts.systemd.send("STOPPING=1", "STATUS=draining the running jobs")
