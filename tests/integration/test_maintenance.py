@@ -115,3 +115,32 @@ def test_backup_while_the_daemon_runs(
     assert res.code == 0, res.err
     assert sorted(r["id"] for r in res.json()) == ids
     assert {r["state"] for r in res.json()} == {"succeeded"}
+
+
+@pytest.mark.sqlite_only("a file's free pages")
+def test_the_daemons_retention_gives_deleted_jobs_space_back_to_the_file_system(
+    workdir: Path, db: Path, tasks: Path, daemons: list[Daemon]
+) -> None:
+    import apsw
+
+    from jobrunner.models import JobInsert
+    from jobrunner.store import open_store
+
+    with_retention(workdir, 'dead = "1s"\n')
+    store = open_store(str(db))
+    store.job_insert_many([JobInsert(task="m:f", args=["x" * 4000, n]) for n in range(3000)], 0.0)
+    store.close()
+    assert cli(workdir, db, "cancel", "--queue", "default", "--yes").code == 0
+
+    def pages() -> tuple[int, int]:  # the file's pages as a reader sees them, and the free
+        conn = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            count = conn.execute("PRAGMA page_count").fetchall()[0][0]
+            return int(count), int(conn.execute("PRAGMA freelist_count").fetchall()[0][0])
+        finally:
+            conn.close()
+
+    full, _ = pages()
+    daemons.append(Daemon(workdir, db, "--queues", "none"))  # leads retention, runs nothing
+    wait_for(lambda: pages()[0] < full / 4, timeout=60, every=0.2, what="the file to shrink")
+    assert pages()[1] < 2048  # what is left free is at most one run's worth
