@@ -150,7 +150,7 @@ class Client:
         `check`: refuse a task whose module or function cannot be found from here, or
         whose parameters the call does not fit (read from its source, never imported).
         `callback`: a URL that gets the job's final event, signed with the [webhooks]
-        secret (README, "Webhooks")."""
+        secret (docs/webhooks.md)."""
         return self._prepare(
             task,
             args,

@@ -1,4 +1,4 @@
-"""The Python client over HTTP: `Client("http://HOST:PORT", token=...)` (README, "HTTP API").
+"""The Python client over HTTP: `Client("http://HOST:PORT", token=...)` (docs/http.md).
 
 The same methods as the local Client (submit, submit_many, get, wait, list, cancel,
 retry), the same return types, and the same exceptions: a server's problem details

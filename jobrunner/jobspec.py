@@ -1,5 +1,5 @@
 """One job as a JSON object -> a checked JobInsert: the format of a `submit --file` line
-and of a POST /jobs body (README, "Submitting many jobs" and "HTTP API"). Every caller
+and of a POST /jobs body (docs/usage.md and docs/http.md). Every caller
 gives `where`, the prefix of its messages ("jobs.jsonl:3: ", "body: ", "body[3]: ")."""
 
 from __future__ import annotations

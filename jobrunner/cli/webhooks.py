@@ -1,5 +1,5 @@
 """`jobrunner webhooks`: endpoints, deliveries, redelivery, a test send, and the
-dispatcher in the foreground (README, "Webhooks")."""
+dispatcher in the foreground (docs/webhooks.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The daemon's helper processes: the HTTP server (`jobrunner serve`, with an [http]
-table; README, "HTTP API") and the webhook dispatcher (`jobrunner webhooks dispatch`, with
-a [webhooks] table; README, "Webhooks"), each run with the daemon's database and config.
+table; docs/http.md) and the webhook dispatcher (`jobrunner webhooks dispatch`, with
+a [webhooks] table; docs/webhooks.md), each run with the daemon's database and config.
 
 Separate processes, so nothing of the ASGI stack or the HTTP client is loaded into the
 supervisor or its workers, and a helper that dies takes no claim with it. The

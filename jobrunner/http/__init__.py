@@ -1,4 +1,4 @@
-"""`jobrunner serve`: the HTTP API, Server-Sent Events and WebSocket (README, "HTTP API").
+"""`jobrunner serve`: the HTTP API, Server-Sent Events and WebSocket (docs/http.md).
 
 Nothing here is imported by `submit` or the other commands: the ASGI stack (Starlette on
 uvicorn) loads only when the server starts. The package holds:

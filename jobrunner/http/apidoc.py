@@ -34,8 +34,8 @@ def render(document: dict[str, Any]) -> str:
     lines = [
         f"# HTTP API reference ({info['title']} {info['version']})",
         "",
-        "Generated from `GET /openapi.json` by `python -m jobrunner.http.apidoc`; the README's",
-        '"HTTP API" explains how to use it. With `[http] token` set, every request needs',
+        "Generated from `GET /openapi.json` by `python -m jobrunner.http.apidoc`; [http.md](http.md)",
+        "explains how to use it. With `[http] token` set, every request needs",
         "`Authorization: Bearer TOKEN`. Errors are RFC 9457 problem details.",
         "",
         _cell(info.get("description", "")),

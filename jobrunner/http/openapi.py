@@ -1,5 +1,5 @@
-"""GET /openapi.json: the API described as OpenAPI 3.1, written by hand (README, "HTTP
-API"). The job record's schema is `Job.to_dict()`'s; the test suite runs schemathesis
+"""GET /openapi.json: the API described as OpenAPI 3.1, written by hand (docs/http.md
+explains it). The job record's schema is `Job.to_dict()`'s; the test suite runs schemathesis
 against a real server with this document (tests/http/test_openapi.py)."""
 
 from __future__ import annotations
@@ -509,8 +509,8 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "jobrunner",
             "version": __version__,
-            "description": "Submit, poll, long-poll and watch background jobs (README, "
-            "'HTTP API'). Errors are RFC 9457 problem details.",
+            "description": "Submit, poll, long-poll and watch background jobs "
+            "(docs/http.md). Errors are RFC 9457 problem details.",
         },
         "paths": paths(),
         "components": {

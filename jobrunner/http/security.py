@@ -1,4 +1,4 @@
-"""What may run when submitted over HTTP (README, "HTTP API"): a [tasks.NAME] entry, a
+"""What may run when submitted over HTTP (docs/http.md): a [tasks.NAME] entry, a
 function in a module matched by [http] allow_tasks (globs; default: the modules in
 `imports`), and a command only with [http] allow_commands = true. Anything else is 403,
 checked on the body before it is parsed, so a refused job writes nothing and a caller

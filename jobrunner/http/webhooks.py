@@ -1,5 +1,5 @@
 """/webhooks: the endpoints, deliveries, redelivery and a test send, as `jobrunner
-webhooks` (README, "Webhooks")."""
+webhooks` (docs/webhooks.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Webhook endpoints and deliveries as the CLI and the HTTP API show and work them
-(README, "Webhooks"): one implementation behind `jobrunner webhooks ...` and
+(docs/webhooks.md): one implementation behind `jobrunner webhooks ...` and
 /webhooks/... ."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The [webhooks] table of the config: the signing secret, the retry schedule and the
-endpoints that receive job events (README, "Webhooks")."""
+endpoints that receive job events (docs/webhooks.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Standard Webhooks signing: the headers that let a receiver check a delivery came from
-us and was not changed, and the body they sign (README, "Webhooks")."""
+us and was not changed, and the body they sign (docs/webhooks.md)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ class NotRetryable(Exception):
 
 
 # How the error of an attempt that was not retried begins (`dlq retry --all` leaves such
-# jobs, store/queries.sql `dead_ids`; README "What happens to a job").
+# jobs, store/queries.sql `dead_ids`; docs/jobs.md, "What happens to a job").
 NOT_RETRIED = "not retried: "
 
 

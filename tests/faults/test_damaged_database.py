@@ -22,7 +22,7 @@ from tests.integration.conftest import ledger
 
 pytestmark = pytest.mark.sqlite_only("damage is done to the SQLite file's pages")
 
-EXIT_STORE = 3  # README: 3 the database stayed locked, failed or is damaged
+EXIT_STORE = 3  # docs/jobs.md: 3 the database stayed locked, failed or is damaged
 
 
 def marker(n: int) -> str:

@@ -5,7 +5,7 @@ leave the job's process group, so a signal to the group misses them. The daemon 
 still end them: at the job's timeout, at its cancel, when the daemon stops, and (with a
 cgroup) when the daemon is killed with -9, also when its guard dies with it (then the
 next daemon on the machine ends them). Each of these runs with and without cgroups
-(`[daemon] cgroups = false`), except kill -9, which only a cgroup covers (README).
+(`[daemon] cgroups = false`), except kill -9, which only a cgroup covers (docs/jobs.md).
 
 The jobs write the pid of each escaped `sleep`; the tests watch those pids and kill the
 ones still alive at teardown.

@@ -21,7 +21,7 @@ from tests.integration.conftest import counts, jobs_in, ledger, submit, wait_cou
 
 pytestmark = pytest.mark.sqlite_only("SQLite's write lock held by another process")
 
-EXIT_STORE = 3  # README: "3 the database stayed locked or failed"
+EXIT_STORE = 3  # docs/jobs.md: "3 the database stayed locked or failed"
 
 HOLDER = """
 import os, sys, time

@@ -31,7 +31,7 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.sqlite_only("I/O faults are injected into SQLite's file system layer")
 
-EXIT_STORE = 3  # README: "3 the database stayed locked or failed"
+EXIT_STORE = 3  # docs/jobs.md: "3 the database stayed locked or failed"
 
 
 def integrity(db: Path) -> str:

@@ -1,7 +1,7 @@
 """Jobs' output on a real full file system: the jobs' log folder (`<db>.logs`) is a
 small tmpfs, full of blocks or out of inodes, while the database stays writable.
 
-What a user relies on (README, Output): output that cannot be written is dropped, with
+What a user relies on (docs/jobs.md, "Output"): output that cannot be written is dropped, with
 a marker in the log where space allows and a warning in the daemon's log; the job's
 own outcome stands. A job that did its work runs once and succeeds, a Python job's
 print() never raises for it, and the daemon and its workers keep going.

@@ -2,7 +2,7 @@
 
 Times are written out as UTC instants and checked against what a person in the
 schedule's timezone would see on the wall. The property tests compare CronSpec.fires
-with an oracle written here from the rules in the module docstring (README
+with an oracle written here from the rules in the module docstring (docs/schedules.md,
 "Daylight saving time"), stepping real minutes and reading the wall clock with
 zoneinfo, without croniter.
 
@@ -351,7 +351,7 @@ def test_spring_forward_two_fixed_times_landing_on_one_instant_fire_once() -> No
 
 
 def test_a_list_of_fixed_times_is_a_fixed_time_entry() -> None:
-    """README: fixed-time = neither the minute nor the hour field begins with '*'; a
+    """docs/schedules.md: fixed-time = neither the minute nor the hour field begins with '*'; a
     list of times (`30 2,14`) is two fixed times a day, so 02:30 still runs on the
     spring-forward day and runs once on the fall-back day."""
     spec = CronSpec("30 2,14 * * *", BERLIN)

@@ -6,7 +6,7 @@
   are restricted, either suffices. Random fields are compared with CronSpec in UTC.
 - robfig/cron's test vectors (v3 spec_test.go, TestActivation and TestNext, the rows
   without DST), where robfig reads cron as cronie does (two rows differ: noted there).
-- `dst_oracle`: the README's "Daylight saving time" rules applied by stepping real time
+- `dst_oracle`: docs/schedules.md's "Daylight saving time" rules applied by stepping real time
   minute by minute and reading the wall clock with zoneinfo, around every offset change
   of 2024-2026 in 14 zones, and around odd ones (a whole day skipped, half-hour changes).
   The whole sweep is a slow test; by default a sample of it runs.
@@ -73,7 +73,7 @@ def field_values(text: str, index: int) -> set[int]:
 
 class Matcher:
     """Whether a wall time matches a cron expression, and whether the entry is fixed-time
-    (README: neither its minute, hour nor seconds field begins with '*')."""
+    (docs/schedules.md: neither its minute, hour nor seconds field begins with '*')."""
 
     def __init__(self, expr: str) -> None:
         fields = expr.split()
@@ -279,7 +279,7 @@ LOOKBACK = 4 * HOUR  # longer than any offset change in the zones below (Troll: 
 
 
 def dst_oracle(expr: str, tz: str, since: float, until: float) -> list[float]:
-    """Fires in (since, until] by the README's rules, stepping real time and reading the
+    """Fires in (since, until] by docs/schedules.md's rules, stepping real time and reading the
     wall clock: a frequent entry fires at every instant whose wall time matches (both
     passes of a repeated hour, none in a skipped one); a fixed-time entry fires on a wall
     time's first pass only, and a wall time the clock skips fires at the first instant
