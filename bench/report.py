@@ -495,8 +495,19 @@ def render(doc: dict[str, Any], out: Path, img: Path, notes: Path | None = NOTES
     if notes is not None and notes.exists():
         lines += [notes.read_text().rstrip("\n"), ""]
     text = "\n".join(lines)
+    text += kept_section(out)
     out.write_text(text)
     return text
+
+
+def kept_section(out: Path) -> str:
+    """The PostgreSQL section `python -m bench.pg --doc` wrote into `out`: kept when the
+    rest is rendered again (it comes from another run and another JSON file)."""
+    start, end = "<!-- postgres:begin -->", "<!-- postgres:end -->"
+    old = out.read_text() if out.exists() else ""
+    if start not in old or end not in old:
+        return ""
+    return "\n" + old[old.index(start) : old.index(end) + len(end)] + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
