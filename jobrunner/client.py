@@ -140,6 +140,8 @@ class Client:
         cpu_limit: Duration | None = None,
         nice: int | None = None,
         callback: str | None = None,
+        after: Sequence[int | JobHandle] = (),
+        after_ended: Sequence[int | JobHandle] = (),
         check: bool = True,
     ) -> JobInsert:
         """Validate one job without writing it, for `insert` in bulk.
@@ -150,7 +152,9 @@ class Client:
         `check`: refuse a task whose module or function cannot be found from here, or
         whose parameters the call does not fit (read from its source, never imported).
         `callback`: a URL that gets the job's final event, signed with the [webhooks]
-        secret (docs/webhooks.md)."""
+        secret (docs/webhooks.md). `after`: jobs (ids or handles) that must succeed
+        before this one runs (if one ends dead or cancelled, so is this one);
+        `after_ended`: jobs that must only have ended."""
         return self._prepare(
             task,
             args,
@@ -168,6 +172,8 @@ class Client:
             cpu_limit=cpu_limit,
             nice=nice,
             callback=callback,
+            after=after,
+            after_ended=after_ended,
             check=check,
         )
 
@@ -190,6 +196,8 @@ class Client:
         cpu_limit: Duration | None = None,
         nice: int | None = None,
         callback: str | None = None,
+        after: Sequence[int | JobHandle] = (),
+        after_ended: Sequence[int | JobHandle] = (),
         check: bool = True,
         check_args: bool = True,
     ) -> JobInsert:
@@ -281,6 +289,12 @@ class Client:
             raise TaskCheckFailed(exc.reason, CHECK_HINT) from None
         if callback is not None:
             job.options["callback"] = callback
+        if after or after_ended:
+            from jobrunner.store.dependencies import check as check_dependencies
+
+            job.after = [j.id if isinstance(j, JobHandle) else j for j in after]
+            job.after_ended = [j.id if isinstance(j, JobHandle) else j for j in after_ended]
+            check_dependencies(job.after, job.after_ended)
         return job
 
     def submit_many(

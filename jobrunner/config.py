@@ -7,7 +7,7 @@ import os
 import re
 
 from jobrunner.durations import parse_duration, parse_size
-from jobrunner.errors import ConfigError
+from jobrunner.errors import ConfigError, UsageError
 from jobrunner.http.settings import HttpConfig, parse_http
 from jobrunner.record import Record, field
 
@@ -95,13 +95,42 @@ class Config(Record):
     imports: list[str] = field(default_factory=list)
     log_max_bytes: int = 1 << 20
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    # [queues.NAME]: running at once across every daemon of the database (`concurrency`),
+    # in one daemon (`per_daemon`); starts per period across every daemon (`rate`:
+    # (starts, seconds))
     queue_concurrency: dict[str, int] = field(default_factory=dict)
+    queue_per_daemon: dict[str, int] = field(default_factory=dict)
+    queue_rate: dict[str, tuple[int, float]] = field(default_factory=dict)
     tasks: dict[str, TaskConfig] = field(default_factory=dict)
     schedules: dict[str, ScheduleConfig] = field(default_factory=dict)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
     http: HttpConfig | None = None  # the [http] table; None: the daemon runs no server
     webhooks: WebhooksConfig | None = None  # [webhooks]; None: no deliveries are made
+
+
+QUEUE_KEYS = {"concurrency", "per_daemon", "rate"}
+RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_rate(text: object) -> tuple[int, float]:
+    """`"10/s"`, `"600/m"`, `"100/h"`, or a number of starts per a duration (`"5/30s"`):
+    (starts, seconds). ValueError saying what is wrong."""
+    if not isinstance(text, str) or "/" not in text:
+        raise ValueError(
+            f'expected starts per period like "10/s", "600/m" or "5/30s", got {text!r}'
+        )
+    count, _, per = text.partition("/")
+    if not count.strip().isdigit() or int(count) < 1:
+        raise ValueError(f"expected a whole number of starts of at least 1, got {count!r}")
+    per = per.strip()
+    if per in RATE_UNITS:
+        seconds = RATE_UNITS[per]
+    else:
+        seconds = parse_duration(per, where="rate")
+        if seconds <= 0:
+            raise ValueError(f"the period must be longer than 0, got {per!r}")
+    return int(count), float(seconds)
 
 
 MISFIRE_POLICIES = ("skip", "once", "all")
@@ -349,8 +378,16 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
         table = f"queues.{name}"
         if not isinstance(queue, dict):
             raise r.fail("queues", name, "expected a table like [queues.NAME]")
-        r.unknown_keys(table, queue, {"concurrency"})
-        cfg.queue_concurrency[name] = r.integer(table, queue, "concurrency", 1, 1)
+        r.unknown_keys(table, queue, QUEUE_KEYS)
+        if "concurrency" in queue or not queue:  # a bare [queues.NAME]: one at a time
+            cfg.queue_concurrency[name] = r.integer(table, queue, "concurrency", 1, 1)
+        if "per_daemon" in queue:
+            cfg.queue_per_daemon[name] = r.integer(table, queue, "per_daemon", 1, 1)
+        if "rate" in queue:
+            try:
+                cfg.queue_rate[name] = parse_rate(queue["rate"])
+            except (ValueError, UsageError) as exc:
+                raise r.fail(table, "rate", str(exc).removeprefix("rate: ")) from None
 
     for name, task in _table(r, data, "tasks").items():
         cfg.tasks[name] = _parse_task(r, name, task)

@@ -30,6 +30,8 @@ JOB_OPTIONS = (
     "cpu_limit",
     "nice",
     "callback",
+    "after",
+    "after_ended",
 )
 JOB_KEYS = frozenset({"task", "command", "args", "kwargs", *JOB_OPTIONS})
 
@@ -89,11 +91,31 @@ def job_options(values: dict[str, Any], where: str) -> dict[str, Any]:
         if problem:
             raise UsageError(f"{where}callback: {problem}")
         out["callback"] = values["callback"]
+    for name in ("after", "after_ended"):
+        if values.get(name) is not None:
+            flag = name.replace("_", "-") if where == "--" else name  # --after-ended
+            out[name] = job_ids(values[name], f"{where}{flag}", cli=where == "--")
     if values.get("at") is not None:
         if not isinstance(values["at"], str):
             raise UsageError(f"{where}at: expected an ISO 8601 string")
         out["at"] = parse_at(values["at"], where=f"{where}at")
     return out
+
+
+def job_ids(value: Any, where: str, cli: bool) -> list[int]:
+    """Job ids (`after`): a JSON array of ids, or (`cli`) the repeated comma lists of
+    `--after 3,4 --after 5`."""
+    if cli:
+        parts = [p.strip() for text in value for p in text.split(",")]
+        if not all(p.isdigit() and p.isascii() for p in parts):
+            bad = next(p for p in parts if not (p.isdigit() and p.isascii()))
+            raise UsageError(f"{where}: {bad!r} is not a job id")
+        return [int(p) for p in parts]
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise UsageError(f"{where}: expected an array of job ids")
+    return value
 
 
 def job_from_object(

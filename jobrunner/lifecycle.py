@@ -13,6 +13,11 @@ if TYPE_CHECKING:
 
 
 class State(enum.StrEnum):
+    # Waits for the jobs it runs after (submit --after / --after-ended). In: submit. Out:
+    # to queued or scheduled in the transaction that ends the last of them
+    # (after_dependencies); to cancelled when one it needed to succeed did not, or on
+    # request.
+    BLOCKED = "blocked"
     # Waits for run_at. In: submit with --delay/--at. Out: claim once due; cancel.
     SCHEDULED = "scheduled"
     # Ready to run. In: submit, dlq retry, a daemon releasing jobs it never started, a
@@ -36,6 +41,7 @@ WAITING = frozenset({State.SCHEDULED, State.QUEUED, State.RETRYING})
 FINAL = frozenset({State.SUCCEEDED, State.DEAD, State.CANCELLED})
 
 TRANSITIONS: dict[State, frozenset[State]] = {
+    State.BLOCKED: frozenset({State.QUEUED, State.SCHEDULED, State.CANCELLED}),
     State.SCHEDULED: frozenset({State.RUNNING, State.CANCELLED}),
     State.QUEUED: frozenset({State.RUNNING, State.CANCELLED}),
     State.RETRYING: frozenset({State.RUNNING, State.CANCELLED}),
@@ -110,6 +116,7 @@ class Decision(Record):
     state: State  # where the job goes
     run_at: float | None  # when it may run again, for a retry
     counted: bool = True  # whether the attempt used one of the job's attempts
+    reason: str | None = None  # why, where the state does not say (a dependency's end)
 
 
 def after_failure(
@@ -157,6 +164,44 @@ def after_attempt(
     return after_failure(attempts, max_attempts, backoff, now, retryable, rng)
 
 
+class Dependency(Record):
+    """A job that another runs after, as the dependent's decision needs it."""
+
+    job_id: int  # the job run after
+    need: str  # SUCCEEDED: it must succeed; ENDED: it must only end, however
+    state: State | None  # where it is now; None: deleted
+
+
+SUCCEEDED, ENDED = "succeeded", "ended"  # a dependency's need
+
+
+def after_dependencies(deps: list[Dependency]) -> Decision | None:
+    """Where a blocked job goes as the jobs it runs after move: None while it must
+    still wait; cancelled as soon as one it needs to succeed ended otherwise (or was
+    deleted), whatever the others do; else, once every one has ended, QUEUED (the store
+    makes it SCHEDULED while its own run_at is ahead). `Decision.reason` says why."""
+    for dep in deps:
+        if dep.need == SUCCEEDED and dep.state is not State.SUCCEEDED:
+            if dep.state is None:
+                return Decision(
+                    State.CANCELLED, None, reason=f"job {dep.job_id} it runs after was deleted"
+                )
+            if dep.state in FINAL:
+                return Decision(
+                    State.CANCELLED,
+                    None,
+                    reason=f"job {dep.job_id} it runs after ended {dep.state}",
+                )
+    if all(dep.state is None or dep.state in FINAL for dep in deps):
+        return Decision(State.QUEUED, None, reason=_ran_after(deps))
+    return None
+
+
+def _ran_after(deps: list[Dependency]) -> str:
+    ids = ", ".join(str(d.job_id) for d in deps)
+    return f"job{'s' if len(deps) > 1 else ''} {ids} it runs after ended"
+
+
 def event_type(state: State, outcome: Outcome | None = None) -> str:
     """The event a transition into `state` is recorded as in the job event feed: named
     after where the job went (`job.succeeded`, `job.retrying`, ...), except a rescue that
@@ -167,6 +212,7 @@ def event_type(state: State, outcome: Outcome | None = None) -> str:
 
 
 EVENT_TYPES = {
+    State.BLOCKED: "job.blocked",
     State.SCHEDULED: "job.scheduled",
     State.QUEUED: "job.queued",
     State.RUNNING: "job.started",

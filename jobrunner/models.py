@@ -49,6 +49,10 @@ class JobInsert(Record):
     schedule: str | None = None
     scheduled_for: float | None = None
     options: dict[str, Any] = field(default_factory=dict)  # cwd, env, limits
+    # Jobs it runs after: these must succeed (else it is cancelled), these only end. A
+    # job with either is inserted blocked (store/dependencies.py).
+    after: list[int] = field(default_factory=list)
+    after_ended: list[int] = field(default_factory=list)
 
 
 class InsertResult(Record):
@@ -284,8 +288,14 @@ class ClaimRequest(Record):
     now: float
     limit: int  # most jobs in all
     queues: list[str] | None = None  # None: every queue
-    # per-queue allowance left under its concurrency limit; queues not named are uncapped
+    # per-queue allowance left in this daemon (`per_daemon`); queues not named are uncapped
     caps: dict[str, int] | None = None
+    # per-queue limits on running jobs across every daemon (`concurrency`): the claim
+    # counts what runs in its own transaction and takes at most the rest
+    limits: dict[str, int] | None = None
+    # per-queue rates (`rate`: starts, period in seconds) across every daemon: the claim
+    # takes at most what the current window leaves, and counts what it took
+    rates: dict[str, tuple[int, float]] | None = None
 
 
 class CancelResult(Record):

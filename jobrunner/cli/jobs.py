@@ -9,7 +9,7 @@ from typing import Any
 
 from jobrunner.errors import UsageError
 from jobrunner.lifecycle import FINAL, State, parse_states
-from jobrunner.ops import get_job
+from jobrunner.ops import get_job, job_record
 
 EXIT_ENDED_BADLY = 1
 EXIT_TIMEOUT = 124
@@ -150,13 +150,14 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
     if args.id is not None:
         job = get_job(store, args.id)
         attempts = store.attempt_list(job.id)
+        record = job_record(store, job)
         if args.json:
-            _print_json({**job.to_dict(), "attempt_history": [a.to_dict() for a in attempts]})
+            _print_json({**record, "attempt_history": [a.to_dict() for a in attempts]})
             return 0
         from jobrunner.cli import render
 
         render.use_utc(args.utc)
-        render.job_detail(job, attempts)
+        render.job_detail(job, attempts, after=record.get("after", []))
         if job.state is State.RUNNING:
             _say_if_awaiting_rescue(job, store.daemon_list())
         return 0
@@ -171,6 +172,7 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
     failures = store.job_recent_failures(5)
     wal_bytes = wal_size(store)
     warnings = database_warnings(store.path, wal_bytes)
+    throttled = throttled_queues(store, ctx.config, counts, now)
     deliveries = store.webhook_counts()
     if deliveries.get("failed"):
         warnings.append(
@@ -214,6 +216,9 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
                     state: deliveries.get(state, 0) for state in ("pending", "delivered", "failed")
                 },
                 "warnings": warnings,
+                "throttled": {
+                    q: {**t, "next_window": iso(t["next_window"])} for q, t in throttled.items()
+                },
             }
         )
         return 0
@@ -227,8 +232,26 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
             + ", ".join(f"{deliveries.get(s, 0)} {s}" for s in ("pending", "delivered", "failed")),
             markup=False,
         )
+    for queue, t in throttled.items():
+        render.console.print(
+            f"throttled: {queue} ({t['rate']}; {t['waiting']} waiting for the next window)",
+            markup=False,
+        )
     render.warnings(warnings)
     return 0
+
+
+def throttled_queues(
+    store: Any, config: Any, counts: dict[tuple[str, str], int], now: float
+) -> dict[str, dict[str, Any]]:
+    """The config's rated queues that are waiting for their next window."""
+    rates = getattr(config, "queue_rate", None)
+    if not rates:
+        return {}
+    from jobrunner import ratelimit
+
+    waiting = {q: n for (s, q), n in counts.items() if s == "queued" and q in rates}
+    return ratelimit.throttled(rates, store.queue_rate_counts(), waiting, now)
 
 
 RUNNING_AT_MOST = 100_000  # running jobs are bounded by the daemons' claims

@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, cast
 
 from rich import box
@@ -63,6 +63,7 @@ else:
     console = Console(highlight=False, soft_wrap=False)
 
 STATE_STYLE = {
+    "blocked": "dim cyan",
     "scheduled": "cyan",
     "queued": "blue",
     "running": "yellow",
@@ -261,11 +262,21 @@ def warnings(messages: list[str]) -> None:
         console.print(Text(f"warning: {message}", style="yellow"))
 
 
+def _dependency(dep: dict[str, Any]) -> str:
+    need = "must succeed" if dep["needs"] == "succeeded" else "must end"
+    return f"{dep['id']} {dep['state'] or 'deleted'} ({need})"
+
+
 def _at(ts: float) -> str:
     return f"{when(ts)} ({ago(ts)})"
 
 
-def job_detail(job: Job, attempts: list[Attempt], tracebacks: bool = False) -> None:
+def job_detail(
+    job: Job,
+    attempts: list[Attempt],
+    tracebacks: bool = False,
+    after: Sequence[dict[str, Any]] = (),
+) -> None:
     rows: list[tuple[str, Any]] = [
         ("id", str(job.id)),
         ("state", state_text(job.state)),
@@ -279,6 +290,8 @@ def job_detail(job: Job, attempts: list[Attempt], tracebacks: bool = False) -> N
     if job.schedule:
         fire = "a manual run" if job.options.get("manual") else f"the fire of {_at_fire(job)}"
         rows.append(("schedule", f"{job.schedule} ({fire})"))
+    if after:  # the jobs it runs after: `3 succeeded, 4 running (must succeed)`
+        rows.append(("after", Text(", ".join(_dependency(d) for d in after))))
     rows += [("created", _at(job.created_at)), ("run at", _at(job.run_at))]
     if job.started_at:
         rows.append(("started", _at(job.started_at)))

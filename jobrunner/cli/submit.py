@@ -55,6 +55,18 @@ def add_parsers(sub: Any) -> None:
         help="POST the job's final event to URL, signed ([webhooks] in the config)",
     )
     p.add_argument(
+        "--after",
+        action="append",
+        metavar="ID[,ID...]",
+        help="run once these jobs have succeeded; cancelled if one ends dead or cancelled",
+    )
+    p.add_argument(
+        "--after-ended",
+        action="append",
+        metavar="ID[,ID...]",
+        help="run once these jobs have ended, however they ended",
+    )
+    p.add_argument(
         "--no-check",
         action="store_true",
         help="do not check that the task's module can be found here",
@@ -68,6 +80,7 @@ def add_parsers(sub: Any) -> None:
 def run(ctx: Any, args: argparse.Namespace) -> int:
     from jobrunner.client import Client
     from jobrunner.ops import submit
+    from jobrunner.store.dependencies import UnknownDependency
     from jobrunner.taskref import TaskCheckFailed
 
     client = Client(args.db, ctx.config)
@@ -75,8 +88,11 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
         if args.target or args.cmd:
             raise UsageError("--file takes no TASK or --cmd; each line names its own")
         jobs, lines = _read_file(client, args.file, check=not args.no_check)
-        results = submit(client.store, jobs, _now()) if jobs else []
         name = "<stdin>" if args.file == "-" else args.file
+        try:
+            results = submit(client.store, jobs, _now()) if jobs else []
+        except UnknownDependency as exc:  # found in the transaction: say which line
+            raise UsageError(f"{name}:{lines[exc.index or 0]}: {exc}") from None
         _warn_key_reuse(client.store, jobs, results, name, lines)
         _warn_unserved(client.store, [j.queue for j in jobs])
         client.close()
@@ -101,6 +117,8 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
             "cpu_limit",
             "nice",
             "callback",
+            "after",
+            "after_ended",
         )
     }
     options = job_options(flags, "--")

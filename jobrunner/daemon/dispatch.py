@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 
+from jobrunner import ratelimit
 from jobrunner.daemon import outcomes
 from jobrunner.models import ClaimRequest, Job
 from jobrunner.store import WAKE_TRAIL, WAKE_TRAILING
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 # A worker is sent enough jobs to stay busy this long, so fast jobs are claimed and
 # dispatched in batches while slow ones are claimed one per free worker.
 DISPATCH_WINDOW = 0.02
+# claim this long after a rated queue's next window opens (clocks of hosts sharing a
+# PostgreSQL database follow the database's to within a millisecond or two)
+RATE_MARGIN = 0.002
 MAX_DEPTH = 64
 
 
@@ -61,7 +65,10 @@ class Dispatch:
     def ended(self, job: Job, took: float | None, config: Config) -> None:
         """A job sent to a worker is back (ended, skipped or found stale)."""
         self.running_by_queue[job.queue] -= 1
-        self.check_db |= job.queue in config.queue_concurrency  # room under a cap
+        # room under a cap: this daemon's, or the database's (the next claim counts)
+        self.check_db |= (
+            job.queue in config.queue_concurrency or job.queue in config.queue_per_daemon
+        )
         if took is not None:
             self.avg_duration = 0.8 * self.avg_duration + 0.2 * max(took, 1e-6)
 
@@ -93,8 +100,8 @@ class Dispatch:
                 )
             if len(jobs) == want:
                 self.check_db = True  # there may be more
-            else:
-                self.next_poll = mono + self._idle_wait(config)
+            else:  # from after the claim: a rated queue's next window is a moment
+                self.next_poll = self.clock.monotonic() + self._idle_wait(config)
             for job in jobs:
                 if job.damage is None:
                     self.ready.append(job)
@@ -120,10 +127,12 @@ class Dispatch:
 
     def _claim(self, want: int, config: Config) -> list[Job]:
         caps: dict[str, int] = {}
-        for name, limit in config.queue_concurrency.items():
+        for name, limit in config.queue_per_daemon.items():
             waiting = sum(1 for j in self.ready if j.queue == name)
             caps[name] = max(0, limit - self.running_by_queue[name] - waiting)
-        request = ClaimRequest(self.owner, self.clock.now(), want, self.queues, caps)
+        limits = config.queue_concurrency or None  # counted by the store, in the claim
+        rates = config.queue_rate or None
+        request = ClaimRequest(self.owner, self.clock.now(), want, self.queues, caps, limits, rates)
         return self.store.job_claim(request)
 
     def _idle_wait(self, config: Config) -> float:
@@ -133,8 +142,11 @@ class Dispatch:
         # One already due that the claim left is not ours to take now (another queue,
         # or its queue at its cap, whose next finish sets check_db): waiting for it
         # would be a busy loop.
-        if due is not None and due > self.clock.now():
-            wait = min(wait, due - self.clock.now())
+        now = self.clock.now()
+        if due is not None and due > now:
+            wait = min(wait, due - now)
+        for _, period in config.queue_rate.values():  # a throttled queue's next window
+            wait = min(wait, ratelimit.next_window(now, period) - now + RATE_MARGIN)
         return wait
 
     def _send(self, live: list[WorkerHandle], depth: int) -> list[int]:

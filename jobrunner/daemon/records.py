@@ -52,6 +52,17 @@ class Records:
         """Write everything pending. Returns the earliest time (wall clock) a retry just
         recorded falls due, for the supervisor to poll then."""
         due = None
+        # progress first: an end written before it would fence out the job's last
+        # report (often its final message, sent with the result)
+        if self.progress:
+            updates = list(self.progress.values())
+            try:
+                self.store.job_progress_many(self.owner, updates)
+            except StoreUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - progress is advice, never fatal
+                log.warning("progress of %d job(s) not recorded: %s", len(updates), exc)
+            self.progress = {}
         damage: DatabaseCorrupt | None = None
         if self.ends:
             ends = self.ends
@@ -79,15 +90,6 @@ class Records:
                 outcomes.log_end(self.events, end)
         if damage is not None:
             raise damage
-        if self.progress:
-            updates = list(self.progress.values())
-            try:
-                self.store.job_progress_many(self.owner, updates)
-            except StoreUnavailable:
-                raise
-            except Exception as exc:  # noqa: BLE001 - progress is advice, never fatal
-                log.warning("progress of %d job(s) not recorded: %s", len(updates), exc)
-            self.progress = {}
         if self.release:
             self.store.job_release_many(self.owner, self.release, self.clock.now())
             self.release = []

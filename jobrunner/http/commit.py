@@ -52,7 +52,9 @@ def write_group(
     records: dict[int, dict[str, Any]] = {}
     for job, result, want in zip(jobs, results, wanted, strict=True):
         if want and result.id not in records:
-            found = submitted_job(result.id, job, now) if result.created else None
+            # a job after others was settled in its insert: blocked, queued or cancelled
+            built = result.created and not (job.after or job.after_ended)
+            found = submitted_job(result.id, job, now) if built else None
             records[result.id] = (found or ops.get_job(store, result.id)).to_dict()
     return results, records
 

@@ -66,9 +66,10 @@ async def get_job(request: Request) -> Response:
 
         timeout = parse_duration(wait, "wait")
         job = await live.wait_for_end(state, job_id(request), timeout)
-    else:
-        job = state.read_now(ops.get_job, job_id(request))  # one row by its key
-    return JSONResponse(job.to_dict())
+        return JSONResponse(job.to_dict())
+    # one row by its key, and the jobs it runs after (an index search)
+    job = state.read_now(ops.get_job, job_id(request))
+    return JSONResponse(state.read_now(ops.job_record, job))
 
 
 async def list_jobs(request: Request) -> Response:

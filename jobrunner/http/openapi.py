@@ -95,6 +95,20 @@ JOB_FIELDS: dict[str, Any] = {
         "type": "string",
         "description": "where the final event is sent (its query string shown as ?...)",
     },
+    "after": {
+        "type": "array",
+        "description": "GET /jobs/ID only, when it runs after other jobs: each one, what it "
+        "needs of it, and where it is now (null: deleted)",
+        "items": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "needs": {"enum": ["succeeded", "ended"]},
+                "state": nullable("string"),
+            },
+            "required": ["id", "needs", "state"],
+        },
+    },
 }
 
 SUBMIT_FIELDS: dict[str, Any] = {
@@ -119,6 +133,17 @@ SUBMIT_FIELDS: dict[str, Any] = {
         "description": "an http(s) URL that gets the job's final event, signed (Standard "
         "Webhooks); needs [webhooks] in the server's config",
     },
+    "after": {
+        "type": "array",
+        "items": {"type": "integer", "minimum": 1},
+        "description": "jobs that must succeed first (blocked until then; cancelled if one "
+        "ends dead or cancelled)",
+    },
+    "after_ended": {
+        "type": "array",
+        "items": {"type": "integer", "minimum": 1},
+        "description": "jobs that must end first, however they end",
+    },
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -126,7 +151,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "the job record, as `jobrunner status ID --json`",
         "properties": JOB_FIELDS,
-        "required": [name for name in JOB_FIELDS if name not in ("damage", "callback")],
+        "required": [name for name in JOB_FIELDS if name not in ("damage", "callback", "after")],
     },
     "JobSubmit": {
         "type": "object",

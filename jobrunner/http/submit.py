@@ -22,6 +22,7 @@ from jobrunner.http.security import check_allowed
 from jobrunner.http.state import ServerState, server_of
 from jobrunner.jobspec import job_from_object
 from jobrunner.models import JobInsert
+from jobrunner.store.dependencies import UnknownDependency
 
 MAX_BATCH = 10_000  # jobs in one request
 RETRY_AFTER = "1"  # seconds before a first poll of the job is worth making
@@ -112,7 +113,11 @@ async def submit(request: Request) -> Response:
     else:
         jobs = check_jobs(state, items, batch)
     minimal = wants_minimal(request)
-    results, found = await state.group_commit.submit(jobs, not minimal) if jobs else ([], {})
+    try:
+        results, found = await state.group_commit.submit(jobs, not minimal) if jobs else ([], {})
+    except UnknownDependency as exc:  # found in the transaction: say which job
+        where = f"body[{exc.index}]" if batch else "body"
+        raise UsageError(f"{where}: {exc}") from None
     headers = {"Retry-After": RETRY_AFTER}
     if minimal:
         headers["Preference-Applied"] = "return=minimal"

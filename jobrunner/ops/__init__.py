@@ -22,6 +22,7 @@ from jobrunner.store import WAKE_SUBMIT
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Any
 
     from jobrunner.models import InsertResult, Job, JobInsert
     from jobrunner.store.base import Store
@@ -64,3 +65,16 @@ def wake_daemons(store: Store, message: bytes = WAKE_SUBMIT) -> None:
     through here, after its transaction, by the backend's own waker (Store.wake), but a
     submit to a store that wakes in the submit's transaction (Store.wakes_on_submit)."""
     store.wake(message)
+
+
+def job_record(store: Store, job: Job) -> dict[str, Any]:
+    """The job's record (`status ID --json`, GET /jobs/ID), with `after` when it runs
+    after other jobs: each one's id, what it needs of it and where that job is now."""
+    record = job.to_dict()
+    deps = store.job_dependencies(job.id)
+    if deps:
+        record["after"] = [
+            {"id": d.job_id, "needs": d.need, "state": None if d.state is None else d.state.value}
+            for d in deps
+        ]
+    return record

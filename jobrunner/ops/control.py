@@ -18,11 +18,11 @@ if TYPE_CHECKING:
 
 ENDED = (State.SUCCEEDED, State.DEAD, State.CANCELLED)  # what `prune` deletes, in this order
 # what `cancel --state/--queue` takes, in this order
-NOT_ENDED = (State.SCHEDULED, State.QUEUED, State.RETRYING, State.RUNNING)
+NOT_ENDED = (State.BLOCKED, State.SCHEDULED, State.QUEUED, State.RETRYING, State.RUNNING)
 
 
 class CancelOutcome(enum.StrEnum):
-    CANCELLED = "cancelled"  # it was waiting (queued, scheduled, retrying): cancelled now
+    CANCELLED = "cancelled"  # it was waiting (blocked, queued, scheduled, retrying): cancelled now
     REQUESTED = "requested"  # it is running: its daemon was told to kill it
     ALREADY_ENDED = "already_ended"  # it had ended (`Cancellation.state` says how); unchanged
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from jobrunner.lifecycle import Dependency
 from jobrunner.models import (
     Attempt,
     AttemptEnd,
@@ -109,6 +110,10 @@ class Store(Protocol):
         self, template: JobInsert, args_json: Sequence[str], now: float
     ) -> list[int]: ...
     def job_get(self, job_id: int) -> Job | None: ...
+    # rated queues' current windows: queue -> (window start, jobs started in it)
+    def queue_rate_counts(self) -> dict[str, tuple[float, int]]: ...
+    # the jobs it runs after, each with how it must end and where it is (None: deleted)
+    def job_dependencies(self, job_id: int) -> list[Dependency]: ...
     def job_list(
         self,
         state: str | Sequence[str] | None = None,

@@ -75,6 +75,7 @@ SET state = ?1, attempts = attempts - ?10, run_at = coalesce(?2, run_at),
     owner = NULL, cancel_requested = 0,
     progress = CASE WHEN ?1 = 'succeeded' THEN 1.0 ELSE progress END
 WHERE id = ?7 AND state = 'running' AND attempts = ?8 AND owner IS ?9
+RETURNING dependents
 
 -- name: attempt_insert
 INSERT INTO attempts (job_id, attempt, outcome, started_at, finished_at, error, traceback, owner,
@@ -102,8 +103,8 @@ DELETE FROM daemons WHERE id IN (SELECT value FROM json_each(?1)) AND id IS NOT 
 
 -- name: cancel_waiting
 UPDATE jobs SET state = 'cancelled', finished_at = ?, error = 'cancelled before it started'
-WHERE id = ? AND state IN ('queued', 'scheduled', 'retrying')
-RETURNING attempts
+WHERE id = ? AND state IN ('blocked', 'queued', 'scheduled', 'retrying')
+RETURNING attempts, dependents
 
 -- name: cancel_request
 UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'
@@ -584,3 +585,68 @@ SELECT owner, expires_at FROM leases WHERE name = 'jobrunner.retired'
 
 -- name: retired_set
 INSERT INTO leases (name, owner, expires_at) VALUES ('jobrunner.retired', ?1, ?2)
+
+-- Dependencies (store/dependencies.py): list parameters are JSON arrays here.
+
+-- name: deps_mark
+-- The jobs a new job runs after (?1) now have dependents; the ids that are jobs.
+UPDATE jobs SET dependents = 1 WHERE id IN (SELECT value FROM json_each(?1)) RETURNING id
+
+-- name: deps_insert
+INSERT INTO job_deps (job_id, after_id, need) VALUES (?, ?, ?)
+
+-- name: deps_waiting
+-- Blocked jobs that run after any of the jobs ?1 (job_deps_after, then each job's row).
+SELECT DISTINCT d.job_id FROM job_deps d JOIN jobs j ON j.id = d.job_id
+WHERE d.after_id IN (SELECT value FROM json_each(?1)) AND j.state = 'blocked'
+ORDER BY d.job_id
+
+-- name: deps_of
+-- Every dependency of the jobs ?1 with its job's state (NULL: deleted).
+SELECT d.job_id, d.after_id, d.need, p.state FROM job_deps d LEFT JOIN jobs p ON p.id = d.after_id
+WHERE d.job_id IN (SELECT value FROM json_each(?1))
+ORDER BY d.job_id, d.after_id
+
+-- name: deps_ready
+-- A blocked job whose dependencies have ended: queued, or scheduled while its run_at is ahead.
+UPDATE jobs SET state = CASE WHEN run_at > ?1 THEN 'scheduled' ELSE 'queued' END
+WHERE id = ?2 AND state = 'blocked'
+RETURNING state, attempts, queue
+
+-- name: deps_cancel
+-- A blocked job one of whose dependencies did not succeed as it needed to.
+UPDATE jobs SET state = 'cancelled', finished_at = ?1, error = ?2
+WHERE id = ?3 AND state = 'blocked'
+RETURNING attempts, dependents
+
+-- name: deps_list
+-- The jobs one job runs after, with how each must end and where each is (NULL: deleted).
+SELECT d.after_id, d.need, p.state FROM job_deps d LEFT JOIN jobs p ON p.id = d.after_id
+WHERE d.job_id = ? ORDER BY d.after_id
+
+-- name: blocked_ids
+-- `cancel --state blocked`: from jobs_blocked, never the history.
+SELECT id FROM jobs INDEXED BY jobs_blocked WHERE state = 'blocked' AND (?1 IS NULL OR queue = ?1)
+
+-- name: running_in_queues
+-- Jobs running now in each of the queues ?1 (a JSON array), on every daemon: what a
+-- queue's `concurrency` limit is held against (jobs_running holds only running jobs).
+SELECT queue, count(*) FROM jobs INDEXED BY jobs_running
+WHERE state = 'running' AND queue IN (SELECT value FROM json_each(?1))
+GROUP BY queue
+
+-- name: queue_rate_get
+-- (queue): the window a rated queue's starts are counted in, and how many
+SELECT window_start, starts FROM queue_rates WHERE queue = ?
+
+-- name: queue_rate_add
+-- (queue, window_start, starts): add a claim's starts, a new window starting from them;
+-- never back to an earlier window (ratelimit.room)
+INSERT INTO queue_rates (queue, window_start, starts) VALUES (?1, ?2, ?3)
+ON CONFLICT (queue) DO UPDATE SET
+    starts = CASE WHEN window_start >= excluded.window_start THEN starts + excluded.starts
+                  ELSE excluded.starts END,
+    window_start = max(window_start, excluded.window_start)
+
+-- name: queue_rates
+SELECT queue, window_start, starts FROM queue_rates

@@ -19,7 +19,7 @@ from jobrunner.errors import (
     StoreUnavailable,
 )
 from jobrunner.jsonutil import dumps as _dumps
-from jobrunner.lifecycle import Outcome, State
+from jobrunner.lifecycle import Dependency, Outcome, State
 from jobrunner.models import (
     Attempt,
     CancelResult,
@@ -30,10 +30,13 @@ from jobrunner.models import (
     JobQuery,
     SearchPage,
 )
+from jobrunner.store import WAKE_SUBMIT
 from jobrunner.store.forkguard import ForkedConnectionError as ForkedConnectionError  # re-export
 from jobrunner.store.forkguard import open_stores
 from jobrunner.store.sqlite_claims import SQLiteClaims
 from jobrunner.store.sqlite_daemons import SQLiteDaemons
+from jobrunner.store.sqlite_deps import insert_after
+from jobrunner.store.sqlite_deps import release as release_dependents
 from jobrunner.store.sqlite_export import retired_error, retired_to
 from jobrunner.store.sqlite_files import (
     file_id,
@@ -54,6 +57,7 @@ from jobrunner.store.sqlite_sql import (
     LIST_INDEXES,
     MIGRATIONS,
     SCHEMA_VERSION,
+    STATES,
     Q,
     event_from_row,
     event_row,
@@ -260,14 +264,17 @@ class SQLiteStore(SQLiteClaims, SQLiteDaemons, SQLiteWebhooks):
         results: list[InsertResult] = []
         plain: list[tuple[Any, ...]] = []
         with self._tx() as db:
-            for job in jobs:
+            for index, job in enumerate(jobs):
                 row = insert_row(job, now)
-                if job.key is None:
+                if job.key is None and not (job.after or job.after_ended):
                     plain.append(row)
                     continue
                 if plain:  # keep ids in submit order
                     results.extend(self._insert_plain(db, plain))
                     plain = []
+                if job.after or job.after_ended:
+                    results.append(insert_after(db, job, row, now, index)[0])
+                    continue
                 got = db.execute(Q["job_insert_keyed"], row).fetchall()
                 if got:
                     results.append(InsertResult(got[0][0], True))
@@ -316,6 +323,15 @@ class SQLiteStore(SQLiteClaims, SQLiteDaemons, SQLiteWebhooks):
     def job_get(self, job_id: int) -> Job | None:
         rows = self.db.execute(Q["job_get"], (job_id,)).fetchall()
         return job_from_row(rows[0]) if rows else None
+
+    def queue_rate_counts(self) -> dict[str, tuple[float, int]]:
+        return {q: (w, n) for q, w, n in self.db.execute(Q["queue_rates"])}
+
+    def job_dependencies(self, job_id: int) -> list[Dependency]:
+        return [
+            Dependency(after_id, need, STATES.get(state) if state else None)
+            for after_id, need, state in self.db.execute(Q["deps_list"], (job_id,))
+        ]
 
     def job_list(
         self,
@@ -402,6 +418,7 @@ class SQLiteStore(SQLiteClaims, SQLiteDaemons, SQLiteWebhooks):
     # -- jobs: cancel, retry, delete (claims and their ends: sqlite_claims.py) ------------
 
     def job_cancel(self, job_id: int, now: float) -> CancelResult:
+        ready: set[str] = set()
         with self._tx() as db:
             got = db.execute(Q["cancel_waiting"], (now, job_id)).fetchall()
             if got:
@@ -409,14 +426,21 @@ class SQLiteStore(SQLiteClaims, SQLiteDaemons, SQLiteWebhooks):
                     Q["event_insert"],
                     event_row(now, job_id, got[0][0], "job.cancelled", "cancelled", CANCEL_DATA),
                 )
-                return CancelResult("cancelled")
-            db.execute(Q["cancel_request"], (job_id,))
-            if db.changes():
-                return CancelResult("requested")
-            rows = db.execute(Q["job_state"], (job_id,)).fetchall()
-        if not rows:
-            raise JobNotFound(f"no job with id {job_id}")
-        return CancelResult(rows[0][0])
+                if got[0][1]:  # jobs run after it: settled in this transaction
+                    ready = release_dependents(db, [job_id], now)
+                outcome = "cancelled"
+            else:
+                db.execute(Q["cancel_request"], (job_id,))
+                if db.changes():
+                    outcome = "requested"
+                else:
+                    rows = db.execute(Q["job_state"], (job_id,)).fetchall()
+                    if not rows:
+                        raise JobNotFound(f"no job with id {job_id}")
+                    outcome = rows[0][0]
+        if ready:
+            self.wake(WAKE_SUBMIT)  # jobs that ran after it whatever its end
+        return CancelResult(outcome)
 
     def job_cancel_requests(self, owner: str) -> list[tuple[int, int]]:
         return [(r[0], r[1]) for r in self.db.execute(Q["cancel_requests"], (owner,))]
@@ -450,6 +474,8 @@ class SQLiteStore(SQLiteClaims, SQLiteDaemons, SQLiteWebhooks):
             raise ValueError(f"only jobs that have not ended are listed by id, not {state!r}")
         if state == State.RUNNING.value:
             rows = self.db.execute(Q["running_ids"], (queue,))
+        elif state == State.BLOCKED.value:
+            rows = self.db.execute(Q["blocked_ids"], (queue,))
         else:
             rows = self.db.execute(Q["waiting_ids"], (state, queue))
         return sorted(r[0] for r in rows)

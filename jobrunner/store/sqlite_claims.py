@@ -11,8 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 
+from jobrunner import ratelimit
 from jobrunner.jsonutil import dumps as _dumps
+from jobrunner.lifecycle import FINAL
 from jobrunner.models import AttemptEnd, ClaimRequest, Job
+from jobrunner.store import WAKE_SUBMIT
+from jobrunner.store.sqlite_deps import release
 from jobrunner.store.sqlite_sql import (
     Q,
     attempt_row,
@@ -35,6 +39,38 @@ RELEASED = {"reason": "handed back unstarted"}
 PER_QUEUE_AT_MOST = 64
 
 
+def within_limits(db: Any, request: ClaimRequest) -> ClaimRequest:
+    """The request with each limited queue's cap lowered to what its limit leaves over
+    the jobs running in it on every daemon, counted in the claim's own transaction (one
+    writer at a time: the count cannot change before the claim commits)."""
+    limits = request.limits or {}
+    names = [q for q in limits if request.queues is None or q in request.queues]
+    running = dict(db.execute(Q["running_in_queues"], (_dumps(names),)).fetchall())
+    caps = dict(request.caps or {})
+    for name in names:
+        room = max(0, limits[name] - running.get(name, 0))
+        caps[name] = min(caps.get(name, room), room)
+    for name, (most, period) in (request.rates or {}).items():
+        if request.queues is None or name in request.queues:
+            got = db.execute(Q["queue_rate_get"], (name,)).fetchall()
+            room = ratelimit.room(most, period, request.now, tuple(got[0]) if got else None)
+            caps[name] = min(caps.get(name, room), room)
+    return ClaimRequest(
+        request.owner, request.now, request.limit, request.queues, caps, limits, request.rates
+    )
+
+
+def rate_starts(request: ClaimRequest, jobs: list[Job]) -> dict[str, tuple[float, int]]:
+    """What a claim adds to its rated queues' counts: (window start, jobs taken)."""
+    taken: dict[str, tuple[float, int]] = {}
+    for job in jobs:
+        rate = (request.rates or {}).get(job.queue)
+        if rate is not None:
+            window = ratelimit.window_start(request.now, rate[1])
+            taken[job.queue] = (window, taken.get(job.queue, (window, 0))[1] + 1)
+    return taken
+
+
 @refusing_damage  # a damaged file: DatabaseCorrupt from every method, reads included
 class SQLiteClaims:
     db: Any
@@ -42,11 +78,16 @@ class SQLiteClaims:
     def _tx(self) -> AbstractContextManager[Any]:
         raise NotImplementedError  # SQLiteStore's write transaction
 
+    def wake(self, message: bytes) -> int:
+        raise NotImplementedError  # SQLiteStore's
+
     def job_claim(self, request: ClaimRequest) -> list[Job]:
         """Claim up to `limit` due jobs, highest priority first, then oldest run_at."""
         if request.limit <= 0:
             return []
         with self._tx() as db:
+            if request.limits or request.rates:
+                request = within_limits(db, request)
             candidates = self._claim_candidates(db, request)
             if not candidates:
                 return []
@@ -57,6 +98,9 @@ class SQLiteClaims:
                 Q["claim_jobs"], (request.owner, request.now, _dumps(chosen))
             ).fetchall()
             jobs = [job_from_row(r) for r in rows]
+            if request.rates:
+                for queue, (window, took) in rate_starts(request, jobs).items():
+                    db.execute(Q["queue_rate_add"], (queue, window, took))
             db.executemany(
                 Q["event_insert"],
                 [event_row(request.now, j.id, j.attempts, STARTED, RUNNING) for j in jobs],
@@ -114,17 +158,23 @@ class SQLiteClaims:
             return applied
         history: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []
+        awaited: list[int] = []  # ended jobs others run after
         with self._tx() as db:
             for end in ends:
-                db.execute(Q["end_attempt"], end_attempt_row(end, owner))
-                ok = db.changes() == 1
+                got = db.execute(Q["end_attempt"], end_attempt_row(end, owner)).fetchall()
+                ok = bool(got)
                 applied.append(ok)
                 if ok:
                     history.append(attempt_row(end, owner))
                     events.append(end_event(end))
+                    if got[0][0] and end.next_state in FINAL:
+                        awaited.append(end.job_id)
             if history:
                 db.executemany(Q["attempt_insert"], history)
                 db.executemany(Q["event_insert"], events)
+            ready = release(db, awaited, max(e.finished_at for e in ends)) if awaited else None
+        if ready:
+            self.wake(WAKE_SUBMIT)  # the daemons, this one too: dependents to claim
         return applied
 
     def job_progress_many(

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 # that had the file open, and the copy refuses while one is alive.
 COPIED = (
     "jobs",
+    "job_deps",  # after jobs: on PostgreSQL each row names its job
     "attempts",
     "schedules",
     "job_events",

@@ -54,6 +54,7 @@ _ENDED = "state IN ('succeeded', 'dead', 'cancelled')"  # jobs_ended's condition
 _DUE = "state IN ('scheduled', 'retrying')"  # jobs_due's condition
 # For `list --state`: each state's partial index, and the condition that lets SQLite use it.
 LIST_INDEXES = {
+    State.BLOCKED.value: ("jobs_blocked", "state = 'blocked'"),
     State.QUEUED.value: ("jobs_queued", "state = 'queued'"),
     State.RUNNING.value: ("jobs_running", "state = 'running'"),
     State.SCHEDULED.value: ("jobs_due", f"{_DUE} AND state = 'scheduled'"),

@@ -169,6 +169,7 @@ async def job(request: Request) -> Response:
         return {
             "job": found,
             "record": found.to_dict(),
+            "after": store.job_dependencies(wanted),
             "attempts": store.attempt_list(wanted),
             "events": store.events_after(0, wanted, 1000),
             "output": tail(store, wanted),

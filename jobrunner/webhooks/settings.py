@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 # --callback URL gets.
 FINAL_EVENTS = ("job.succeeded", "job.dead", "job.cancelled")
 EVENTS = (
+    "job.blocked",
     "job.queued",
     "job.scheduled",
     "job.started",

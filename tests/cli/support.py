@@ -55,7 +55,16 @@ RECORD_KEYS = {
     "scheduled_for",
 }
 TIME_KEYS = ("created_at", "run_at", "started_at", "finished_at", "scheduled_for")
-STATES = {"scheduled", "queued", "running", "retrying", "succeeded", "dead", "cancelled"}
+STATES = {
+    "blocked",
+    "scheduled",
+    "queued",
+    "running",
+    "retrying",
+    "succeeded",
+    "dead",
+    "cancelled",
+}
 
 
 def write_tasks(workdir: Path) -> None:

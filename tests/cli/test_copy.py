@@ -49,6 +49,7 @@ def a_used_file(workdir: Path, db: Path, daemons: list[Daemon]) -> dict[str, int
     d.stop()
     ids["waiting"] = submit(workdir, db, "tasks:ok", "--args", "[8]")
     ids["later"] = submit(workdir, db, "tasks:ok", "--delay", "1h")
+    ids["blocked"] = submit(workdir, db, "tasks:ok", "--after", str(ids["waiting"]))
     with contextlib.closing(open_store(str(db))) as store:
         store.schedule_fire("nightly", None, 1_700_000_000.0, [], time.time())
     return ids
@@ -62,7 +63,7 @@ def test_copy_moves_every_job_and_retires_the_file(
     res = cli(workdir, db, "copy", "--to", with_password)
     assert res.code == 0, res.err
     assert "s3cret" not in res.out + res.err
-    assert "jobs          4 (1 dead, 1 queued, 1 scheduled, 1 succeeded)" in res.out
+    assert "jobs          5 (1 blocked, 1 dead, 1 queued, 1 scheduled, 1 succeeded)" in res.out
     assert "schedules     1" in res.out
     assert f"{db} is retired" in res.out
 
@@ -78,6 +79,7 @@ def test_copy_moves_every_job_and_retires_the_file(
         assert {s.name: s.last_fire for s in store.schedule_list()} == {"nightly": 1_700_000_000.0}
         # the kept counts came along (COPY fires the counting triggers)
         assert store.job_counts() == {
+            ("blocked", "default"): 1,
             ("dead", "default"): 1,
             ("queued", "default"): 1,
             ("scheduled", "default"): 1,
@@ -85,7 +87,7 @@ def test_copy_moves_every_job_and_retires_the_file(
         }
     with contextlib.closing(open_store(str(db), create=False)) as store:
         events = [(e.seq, e.job_id, e.type) for e in store.events_after(0, limit=10_000)]
-    assert len(events) >= 8  # submitted, claimed, ended... for four jobs
+    assert len(events) >= 9  # submitted, claimed, ended... for five jobs
     with contextlib.closing(open_store(pg)) as store:
         assert [(e.seq, e.job_id, e.type) for e in store.events_after(0, limit=10_000)] == events
 
@@ -93,13 +95,14 @@ def test_copy_moves_every_job_and_retires_the_file(
     res = cli(workdir, db, "submit", "tasks:ok")
     assert_one_line_error(res, str(db), "retired", "copied to", "postgres:***@")
     with contextlib.closing(open_store(str(db), create=False)) as store:
-        assert len(store.job_list(None, None, 100)) == 4
+        assert len(store.job_list(None, None, 100)) == 5
 
     # on PostgreSQL, the work goes on: new ids follow the copied ones, waiting jobs run
     newer = submit(workdir, pg, "tasks:ok")  # type: ignore[arg-type]
     assert newer > max(ids.values())
     daemons.append(Daemon(workdir, pg, "--workers", "1"))  # type: ignore[arg-type]
-    for job_id in (ids["waiting"], newer):
+    # the blocked job's dependency came along: it runs once the job it waits for did
+    for job_id in (ids["waiting"], newer, ids["blocked"]):
         res = cli(workdir, pg, "wait", str(job_id), "--timeout", "30s")  # type: ignore[arg-type]
         assert res.code == 0, res.err
     assert record(workdir, pg, ids["later"])["state"] == "scheduled"  # type: ignore[arg-type]

@@ -63,6 +63,7 @@ def test_status_json_overview(workdir: Path, db: Path, mix: dict[str, int]) -> N
     data = res.json()
     assert {"counts", "queues", "daemons", "recent_failures"} <= set(data)
     assert data["counts"] == {
+        "blocked": 0,
         "scheduled": 1,
         "queued": 3,
         "running": 0,

@@ -80,3 +80,15 @@ def test_thumbnails_with_pillow_each_a_job_under_a_memory_limit(tmp_path: Path) 
     assert "succeeded" in out.split("the last job's attempt:", 1)[1]
     images = [line for line in out.splitlines() if line.startswith("images ")]
     assert images and images[0].split()[-1] == "6"  # succeeded, in the images queue
+
+
+def test_fan_out_counts_parts_in_parallel_then_merges_after_them_all(tmp_path: Path) -> None:
+    out = run_example("fan_out", "40000", "4", tmp_path=tmp_path)
+    split = json.loads(out.split("== split (job 2)\n", 1)[1].splitlines()[0])
+    assert len(split["parts"]) == 4
+    merged = json.loads(out.split(f"== merged (job {split['merge']})\n", 1)[1].splitlines()[0])
+    assert merged["words"] == 40_000 * 12  # every word of every part, counted once
+    assert merged["top"][0][0] == "the"
+    every = out.split("== every job\n", 1)[1]
+    assert every.count("succeeded") == 7  # the text, the split, 4 parts, the merge
+    assert f"after     {split['parts'][0]} " in out  # status of the merge: what it waits for

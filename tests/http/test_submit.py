@@ -273,3 +273,30 @@ def test_a_server_killed_under_load_lost_no_acknowledged_job(
     stored = set(stored_ids(db))
     assert acked and len(acked) == len(set(acked))
     assert set(acked) <= stored
+
+
+def test_a_job_after_others_over_http(
+    serve: Callable[..., Server], workdir: Path, db: Path
+) -> None:
+    """`after` / `after_ended` in the body; GET /jobs/ID says what it waits for; an id
+    that names no job, or not an array of ids, is 400 and writes nothing."""
+    write_app(workdir)
+    server = serve()
+    with server.client() as http:
+        first, second = (r["id"] for r in http.post("/jobs", json=[{"task": "hello"}] * 2).json())
+        res = http.post("/jobs", json={"task": "hello", "after": [first], "after_ended": [second]})
+        assert res.status_code == 202, res.text
+        assert res.json()["state"] == "blocked"
+        record = http.get(res.headers["Location"]).json()
+        assert record["after"] == [
+            {"id": first, "needs": "succeeded", "state": "queued"},
+            {"id": second, "needs": "ended", "state": "queued"},
+        ]
+        assert "after" not in http.get(f"/jobs/{first}").json()  # runs after nothing
+        written = stored_ids(db)
+        batch = [{"task": "hello"}, {"task": "hello", "after": [first, 999]}]
+        refused(http.post("/jobs", json=batch), 400, "body[1]: after: no job with id 999")
+        refused(http.post("/jobs", json={"task": "hello", "after": first}), 400, "body: after")
+        refused(http.post("/jobs", json={"task": "hello", "after": ["1"]}), 400, "body: after")
+        refused(http.post("/jobs", json={"task": "hello", "after_ended": [0]}), 400, "after")
+        assert stored_ids(db) == written

@@ -611,3 +611,27 @@ def test_attempt_history_fields_are_json_types(
     assert isinstance(attempt["cpu_seconds"], float)
     assert isinstance(attempt["max_rss_kb"], int)
     json.dumps(record)  # round-trips
+
+
+def test_a_jobs_last_progress_report_survives_its_end(
+    workdir: Path, db: Path, daemons: list[Daemon]
+) -> None:
+    """The final report (sent with the result, in the same read of the worker's pipe) is
+    recorded before the end, which would otherwise fence it out: `status` shows it."""
+    write_config(workdir)
+    write_module(
+        workdir,
+        "finals",
+        "from jobrunner import progress\n\n"
+        "def work(n):\n"
+        "    for i in range(n):\n"
+        "        progress(i / n, f'{i} of {n}')\n"
+        "    progress(1.0, f'all {n} done')\n"
+        "    return n\n",
+    )
+    ids = [submit(workdir, db, "finals:work", "--args", f"[{n}]") for n in (3, 1000, 5)]
+    daemons.append(Daemon(workdir, db))
+    for job_id, n in zip(ids, (3, 1000, 5), strict=True):
+        assert cli(workdir, db, "wait", str(job_id), "--timeout", "30s").code == 0
+        record = job(workdir, db, job_id)
+        assert (record["progress"], record["progress_message"]) == (1.0, f"all {n} done")

@@ -423,3 +423,35 @@ def test_imports_are_found_from_the_configs_folder_then_the_working_directory(
     assert import_folders(cfg) == [str(tmp_path / "conf"), str(tmp_path)]
     assert import_folders(Config(path="jobrunner.toml")) == [str(tmp_path)]
     assert import_folders(Config()) == [str(tmp_path)]
+
+
+def test_queue_limits_across_daemons_per_daemon_and_rate(tmp_path: Path) -> None:
+    cfg = load_config(
+        write(
+            tmp_path,
+            "[queues.sync]\nconcurrency = 4\n"
+            '[queues.api]\nrate = "10/s"\n'
+            '[queues.big]\nper_daemon = 1\nrate = "5/30s"\n',
+        )
+    )
+    assert cfg.queue_concurrency == {"sync": 4}  # a table with other limits is not one at a time
+    assert cfg.queue_per_daemon == {"big": 1}
+    assert cfg.queue_rate == {"api": (10, 1.0), "big": (5, 30.0)}
+
+
+@pytest.mark.parametrize(
+    ("rate", "fragment"),
+    [
+        ('"10"', "starts per period"),
+        ('"0/s"', "at least 1"),
+        ('"ten/s"', "whole number"),
+        ('"10/fortnight"', "not a duration"),
+        ('"10/0s"', "longer than 0"),
+        ("10", "starts per period"),
+    ],
+)
+def test_a_bad_rate_names_its_line(tmp_path: Path, rate: str, fragment: str) -> None:
+    path = write(tmp_path, f"[queues.api]\nrate = {rate}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "queues.api.rate" in str(err.value) and fragment in str(err.value), str(err.value)

@@ -8,11 +8,15 @@ import pytest
 
 from jobrunner.lifecycle import (
     BACKOFF_CAP,
+    ENDED,
     FINAL,
+    SUCCEEDED,
     TRANSITIONS,
     WAITING,
     Decision,
+    Dependency,
     State,
+    after_dependencies,
     after_failure,
     backoff_delay,
     can_move,
@@ -47,6 +51,7 @@ def test_every_state_has_a_row_and_every_target_is_a_state() -> None:
 
 def test_state_values_are_the_documented_names() -> None:
     assert {s.value for s in State} == {
+        "blocked",
         "scheduled",
         "queued",
         "running",
@@ -57,11 +62,16 @@ def test_state_values_are_the_documented_names() -> None:
     }
 
 
-def test_waiting_and_final_partition_the_states_around_running() -> None:
+def test_waiting_and_final_partition_the_states_around_blocked_and_running() -> None:
     assert {State.SCHEDULED, State.QUEUED, State.RETRYING} == WAITING
     assert {State.SUCCEEDED, State.DEAD, State.CANCELLED} == FINAL
-    assert WAITING | FINAL | {State.RUNNING} == set(State)
+    assert WAITING | FINAL | {State.BLOCKED, State.RUNNING} == set(State)
     assert not WAITING & FINAL
+
+
+def test_a_blocked_job_is_never_claimed_it_becomes_ready_or_is_cancelled() -> None:
+    assert TRANSITIONS[State.BLOCKED] == {State.QUEUED, State.SCHEDULED, State.CANCELLED}
+    assert not any(State.BLOCKED in targets for targets in TRANSITIONS.values())
 
 
 @pytest.mark.parametrize("state", sorted(FINAL))
@@ -94,7 +104,7 @@ def test_running_ends_in_finish_fail_cancel_or_release() -> None:
 
 
 def test_every_state_is_reachable_from_a_submit() -> None:
-    seen = {State.SCHEDULED, State.QUEUED}  # what submit creates
+    seen = {State.BLOCKED, State.SCHEDULED, State.QUEUED}  # what submit creates
     frontier = list(seen)
     while frontier:
         for target in TRANSITIONS[frontier.pop()]:
@@ -104,8 +114,45 @@ def test_every_state_is_reachable_from_a_submit() -> None:
     assert seen == set(State)
 
 
-def test_no_state_moves_back_to_scheduled() -> None:
-    assert all(State.SCHEDULED not in targets for targets in TRANSITIONS.values())
+def test_only_a_blocked_job_moves_to_scheduled() -> None:
+    assert [s for s, targets in TRANSITIONS.items() if State.SCHEDULED in targets] == [
+        State.BLOCKED
+    ]
+
+
+# -- after_dependencies -----------------------------------------------------------------------
+
+
+def dep(job_id: int, state: State | None, need: str = SUCCEEDED) -> Dependency:
+    return Dependency(job_id, need, state)
+
+
+def test_a_dependency_still_waiting_or_running_keeps_the_job_blocked() -> None:
+    assert after_dependencies([dep(1, State.SUCCEEDED), dep(2, State.RUNNING)]) is None
+    assert after_dependencies([dep(1, State.RETRYING, ENDED)]) is None
+    assert after_dependencies([dep(1, State.BLOCKED)]) is None
+
+
+def test_ready_once_every_dependency_ended_as_it_needed() -> None:
+    decision = after_dependencies([dep(1, State.SUCCEEDED), dep(2, State.DEAD, ENDED)])
+    assert decision is not None and decision.state is State.QUEUED
+    assert decision.reason == "jobs 1, 2 it runs after ended"
+
+
+@pytest.mark.parametrize("ended", [State.DEAD, State.CANCELLED])
+def test_one_that_had_to_succeed_and_did_not_cancels_at_once(ended: State) -> None:
+    # at once: the other dependency is still running
+    decision = after_dependencies([dep(1, State.RUNNING), dep(2, ended)])
+    assert decision is not None and decision.state is State.CANCELLED
+    assert decision.reason == f"job 2 it runs after ended {ended}"
+
+
+def test_a_deleted_dependency_fails_a_need_to_succeed_but_counts_as_ended() -> None:
+    decision = after_dependencies([dep(7, None)])
+    assert decision is not None and decision.state is State.CANCELLED
+    assert decision.reason == "job 7 it runs after was deleted"
+    ended = after_dependencies([dep(7, None, ENDED)])
+    assert ended is not None and ended.state is State.QUEUED
 
 
 # -- after_failure ----------------------------------------------------------------------------

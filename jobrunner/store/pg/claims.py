@@ -7,8 +7,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 
+from jobrunner import ratelimit
+from jobrunner.lifecycle import FINAL
 from jobrunner.models import AttemptEnd, ClaimRequest, Job
+from jobrunner.store import WAKE_SUBMIT
+from jobrunner.store.pg.deps import release
 from jobrunner.store.pg.feed import Q, append_events
+from jobrunner.store.sqlite_claims import rate_starts
 from jobrunner.store.sqlite_sql import (
     attempt_row,
     end_attempt_row,
@@ -32,6 +37,36 @@ END_ATTEMPT_PARAMS = (
 )
 
 
+def within_limits(cur: Any, request: ClaimRequest) -> dict[str, int]:
+    """The request's caps, each limited queue's lowered to what its limit leaves over
+    the jobs running in it on every daemon, each rated one's to what its window leaves,
+    under the queue's claim lock (lock_queues)."""
+    caps = dict(request.caps or {})
+    limits = request.limits or {}
+    rates = request.rates or {}
+    names = sorted(q for q in {*limits, *rates} if request.queues is None or q in request.queues)
+    if not names:
+        return caps
+    cur.execute(Q["lock_queues"], (names, request.now))
+    locked = [row[0] for row in cur.fetchall()]  # the queues with a job due
+    cur.execute(Q["running_in_queues"], (locked,))
+    running = dict(cur.fetchall())
+    for name in names:
+        room = 0  # nothing due in it: nothing to claim
+        if name in locked:
+            room = request.limit
+            if name in limits:
+                room = max(0, limits[name] - running.get(name, 0))
+            if name in rates:
+                most, period = rates[name]
+                cur.execute(Q["queue_rate_get"], (name,))
+                got = cur.fetchone()
+                counted = (float(got[0]), int(got[1])) if got else None
+                room = min(room, ratelimit.room(most, period, request.now, counted))
+        caps[name] = min(caps.get(name, room), room)
+    return caps
+
+
 class PgClaims:
     def _tx(self) -> AbstractContextManager[Any]:
         raise NotImplementedError  # PostgresStore's transaction
@@ -44,10 +79,10 @@ class PgClaims:
         a capped queue's at most its cap."""
         if request.limit <= 0:
             return []
-        caps = request.caps or {}
-        capped = sorted(caps)
         jobs: list[Job] = []
         with self._tx() as cur:
+            caps = within_limits(cur, request)
+            capped = sorted(caps)
             params = {
                 "owner": request.owner,
                 "now": request.now,
@@ -74,6 +109,9 @@ class PgClaims:
             kept, extra = jobs[: request.limit], jobs[request.limit :]
             for job in extra:
                 cur.execute(Q["release"], (job.id, job.attempts, request.owner))
+            if request.rates:
+                for queue, (window, took) in rate_starts(request, kept).items():
+                    cur.execute(Q["queue_rate_add"], (queue, window, took))
             append_events(
                 cur, [event_row(request.now, j.id, j.attempts, STARTED, RUNNING) for j in kept]
             )
@@ -85,23 +123,34 @@ class PgClaims:
             return applied
         history: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []
+        awaited: list[int] = []  # ended jobs others run after
+        # in id order: rows are locked as a submit after them locks them (pg/deps.py)
+        ordered = sorted(range(len(ends)), key=lambda i: ends[i].job_id)
         names = END_ATTEMPT_PARAMS
-        params = [dict(zip(names, end_attempt_row(end, owner), strict=True)) for end in ends]
+        params = [dict(zip(names, end_attempt_row(ends[i], owner), strict=True)) for i in ordered]
+        ok_at = [False] * len(ends)
         with self._tx() as cur:
             # one pipelined round trip for the batch, not one per end: each UPDATE returns
             # the id it ended, or nothing when the fence refused it (a rescued attempt)
             cur.executemany(Q["end_attempt"], params, returning=True)
-            for i, end in enumerate(ends):
-                if i:
+            for n, i in enumerate(ordered):
+                if n:
                     cur.nextset()
-                ok = cur.fetchone() is not None
+                got = cur.fetchone()
+                ok_at[i] = got is not None
+                if got is not None and got[1] and ends[i].next_state in FINAL:
+                    awaited.append(ends[i].job_id)
+            for end, ok in zip(ends, ok_at, strict=True):
                 applied.append(ok)
                 if ok:
                     history.append(attempt_row(end, owner))
                     events.append(end_event(end))
             if history:
                 cur.executemany(Q["attempt_insert"], history)
-            append_events(cur, events)
+            ready = (
+                release(cur, awaited, max(e.finished_at for e in ends), events) if awaited else None
+            )
+            append_events(cur, events, WAKE_SUBMIT if ready else None)
         return applied
 
     def job_progress_many(

@@ -163,8 +163,8 @@ SELECT min(run_at) FROM jobs WHERE state IN ('scheduled', 'retrying')
 -- name: cancel_waiting
 -- (now, id)
 UPDATE jobs SET state = 'cancelled', finished_at = %s, error = 'cancelled before it started'
-WHERE id = %s AND state IN ('queued', 'scheduled', 'retrying')
-RETURNING attempts
+WHERE id = %s AND state IN ('blocked', 'queued', 'scheduled', 'retrying')
+RETURNING attempts, dependents
 
 -- name: cancel_request
 UPDATE jobs SET cancel_requested = true WHERE id = %s AND state = 'running'
@@ -274,7 +274,7 @@ SET state = %(state)s, attempts = attempts - %(uncounted)s, run_at = coalesce(%(
     progress = CASE WHEN %(state)s = 'succeeded' THEN 1.0 ELSE progress END
 WHERE id = %(id)s AND state = 'running' AND attempts = %(attempt)s
   AND owner IS NOT DISTINCT FROM %(owner)s
-RETURNING id
+RETURNING id, dependents
 
 -- name: attempt_insert
 INSERT INTO attempts (job_id, attempt, outcome, started_at, finished_at, error, traceback, owner,
@@ -591,3 +591,88 @@ COPY {table} ({columns}) FROM STDIN
 -- {table}, {column}: from importer.IDENTITY; the sequence past the largest value copied
 SELECT setval(pg_get_serial_sequence('{table}', '{column}'), max({column}))
 FROM {table} HAVING max({column}) IS NOT NULL
+
+-- Dependencies (store/dependencies.py): list parameters are arrays.
+
+-- name: deps_mark
+-- The jobs a new job runs after (the array) now have dependents; the ids that are jobs.
+-- Their rows are locked in id order (as job_end_many ends jobs), so an end waits for
+-- this submit's commit and then sees `dependents`, or this submit waits for the end and
+-- then reads the job ended.
+UPDATE jobs SET dependents = true
+WHERE id IN (SELECT id FROM jobs WHERE id = ANY(%s) ORDER BY id FOR UPDATE)
+RETURNING id
+
+-- name: deps_insert
+INSERT INTO job_deps (job_id, after_id, need) VALUES (%s, %s, %s)
+
+-- name: deps_waiting
+-- Blocked jobs that run after any of the jobs in the array, locked: two jobs one job runs
+-- after, ended at once by two daemons, settle it one after the other, and the second
+-- reads the first's end (else each would see the other still running, and it would
+-- stay blocked).
+SELECT j.id FROM jobs j
+WHERE j.state = 'blocked' AND j.id IN (SELECT d.job_id FROM job_deps d WHERE d.after_id = ANY(%s))
+ORDER BY j.id
+FOR UPDATE OF j
+
+-- name: deps_of
+-- Every dependency of the jobs in the array with its job's state (NULL: deleted).
+SELECT d.job_id, d.after_id, d.need, p.state FROM job_deps d LEFT JOIN jobs p ON p.id = d.after_id
+WHERE d.job_id = ANY(%s)
+ORDER BY d.job_id, d.after_id
+
+-- name: deps_ready
+-- A blocked job whose dependencies have ended: queued, or scheduled while its run_at is ahead.
+UPDATE jobs SET state = CASE WHEN run_at > %s THEN 'scheduled' ELSE 'queued' END
+WHERE id = %s AND state = 'blocked'
+RETURNING state, attempts, queue
+
+-- name: deps_cancel
+-- A blocked job one of whose dependencies did not succeed as it needed to.
+UPDATE jobs SET state = 'cancelled', finished_at = %s, error = %s
+WHERE id = %s AND state = 'blocked'
+RETURNING attempts, dependents
+
+-- name: deps_list
+-- The jobs one job runs after, with how each must end and where each is (NULL: deleted).
+SELECT d.after_id, d.need, p.state FROM job_deps d LEFT JOIN jobs p ON p.id = d.after_id
+WHERE d.job_id = %s ORDER BY d.after_id
+
+-- name: blocked_ids
+-- (queue, queue): `cancel --state blocked`, from jobs_blocked
+SELECT id FROM jobs WHERE state = 'blocked' AND (%s::text IS NULL OR queue = %s::text)
+
+-- name: lock_queues
+-- (queues, now): the claim lock of each limited or rated queue this claim may take from
+-- that has a job due, in name order, held to the commit: two daemons' claims of one such
+-- queue go one after the other. Claims that find nothing due in it take no lock. Returns
+-- the queues locked; running_in_queues counts next, in a statement of its own, whose
+-- snapshot sees a claim committed while this one waited for the lock.
+SELECT q FROM (
+    SELECT q FROM unnest(%s::text[]) AS q
+    WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.queue = q AND run_at <= %s
+                  AND state IN ('queued', 'scheduled', 'retrying'))
+    ORDER BY q
+) AS due, LATERAL (SELECT pg_advisory_xact_lock(hashtextextended('jobrunner queue ' || q, 0))) AS l
+
+-- name: running_in_queues
+-- (queues): jobs running now in each of the queues, on every daemon
+SELECT queue, count(*) FROM jobs WHERE state = 'running' AND queue = ANY(%s::text[])
+GROUP BY queue
+
+-- name: queue_rate_get
+-- (queue): the window a rated queue's starts are counted in, and how many
+SELECT window_start, starts FROM queue_rates WHERE queue = %s
+
+-- name: queue_rate_add
+-- (queue, window_start, starts): add a claim's starts, a new window starting from them;
+-- never back to an earlier window (ratelimit.room)
+INSERT INTO queue_rates (queue, window_start, starts) VALUES (%s, %s, %s)
+ON CONFLICT (queue) DO UPDATE SET
+    starts = CASE WHEN queue_rates.window_start >= excluded.window_start
+                  THEN queue_rates.starts + excluded.starts ELSE excluded.starts END,
+    window_start = greatest(queue_rates.window_start, excluded.window_start)
+
+-- name: queue_rates
+SELECT queue, window_start, starts FROM queue_rates

@@ -14,7 +14,7 @@ import psycopg
 
 from jobrunner import clock, lifecycle
 from jobrunner.errors import JobNotFound, NotADatabase, StoreUnavailable
-from jobrunner.lifecycle import Outcome, State
+from jobrunner.lifecycle import Dependency, Outcome, State
 from jobrunner.models import (
     Attempt,
     CancelResult,
@@ -25,9 +25,10 @@ from jobrunner.models import (
     JobQuery,
     SearchPage,
 )
-from jobrunner.store import WAKE_TRAILING
+from jobrunner.store import WAKE_SUBMIT, WAKE_TRAILING
 from jobrunner.store.pg.claims import PgClaims
 from jobrunner.store.pg.coordination import PgCoordination
+from jobrunner.store.pg.deps import insert_after, release
 from jobrunner.store.pg.feed import Q, append_events
 from jobrunner.store.pg.hooks import PgHooks
 from jobrunner.store.pg.output import PgOutput
@@ -162,14 +163,17 @@ class PostgresStore(PgClaims, PgCoordination, PgHooks):
         plain: list[tuple[Any, ...]] = []
         began = time.monotonic()
         with self._tx() as cur:
-            for job in jobs:
+            for index, job in enumerate(jobs):
                 row = insert_row(job, now)
-                if job.key is None:
+                if job.key is None and not (job.after or job.after_ended):
                     plain.append(row)
                     continue
                 if plain:  # keep ids in submit order
                     self._insert_plain(cur, plain, now, results, events)
                     plain = []
+                if job.after or job.after_ended:
+                    results.append(insert_after(cur, job, row, now, events, index)[0])
+                    continue
                 cur.execute(Q["job_insert_keyed"], row)
                 got = cur.fetchone()
                 if got is None:
@@ -240,6 +244,15 @@ class PostgresStore(PgClaims, PgCoordination, PgHooks):
     def job_get(self, job_id: int) -> Job | None:
         rows = self._rows("job_get", (job_id,))
         return job_from_row(rows[0]) if rows else None
+
+    def queue_rate_counts(self) -> dict[str, tuple[float, int]]:
+        return {q: (float(w), int(n)) for q, w, n in self._rows("queue_rates")}
+
+    def job_dependencies(self, job_id: int) -> list[Dependency]:
+        return [
+            Dependency(after_id, need, State(state) if state else None)
+            for after_id, need, state in self._rows("deps_list", (job_id,))
+        ]
 
     def job_list(
         self,
@@ -334,10 +347,9 @@ class PostgresStore(PgClaims, PgCoordination, PgHooks):
             cur.execute(Q["cancel_waiting"], (now, job_id))
             got = cur.fetchone()
             if got:
-                append_events(
-                    cur,
-                    [event_row(now, job_id, got[0], "job.cancelled", "cancelled", CANCEL_DATA)],
-                )
+                events = [event_row(now, job_id, got[0], "job.cancelled", "cancelled", CANCEL_DATA)]
+                ready = release(cur, [job_id], now, events) if got[1] else None
+                append_events(cur, events, WAKE_SUBMIT if ready else None)
                 return CancelResult("cancelled")
             cur.execute(Q["cancel_request"], (job_id,))
             if cur.rowcount:
@@ -381,6 +393,8 @@ class PostgresStore(PgClaims, PgCoordination, PgHooks):
             raise ValueError(f"only jobs that have not ended are listed by id, not {state!r}")
         if state == State.RUNNING.value:
             rows = self._rows("running_ids", (queue, queue))
+        elif state == State.BLOCKED.value:
+            rows = self._rows("blocked_ids", (queue, queue))
         else:
             rows = self._rows("waiting_ids", (state, queue, queue))
         return sorted(r[0] for r in rows)

@@ -95,7 +95,7 @@
     }
     refresh();
   }
-  ["job.queued", "job.scheduled", "job.started", "job.progress", "job.retrying",
+  ["job.blocked", "job.queued", "job.scheduled", "job.started", "job.progress", "job.retrying",
    "job.succeeded", "job.dead", "job.cancelled", "job.rescued"].forEach(function (type) {
     source.addEventListener(type, onEvent);
   });
