@@ -142,6 +142,7 @@ class Client:
         callback: str | None = None,
         after: Sequence[int | JobHandle] = (),
         after_ended: Sequence[int | JobHandle] = (),
+        concurrency_key: str | None = None,
         check: bool = True,
     ) -> JobInsert:
         """Validate one job without writing it, for `insert` in bulk.
@@ -154,7 +155,8 @@ class Client:
         `callback`: a URL that gets the job's final event, signed with the [webhooks]
         secret (docs/webhooks.md). `after`: jobs (ids or handles) that must succeed
         before this one runs (if one ends dead or cancelled, so is this one);
-        `after_ended`: jobs that must only have ended."""
+        `after_ended`: jobs that must only have ended. `concurrency_key`: with the
+        queue's `per_key`, at most that many of its running jobs share this key."""
         return self._prepare(
             task,
             args,
@@ -174,6 +176,7 @@ class Client:
             callback=callback,
             after=after,
             after_ended=after_ended,
+            concurrency_key=concurrency_key,
             check=check,
         )
 
@@ -198,6 +201,7 @@ class Client:
         callback: str | None = None,
         after: Sequence[int | JobHandle] = (),
         after_ended: Sequence[int | JobHandle] = (),
+        concurrency_key: str | None = None,
         check: bool = True,
         check_args: bool = True,
     ) -> JobInsert:
@@ -221,7 +225,7 @@ class Client:
         for name, number in (("priority", priority), ("retries", retries), ("nice", nice)):
             if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
                 raise UsageError(f"{name}: expected a whole number, got {number!r}")
-        for name, text in (("queue", queue), ("key", key)):
+        for name, text in (("queue", queue), ("key", key), ("concurrency_key", concurrency_key)):
             if text is not None and (not isinstance(text, str) or not text):
                 raise UsageError(f"{name}: expected a non-empty string, got {text!r}")
         if delay is not None and at is not None:
@@ -289,6 +293,9 @@ class Client:
             raise TaskCheckFailed(exc.reason, CHECK_HINT) from None
         if callback is not None:
             job.options["callback"] = callback
+        if concurrency_key is not None:
+            _check_text("concurrency_key", concurrency_key)
+            job.options["concurrency_key"] = concurrency_key
         if after or after_ended:
             from jobrunner.store.dependencies import check as check_dependencies
 

@@ -96,10 +96,11 @@ class Config(Record):
     log_max_bytes: int = 1 << 20
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     # [queues.NAME]: running at once across every daemon of the database (`concurrency`),
-    # in one daemon (`per_daemon`); starts per period across every daemon (`rate`:
-    # (starts, seconds))
+    # in one daemon (`per_daemon`), sharing a concurrency key (`per_key`); starts per
+    # period across every daemon (`rate`: (starts, seconds))
     queue_concurrency: dict[str, int] = field(default_factory=dict)
     queue_per_daemon: dict[str, int] = field(default_factory=dict)
+    queue_per_key: dict[str, int] = field(default_factory=dict)
     queue_rate: dict[str, tuple[int, float]] = field(default_factory=dict)
     tasks: dict[str, TaskConfig] = field(default_factory=dict)
     schedules: dict[str, ScheduleConfig] = field(default_factory=dict)
@@ -109,7 +110,7 @@ class Config(Record):
     webhooks: WebhooksConfig | None = None  # [webhooks]; None: no deliveries are made
 
 
-QUEUE_KEYS = {"concurrency", "per_daemon", "rate"}
+QUEUE_KEYS = {"concurrency", "per_daemon", "per_key", "rate"}
 RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -383,6 +384,8 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
             cfg.queue_concurrency[name] = r.integer(table, queue, "concurrency", 1, 1)
         if "per_daemon" in queue:
             cfg.queue_per_daemon[name] = r.integer(table, queue, "per_daemon", 1, 1)
+        if "per_key" in queue:
+            cfg.queue_per_key[name] = r.integer(table, queue, "per_key", 1, 1)
         if "rate" in queue:
             try:
                 cfg.queue_rate[name] = parse_rate(queue["rate"])

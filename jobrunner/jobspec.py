@@ -32,6 +32,7 @@ JOB_OPTIONS = (
     "callback",
     "after",
     "after_ended",
+    "concurrency_key",
 )
 JOB_KEYS = frozenset({"task", "command", "args", "kwargs", *JOB_OPTIONS})
 
@@ -63,10 +64,11 @@ def job_options(values: dict[str, Any], where: str) -> dict[str, Any]:
     from jobrunner.durations import parse_duration
 
     out: dict[str, Any] = {}
-    for name in ("queue", "key"):
+    for name in ("queue", "key", "concurrency_key"):
         if values.get(name) is not None:
             if not isinstance(values[name], str) or not values[name]:
-                raise UsageError(f"{where}{name}: expected a non-empty string")
+                flag = name.replace("_", "-") if where == "--" else name
+                raise UsageError(f"{where}{flag}: expected a non-empty string")
             out[name] = values[name]
     for name in ("priority", "retries", "nice"):
         value = values.get(name)

@@ -144,6 +144,11 @@ class Job(Record):
                 if "callback" in self.options
                 else {}
             ),
+            **(
+                {"concurrency_key": self.options["concurrency_key"]}
+                if "concurrency_key" in self.options
+                else {}
+            ),
         }
 
 
@@ -296,6 +301,9 @@ class ClaimRequest(Record):
     # per-queue rates (`rate`: starts, period in seconds) across every daemon: the claim
     # takes at most what the current window leaves, and counts what it took
     rates: dict[str, tuple[int, float]] | None = None
+    # per-queue limits on running jobs that share a concurrency key (`per_key`), across
+    # every daemon; jobs without a key are not held by it
+    per_key: dict[str, int] | None = None
 
 
 class CancelResult(Record):

@@ -15,7 +15,30 @@ from pathlib import Path
 
 from jobrunner import Client, current_job, progress
 
-WORDS = "the of and to in a is that for it as was with be by on not he this are or his".split()
+WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "a",
+    "is",
+    "that",
+    "for",
+    "it",
+    "as",
+    "was",
+    "with",
+    "be",
+    "by",
+    "on",
+    "not",
+    "he",
+    "this",
+    "are",
+    "or",
+    "his",
+]
 
 
 def make_text(path: str, lines: int) -> int:

@@ -303,6 +303,8 @@ def job_detail(
         rows.append(("timeout", format_duration(job.timeout)))
     if job.key:
         rows.append(("key", job.key))
+    if job.options.get("concurrency_key"):
+        rows.append(("concurrency key", str(job.options["concurrency_key"])))
     if job.owner:
         rows.append(("daemon", job.owner))
     if job.result is not None:

@@ -67,6 +67,11 @@ def add_parsers(sub: Any) -> None:
         help="run once these jobs have ended, however they ended",
     )
     p.add_argument(
+        "--concurrency-key",
+        metavar="KEY",
+        help="with [queues.NAME] per_key: at most that many of the queue's running jobs share KEY",
+    )
+    p.add_argument(
         "--no-check",
         action="store_true",
         help="do not check that the task's module can be found here",
@@ -119,6 +124,7 @@ def run(ctx: Any, args: argparse.Namespace) -> int:
             "callback",
             "after",
             "after_ended",
+            "concurrency_key",
         )
     }
     options = job_options(flags, "--")

@@ -67,7 +67,9 @@ class Dispatch:
         self.running_by_queue[job.queue] -= 1
         # room under a cap: this daemon's, or the database's (the next claim counts)
         self.check_db |= (
-            job.queue in config.queue_concurrency or job.queue in config.queue_per_daemon
+            job.queue in config.queue_concurrency
+            or job.queue in config.queue_per_daemon
+            or job.queue in config.queue_per_key
         )
         if took is not None:
             self.avg_duration = 0.8 * self.avg_duration + 0.2 * max(took, 1e-6)
@@ -132,7 +134,10 @@ class Dispatch:
             caps[name] = max(0, limit - self.running_by_queue[name] - waiting)
         limits = config.queue_concurrency or None  # counted by the store, in the claim
         rates = config.queue_rate or None
-        request = ClaimRequest(self.owner, self.clock.now(), want, self.queues, caps, limits, rates)
+        per_key = config.queue_per_key or None
+        request = ClaimRequest(
+            self.owner, self.clock.now(), want, self.queues, caps, limits, rates, per_key
+        )
         return self.store.job_claim(request)
 
     def _idle_wait(self, config: Config) -> float:

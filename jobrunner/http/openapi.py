@@ -95,6 +95,7 @@ JOB_FIELDS: dict[str, Any] = {
         "type": "string",
         "description": "where the final event is sent (its query string shown as ?...)",
     },
+    "concurrency_key": {"type": "string", "description": "when it was submitted with one"},
     "after": {
         "type": "array",
         "description": "GET /jobs/ID only, when it runs after other jobs: each one, what it "
@@ -144,6 +145,12 @@ SUBMIT_FIELDS: dict[str, Any] = {
         "items": {"type": "integer", "minimum": 1},
         "description": "jobs that must end first, however they end",
     },
+    "concurrency_key": {
+        "type": "string",
+        "minLength": 1,
+        "description": "with the queue's per_key: at most that many of its running jobs "
+        "share this key",
+    },
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -151,7 +158,11 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "the job record, as `jobrunner status ID --json`",
         "properties": JOB_FIELDS,
-        "required": [name for name in JOB_FIELDS if name not in ("damage", "callback", "after")],
+        "required": [
+            name
+            for name in JOB_FIELDS
+            if name not in ("damage", "callback", "after", "concurrency_key")
+        ],
     },
     "JobSubmit": {
         "type": "object",

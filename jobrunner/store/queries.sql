@@ -650,3 +650,18 @@ ON CONFLICT (queue) DO UPDATE SET
 
 -- name: queue_rates
 SELECT queue, window_start, starts FROM queue_rates
+
+-- name: running_keys
+-- (queue): the concurrency keys of the queue's running jobs, on every daemon, and how many
+SELECT concurrency_key, count(*) FROM jobs INDEXED BY jobs_running_keys
+WHERE state = 'running' AND concurrency_key IS NOT NULL AND queue = ?1
+GROUP BY concurrency_key
+
+-- name: keyed_candidates
+-- (queue, now, full keys as a JSON array, limit): a keyed queue's due jobs, best first,
+-- but those whose key is full (walks jobs_ready like claim_candidates)
+SELECT id, priority, run_at, concurrency_key FROM jobs
+WHERE state IN ('queued', 'scheduled', 'retrying') AND queue = ?1 AND run_at <= ?2
+  AND (concurrency_key IS NULL OR concurrency_key NOT IN (SELECT value FROM json_each(?3)))
+ORDER BY priority DESC, run_at, id
+LIMIT ?4

@@ -55,9 +55,54 @@ def within_limits(db: Any, request: ClaimRequest) -> ClaimRequest:
             got = db.execute(Q["queue_rate_get"], (name,)).fetchall()
             room = ratelimit.room(most, period, request.now, tuple(got[0]) if got else None)
             caps[name] = min(caps.get(name, room), room)
+    for name in request.per_key or {}:  # claimed apart, key by key (keyed_candidates)
+        caps.setdefault(name, request.limit)
     return ClaimRequest(
-        request.owner, request.now, request.limit, request.queues, caps, limits, request.rates
+        request.owner,
+        request.now,
+        request.limit,
+        request.queues,
+        caps,
+        limits,
+        request.rates,
+        request.per_key,
     )
+
+
+# A keyed queue's claim reads this many candidates per place it fills, at least
+# KEYED_AT_LEAST: enough to step past jobs whose key has no room left in this claim.
+KEYED_WINDOW, KEYED_AT_LEAST = 8, 64
+
+
+def keyed_candidates(
+    db: Any, name: str, per_key: int, now: float, most: int
+) -> list[tuple[int, float, int]]:
+    """(-priority, run_at, id) of at most `most` due jobs of queue `name` such that no
+    concurrency key has more than `per_key` jobs running with those taken: keys already
+    full are left out by the query, the rest are counted as jobs are taken."""
+    running = dict(db.execute(Q["running_keys"], (name,)).fetchall())
+    full = [key for key, n in running.items() if n >= per_key]
+    window = max(KEYED_AT_LEAST, most * KEYED_WINDOW)
+    rows = db.execute(Q["keyed_candidates"], (name, now, _dumps(full), window))
+    return pick_keyed(rows, running, per_key, most)
+
+
+def pick_keyed(
+    rows: Any, running: dict[str, int], per_key: int, most: int
+) -> list[tuple[int, float, int]]:
+    """The best of `rows` (id, priority, run_at, key), in order, while each key's
+    running jobs and those taken stay within `per_key`."""
+    taken: dict[str, int] = {}
+    chosen: list[tuple[int, float, int]] = []
+    for job_id, priority, run_at, key in rows:
+        if key is not None:
+            if running.get(key, 0) + taken.get(key, 0) >= per_key:
+                continue
+            taken[key] = taken.get(key, 0) + 1
+        chosen.append((-priority, run_at, job_id))
+        if len(chosen) >= most:
+            break
+    return chosen
 
 
 def rate_starts(request: ClaimRequest, jobs: list[Job]) -> dict[str, tuple[float, int]]:
@@ -86,7 +131,7 @@ class SQLiteClaims:
         if request.limit <= 0:
             return []
         with self._tx() as db:
-            if request.limits or request.rates:
+            if request.limits or request.rates or request.per_key:
                 request = within_limits(db, request)
             candidates = self._claim_candidates(db, request)
             if not candidates:
@@ -127,7 +172,10 @@ class SQLiteClaims:
 
         def one_queue(name: str) -> None:
             most = min(request.limit, caps.get(name, request.limit))
-            if most > 0:
+            per_key = (request.per_key or {}).get(name)
+            if most > 0 and per_key is not None:
+                candidates.extend(keyed_candidates(db, name, per_key, request.now, most))
+            elif most > 0:
                 for job_id, priority, run_at in db.execute(
                     Q["claim_candidates"], (name, request.now, most)
                 ):

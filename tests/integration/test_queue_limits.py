@@ -13,6 +13,7 @@ import pytest
 from jobrunner.store import open_store
 from jobrunner.store.base import Store
 from tests.helpers import Daemon, cli, wait_for
+from tests.integration.conftest import job as job_record
 from tests.integration.conftest import submit_file, write_config
 
 pytestmark = pytest.mark.both_backends
@@ -117,3 +118,29 @@ def test_a_rate_limit_over_a_minute_across_two_daemons(
         per_second[int(s)] = per_second.get(int(s), 0) + 1
     assert max(per_second.values()) <= 10, per_second
     assert len(ids) == 800
+
+
+def test_per_key_across_three_daemons(workdir: Path, db: Path, daemons: list[Daemon]) -> None:
+    """`per_key = 1`: jobs sharing a concurrency key (a customer, say) run one at a time
+    across every daemon, while jobs of other keys run beside them."""
+    config = write_config(workdir, workers="3")
+    config.write_text(config.read_text() + "\n[queues.sync]\nper_key = 1\n")
+    stamped = STAMPED.replace("spans", "spans-$KEY")
+    lines = [
+        {
+            "command": ["sh", "-c", f"KEY={key}; {stamped}; {STAMPED}"],
+            "queue": "sync",
+            "concurrency_key": key,
+        }
+        for _ in range(6)
+        for key in ("acme", "globex", "initech")
+    ]
+    ids = submit_file(workdir, db, lines)
+    assert job_record(workdir, db, ids[0])["concurrency_key"] == "acme"
+    for _ in range(3):
+        daemons.append(Daemon(workdir, db))
+    for job_id in ids:
+        assert cli(workdir, db, "wait", str(job_id), "--timeout", "60s").code == 0
+    for key in ("acme", "globex", "initech"):
+        assert most_at_once((workdir / f"spans-{key}").read_text()) == 1
+    assert most_at_once((workdir / "spans").read_text()) > 1  # the keys ran side by side

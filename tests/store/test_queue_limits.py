@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 
 from jobrunner.lifecycle import Outcome, State
+from jobrunner.models import JobInsert
 from jobrunner.store.base import ClaimRequest, Store
 from tests.store.test_conformance import NOW, OTHER, OWNER, end, insert, job
 from tests.store.together import run_together
@@ -120,3 +121,69 @@ def test_two_daemons_claiming_at_once_share_the_window(connect: Callable[[], Sto
 
     run_together(work(OWNER), work(OTHER))
     assert len(taken) == len(set(taken)) == 7
+
+
+# -- concurrency keys -------------------------------------------------------------------------
+
+
+def keyed(key: str | None) -> JobInsert:
+    return job(queue="sync", options={"concurrency_key": key} if key else {})
+
+
+def claim_keyed(store: Store, owner: str, per_key: int, limit: int = 100) -> list[int]:
+    request = ClaimRequest(owner, NOW, limit, None, None, None, None, {"sync": per_key})
+    return [j.id for j in store.job_claim(request)]
+
+
+def test_per_key_holds_across_daemons_and_keyless_jobs_pass(store: Store) -> None:
+    a1, a2, b1, none1, a3, b2 = insert(
+        store, keyed("a"), keyed("a"), keyed("b"), keyed(None), keyed("a"), keyed("b")
+    )
+    assert claim_keyed(store, OWNER, 1, limit=2) == [a1, b1]  # a2 steps aside for b1
+    assert claim_keyed(store, OTHER, 1) == [none1]  # a and b are full, on any daemon
+    running = store.job_get(a1)
+    assert running is not None
+    assert store.job_end_many(OWNER, [end(running, Outcome.SUCCEEDED, State.SUCCEEDED)]) == [True]
+    assert claim_keyed(store, OTHER, 1) == [a2]  # a has room again: its next, in order
+    assert claim_keyed(store, OTHER, 2) == [a3, b2]  # two a key may run with per_key 2
+
+
+def test_a_key_full_in_a_long_backlog_does_not_hide_the_others(store: Store) -> None:
+    many = insert(store, *(keyed("big") for _ in range(300)))
+    (other,) = insert(store, keyed("small"))
+    assert claim_keyed(store, OWNER, 1) == [many[0], other]
+    assert claim_keyed(store, OTHER, 1) == []
+
+
+def test_two_daemons_claiming_keyed_jobs_at_once_never_pass_per_key(
+    connect: Callable[[], Store],
+) -> None:
+    stores = {OWNER: connect(), OTHER: connect()}
+    ids = insert(stores[OWNER], *(keyed(k) for _ in range(10) for k in ("a", "b")))
+    ran: list[int] = []
+    lock = threading.Lock()
+    worst = 0
+
+    def work(owner: str) -> Callable[[], None]:
+        def loop() -> None:
+            nonlocal worst
+            store = stores[owner]
+            for _ in range(200):
+                got = store.job_claim(
+                    ClaimRequest(owner, NOW, 2, None, None, None, None, {"sync": 1})
+                )
+                running = store.job_list("running", None, 100)
+                keys = [j.options.get("concurrency_key") for j in running]
+                with lock:
+                    worst = max([worst, *(keys.count(k) for k in set(keys))])
+                    ran.extend(j.id for j in got)
+                for j in got:
+                    store.job_end_many(owner, [end(j, Outcome.SUCCEEDED, State.SUCCEEDED)])
+                if len(ran) >= len(ids):
+                    return
+
+        return loop
+
+    run_together(work(OWNER), work(OTHER))
+    assert worst <= 1
+    assert sorted(ran) == ids

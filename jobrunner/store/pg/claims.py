@@ -13,7 +13,7 @@ from jobrunner.models import AttemptEnd, ClaimRequest, Job
 from jobrunner.store import WAKE_SUBMIT
 from jobrunner.store.pg.deps import release
 from jobrunner.store.pg.feed import Q, append_events
-from jobrunner.store.sqlite_claims import rate_starts
+from jobrunner.store.sqlite_claims import KEYED_AT_LEAST, KEYED_WINDOW, pick_keyed, rate_starts
 from jobrunner.store.sqlite_sql import (
     attempt_row,
     end_attempt_row,
@@ -44,7 +44,10 @@ def within_limits(cur: Any, request: ClaimRequest) -> dict[str, int]:
     caps = dict(request.caps or {})
     limits = request.limits or {}
     rates = request.rates or {}
-    names = sorted(q for q in {*limits, *rates} if request.queues is None or q in request.queues)
+    keyed = request.per_key or {}
+    names = sorted(
+        q for q in {*limits, *rates, *keyed} if request.queues is None or q in request.queues
+    )
     if not names:
         return caps
     cur.execute(Q["lock_queues"], (names, request.now))
@@ -57,7 +60,7 @@ def within_limits(cur: Any, request: ClaimRequest) -> dict[str, int]:
             room = request.limit
             if name in limits:
                 room = max(0, limits[name] - running.get(name, 0))
-            if name in rates:
+            if name in rates:  # (a keyed queue alone: room as asked, keys counted later)
                 most, period = rates[name]
                 cur.execute(Q["queue_rate_get"], (name,))
                 got = cur.fetchone()
@@ -65,6 +68,24 @@ def within_limits(cur: Any, request: ClaimRequest) -> dict[str, int]:
                 room = min(room, ratelimit.room(most, period, request.now, counted))
         caps[name] = min(caps.get(name, room), room)
     return caps
+
+
+def claim_keyed(cur: Any, request: ClaimRequest, name: str, per_key: int, room: int) -> list[Job]:
+    """Claim up to `room` due jobs of the keyed queue `name`, no key over `per_key`
+    running, under the queue's lock (lock_queues): the keys' counts cannot change
+    before this claim commits."""
+    cur.execute(Q["running_keys"], (name,))
+    running = dict(cur.fetchall())
+    full = [key for key, n in running.items() if n >= per_key]
+    window = max(KEYED_AT_LEAST, room * KEYED_WINDOW)
+    cur.execute(
+        Q["keyed_candidates"], {"queue": name, "now": request.now, "full": full, "limit": window}
+    )
+    ids = [job_id for _, _, job_id in pick_keyed(cur.fetchall(), running, per_key, room)]
+    if not ids:
+        return []
+    cur.execute(Q["claim_ids"], {"owner": request.owner, "now": request.now, "ids": ids})
+    return [job_from_row(r) for r in cur.fetchall()]
 
 
 class PgClaims:
@@ -97,6 +118,10 @@ class PgClaims:
                     continue
                 room = min(caps[name], request.limit)
                 if room <= 0:
+                    continue
+                per_key = (request.per_key or {}).get(name)
+                if per_key is not None:
+                    jobs += claim_keyed(cur, request, name, per_key, room)
                     continue
                 cur.execute(
                     Q["claim_queue"],

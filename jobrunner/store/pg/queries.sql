@@ -580,8 +580,9 @@ UNION ALL SELECT 'webhook deliveries', count(*) FROM webhook_deliveries
 DELETE FROM cursors
 
 -- name: import_columns
+-- (generated columns are the database's to fill)
 SELECT column_name FROM information_schema.columns
-WHERE table_schema = current_schema() AND table_name = %s
+WHERE table_schema = current_schema() AND table_name = %s AND is_generated = 'NEVER'
 
 -- name: import_copy
 -- {table}, {columns}: from store/sqlite_export.COPIED and the target's own columns
@@ -676,3 +677,28 @@ ON CONFLICT (queue) DO UPDATE SET
 
 -- name: queue_rates
 SELECT queue, window_start, starts FROM queue_rates
+
+-- name: running_keys
+-- (queue): the concurrency keys of the queue's running jobs, on every daemon, and how many
+SELECT concurrency_key, count(*) FROM jobs
+WHERE state = 'running' AND concurrency_key IS NOT NULL AND queue = %s
+GROUP BY concurrency_key
+
+-- name: keyed_candidates
+-- (queue, now, full keys, limit): a keyed queue's due jobs, best first, but those whose
+-- key is full; locked past those another daemon holds
+SELECT id, priority, run_at, concurrency_key FROM jobs
+WHERE state IN ('queued', 'scheduled', 'retrying') AND queue = %(queue)s
+  AND run_at <= %(now)s
+  AND (concurrency_key IS NULL OR NOT (concurrency_key = ANY(%(full)s::text[])))
+ORDER BY priority DESC, run_at, id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+
+-- name: claim_ids
+-- (owner, now, ids): claim these jobs (picked and locked by keyed_candidates)
+UPDATE jobs AS j
+SET state = 'running', attempts = j.attempts + 1, owner = %(owner)s, started_at = %(now)s,
+    cancel_requested = false, progress = NULL, progress_message = NULL, progress_at = NULL
+WHERE j.id = ANY(%(ids)s) AND j.state IN ('queued', 'scheduled', 'retrying')
+RETURNING {job_columns_j}
