@@ -4,17 +4,25 @@
 PYTHON ?= .venv/bin/python
 RESULTS := bench/results
 
-.PHONY: bench bench-pg bench-quick report dist
+.PHONY: bench bench-pg bench-flow bench-quick report dist
 
 bench:
 	$(PYTHON) -m bench.run --out $(RESULTS)/latest.json; status=$$?; \
 	if [ $$status -le 1 ]; then $(PYTHON) -m bench.report $(RESULTS)/latest.json || exit $$?; fi; \
 	$(PYTHON) -m bench.pg --out $(RESULTS)/postgres.json --doc docs/benchmarks.md || status=1; \
+	$(MAKE) bench-flow || status=1; \
 	exit $$status
 
 # jobrunner on PostgreSQL beside procrastinate: its section of docs/benchmarks.md only
 bench-pg:
 	$(PYTHON) -m bench.pg --out $(RESULTS)/postgres.json --doc docs/benchmarks.md
+
+# Flow control's cost on both backends: a queue limited to 1 across three daemons beside
+# one daemon, and (with BASELINE=a checkout from before flow control) the plain drain.
+PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+bench-flow:
+	$(PYTHON) -m bench.flow --doc docs/benchmarks.md $(if $(BASELINE),--baseline $(BASELINE))
+	$(PYTHON) -m bench.flow --db $(PG_URL) --doc docs/benchmarks.md $(if $(BASELINE),--baseline $(BASELINE))
 
 # Quick sizes; rendered beside its JSON (git-ignored), not over docs/benchmarks.md.
 bench-quick:

@@ -500,14 +500,19 @@ def render(doc: dict[str, Any], out: Path, img: Path, notes: Path | None = NOTES
     return text
 
 
+KEPT_SECTIONS = ("postgres", "flow-sqlite", "flow-postgresql")  # bench.pg, bench.flow
+
+
 def kept_section(out: Path) -> str:
-    """The PostgreSQL section `python -m bench.pg --doc` wrote into `out`: kept when the
-    rest is rendered again (it comes from another run and another JSON file)."""
-    start, end = "<!-- postgres:begin -->", "<!-- postgres:end -->"
+    """The sections `python -m bench.pg --doc` and `bench.flow --doc` wrote into `out`:
+    kept when the rest is rendered again (they come from other runs and files)."""
     old = out.read_text() if out.exists() else ""
-    if start not in old or end not in old:
-        return ""
-    return "\n" + old[old.index(start) : old.index(end) + len(end)] + "\n"
+    kept = ""
+    for name in KEPT_SECTIONS:
+        start, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        if start in old and end in old:
+            kept += "\n" + old[old.index(start) : old.index(end) + len(end)] + "\n"
+    return kept
 
 
 def main(argv: list[str] | None = None) -> int:

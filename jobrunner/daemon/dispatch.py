@@ -59,6 +59,7 @@ class Dispatch:
         self.running_by_queue: collections.Counter[str] = collections.Counter()
         self.avg_duration = 1.0  # seconds a job takes, smoothed
         self.check_db = True  # claim at the next step: a wake-up, a finish, a fire
+        self.flush_first = False  # write the ends before the next claim (ended())
         self.next_poll = clock.monotonic()  # else claim no later than this
         self.trail_at = float("inf")  # and once more then (after a trailing wake-up)
 
@@ -70,6 +71,11 @@ class Dispatch:
             job.queue in config.queue_concurrency
             or job.queue in config.queue_per_daemon
             or job.queue in config.queue_per_key
+        )
+        # a limit the claim counts in the database: the end must be written first, or
+        # the claim would still count this job as running (and find no room)
+        self.flush_first |= (
+            job.queue in config.queue_concurrency or job.queue in config.queue_per_key
         )
         if took is not None:
             self.avg_duration = 0.8 * self.avg_duration + 0.2 * max(took, 1e-6)

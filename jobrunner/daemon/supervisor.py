@@ -320,6 +320,9 @@ class Supervisor:
                 self._listen_again()
             self._housekeeping(mono)  # before the claim: jobs it fires or rescues go out now
             if not self.stopping:
+                if self.dispatch.flush_first:  # ends a limited queue's claim must count
+                    self.dispatch.flush_first = False
+                    self._flush()
                 for fd in self.dispatch.fill(self.workers.values(), self.config, mono):
                     self._watch(self.workers[fd])
             self._flush()

@@ -27,12 +27,15 @@ RUNNING_COUNTED = 1000  # running jobs read to say what each daemon runs
 
 
 async def overview(request: Request) -> Response:
+    config = server_of(request).config
+
     def read(store: Store) -> dict[str, Any]:
         from jobrunner.ops.daemons import alive
 
         now = clock.now()
         counts = store.job_counts()
-        queues = sorted({q for _, q in counts})
+        limits = queue_limits(store, config, counts, now)
+        queues = sorted({q for _, q in counts} | set(limits))
         by_state = {s.value: 0 for s in State}
         for (state, _), n in counts.items():
             by_state[state] = by_state.get(state, 0) + n
@@ -61,10 +64,33 @@ async def overview(request: Request) -> Response:
             "running": running[:20],
             "running_by": {d.id: sum(1 for j in running if j.owner == d.id) for d in daemons},
             "failures": store.job_recent_failures(10),
+            "limits": limits,
             "now": now,
         }
 
     return await page(request, "overview.html", read)
+
+
+def queue_limits(
+    store: Store, config: Any, counts: dict[tuple[str, str], int], now: float
+) -> dict[str, str]:
+    """Each limited queue's limits as text (`concurrency 1 (1 running) · rate 10/s,
+    throttled`), from the server's config."""
+    from jobrunner import ratelimit
+
+    waiting = {q: n for (s, q), n in counts.items() if s == "queued"}
+    throttled = ratelimit.throttled(config.queue_rate, store.queue_rate_counts(), waiting, now)
+    out: dict[str, list[str]] = {}
+    for q, n in config.queue_concurrency.items():
+        out.setdefault(q, []).append(f"concurrency {n} ({counts.get(('running', q), 0)} running)")
+    for q, n in config.queue_per_daemon.items():
+        out.setdefault(q, []).append(f"{n} per daemon")
+    for q, n in config.queue_per_key.items():
+        out.setdefault(q, []).append(f"{n} per key")
+    for q, (most, period) in config.queue_rate.items():
+        text = f"rate {ratelimit.rate_text(most, period)}"
+        out.setdefault(q, []).append(text + (", throttled" if q in throttled else ""))
+    return {q: " · ".join(parts) for q, parts in out.items()}
 
 
 async def jobs(request: Request) -> Response:

@@ -144,3 +144,22 @@ def test_per_key_across_three_daemons(workdir: Path, db: Path, daemons: list[Dae
     for key in ("acme", "globex", "initech"):
         assert most_at_once((workdir / f"spans-{key}").read_text()) == 1
     assert most_at_once((workdir / "spans").read_text()) > 1  # the keys ran side by side
+
+
+@pytest.mark.parametrize("limit", ["concurrency = 1", "per_key = 1"])
+def test_a_limited_queue_runs_its_next_job_at_once_not_at_the_next_poll(
+    workdir: Path, db: Path, daemons: list[Daemon], limit: str
+) -> None:
+    """The claim counts running jobs in the database: the end of the one running must be
+    written before the next claim counts, or that claim finds no room and the daemon
+    sleeps until its next poll (30 s here: the test would time out)."""
+    config = write_config(workdir, poll_interval='"30s"')
+    config.write_text(config.read_text() + f"\n[queues.one]\n{limit}\n")
+    ids = submit_file(
+        workdir,
+        db,
+        [{"command": ["true"], "queue": "one", "concurrency_key": "k"} for _ in range(8)],
+    )
+    daemons.append(Daemon(workdir, db))
+    for job_id in ids:
+        assert cli(workdir, db, "wait", str(job_id), "--timeout", "20s").code == 0

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.helpers import cli, wait_for
+from tests.helpers import Daemon, cli, wait_for
 from tests.http.conftest import Server
 from tests.integration.conftest import job, submit_file
 
@@ -68,3 +68,23 @@ def test_retry_and_delete_take_only_the_jobs_they_apply_to(
     assert "No job that matches can be cancelled" in none.text
     assert http.get("/ui/jobs/bulk", params={"action": "explode"}).status_code == 400
     assert http.post("/ui/jobs/bulk", data={"action": "delete"}).status_code == 403  # no csrf
+
+
+def test_the_overview_shows_each_queues_limits_and_a_blocked_job_what_it_waits_for(
+    site: Callable[..., Server], workdir: Path, db: Path, daemons: list[Daemon]
+) -> None:
+    server = site(
+        '[queues.api]\nrate = "2/h"\n[queues.sync]\nconcurrency = 3\nper_key = 1\n', daemon=False
+    )
+    submit_file(workdir, db, [{"task": "wtasks:ok", "queue": "api"}] * 3, "api")
+    http = httpx.Client(base_url=server.url, timeout=30)
+    before = http.get("/").text
+    assert "concurrency 3 (0 running) · 1 per key" in before
+    assert "rate 2/h</td>" in before  # nothing started yet: not throttled
+    (first,) = submit_file(workdir, db, [{"task": "wtasks:ok"}], "first")
+    (blocked,) = submit_file(workdir, db, [{"task": "wtasks:ok", "after": [first]}], "blocked")
+    shown = http.get(f"/ui/jobs/{blocked}").text
+    assert "runs after" in shown and f'href="/ui/jobs/{first}"' in shown
+    daemons.append(Daemon(workdir, db))
+    wait_for(lambda: job(workdir, db, blocked)["state"] == "succeeded", 30, "the blocked job")
+    wait_for(lambda: "rate 2/h, throttled" in http.get("/").text, 30, "the api queue throttled")

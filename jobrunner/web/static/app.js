@@ -43,24 +43,31 @@
   const jobId = what.startsWith("job:") ? what.slice(4) : null;
 
   let pending = null;
+  let again = false;  // an event came while a read was under way: read once more after it
   let lastFetch = 0;
+  function settled() {
+    pending = null;
+    if (again) { again = false; refresh(); }
+  }
   function refresh() {
-    if (pending) return;
+    if (pending) { again = true; return; }
     const wait = Math.max(0, lastFetch + REFRESH - Date.now());
     pending = setTimeout(function () {
       lastFetch = Date.now();
+      again = false;  // this read sees every event so far
       const url = new URL(location.href);
       url.searchParams.set("part", "1");
       fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
         .then(function (r) { return r.ok ? r.text() : null; })
         .then(function (html) {
-          pending = null;
-          if (html === null) return;
-          const focused = document.activeElement && document.activeElement.id;
-          live.innerHTML = html;
-          if (focused) { const el = document.getElementById(focused); if (el) el.focus(); }
+          if (html !== null) {
+            const focused = document.activeElement && document.activeElement.id;
+            live.innerHTML = html;
+            if (focused) { const el = document.getElementById(focused); if (el) el.focus(); }
+          }
+          settled();
         })
-        .catch(function () { pending = null; });
+        .catch(settled);
     }, wait);
   }
 
