@@ -73,6 +73,25 @@ def attach(run: Run, job_id: int, after: Sequence[int], after_ended: Sequence[in
         run("deps_insert", (job_id, after_id, need))
 
 
+def submitted(
+    run: Run, job_id: int, after: Sequence[int], after_ended: Sequence[int], now: float, index: int
+) -> Settled:
+    """In the submit's transaction, for the job `job_id` just inserted blocked: its
+    `job.blocked` event, its dependencies (attach; UnknownDependency says its `index` in
+    the submit), and what settling it at once moved (the jobs it names may have ended)."""
+    data = {"after": list(after), "after_ended": list(after_ended)}
+    settled = Settled([_event(now, job_id, 0, State.BLOCKED, data)], set())
+    try:
+        attach(run, job_id, after, after_ended)
+    except UnknownDependency as exc:
+        exc.index = index
+        raise
+    more = settle(run, [job_id], now)
+    settled.events.extend(more.events)
+    settled.queues |= more.queues
+    return settled
+
+
 def release(run: Run, ended: Sequence[int], now: float) -> Settled:
     """Settle the blocked jobs that run after the jobs `ended` (which have just ended, in
     this transaction, and have dependents)."""

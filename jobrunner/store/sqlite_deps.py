@@ -5,11 +5,11 @@ caller's write transaction. One writer at a time: no locking beyond the transact
 from __future__ import annotations
 
 from jobrunner.jsonutil import dumps
-from jobrunner.lifecycle import EVENT_TYPES, State
+from jobrunner.lifecycle import State
 from jobrunner.models import InsertResult, JobInsert
 from jobrunner.store import dependencies
 from jobrunner.store.dependencies import Settled
-from jobrunner.store.sqlite_sql import Q, event_row
+from jobrunner.store.sqlite_sql import Q
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,17 +47,7 @@ def insert_after(
     else:
         db.execute(Q["job_insert"], row)
         job_id = db.last_insert_rowid()
-    data = {"after": job.after, "after_ended": job.after_ended}
-    db.execute(
-        Q["event_insert"], event_row(now, job_id, 0, EVENT_TYPES[State.BLOCKED], BLOCKED, data)
-    )
-    run = runner(db)
-    try:
-        dependencies.attach(run, job_id, job.after, job.after_ended)
-    except dependencies.UnknownDependency as exc:
-        exc.index = index  # which of the submit's jobs
-        raise
-    settled = dependencies.settle(run, [job_id], now)
+    settled = dependencies.submitted(runner(db), job_id, job.after, job.after_ended, now, index)
     record(db, settled)
     return InsertResult(job_id, True), settled.queues
 

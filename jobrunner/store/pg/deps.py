@@ -6,12 +6,11 @@ order, as job_end_many ends its batch."""
 
 from __future__ import annotations
 
-from jobrunner.lifecycle import EVENT_TYPES, State
+from jobrunner.lifecycle import State
 from jobrunner.models import InsertResult, JobInsert
 from jobrunner.store import dependencies
 from jobrunner.store.dependencies import Settled
 from jobrunner.store.pg.feed import Q
-from jobrunner.store.sqlite_sql import event_row
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,15 +49,7 @@ def insert_after(
         cur.execute(Q["job_id_by_key"], (job.key,))
         return InsertResult(cur.fetchone()[0], False), set()
     job_id = got[0]
-    data = {"after": job.after, "after_ended": job.after_ended}
-    events.append(event_row(now, job_id, 0, EVENT_TYPES[State.BLOCKED], BLOCKED, data))
-    run = runner(cur)
-    try:
-        dependencies.attach(run, job_id, job.after, job.after_ended)
-    except dependencies.UnknownDependency as exc:
-        exc.index = index  # which of the submit's jobs
-        raise
-    settled = dependencies.settle(run, [job_id], now)
+    settled = dependencies.submitted(runner(cur), job_id, job.after, job.after_ended, now, index)
     events.extend(settled.events)
     return InsertResult(job_id, True), settled.queues
 
