@@ -98,13 +98,18 @@ def test_a_rate_limit_over_a_minute_across_two_daemons(
     ids = submit_file(workdir, db, [{"command": ["true"], "queue": "api"} for _ in range(800)])
     for _ in range(2):
         daemons.append(Daemon(workdir, db))
+    # Throttled is a moment's truth: each second opens a fresh window with room until the
+    # daemons' claims fill it, so each reading waits for a moment the window is full.
     wait_for(
         lambda: cli(workdir, db, "status", "--json").json()["throttled"],
         timeout=10,
-        what="the queue to show as throttled",
+        what="the queue to show as throttled in status --json",
     )
-    shown = cli(workdir, db, "status")
-    assert "throttled: api (10/s; " in shown.out, shown.out
+    wait_for(
+        lambda: "throttled: api (10/s; " in cli(workdir, db, "status").out,
+        timeout=10,
+        what="the queue to show as throttled in status",
+    )
     time.sleep(63)  # a whole minute of starts, and the second before it
     store = open_store(str(db), create=False)
     try:
