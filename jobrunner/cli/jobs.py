@@ -319,13 +319,26 @@ def show_jobs(
         if not jobs and empty:
             render.console.print(empty)
         else:
-            render.job_table(jobs, title)
+            render.job_table(jobs, title, waits_for(ctx.store(), jobs))
     if left_out:  # on stderr: stdout stays the table, or JSON
         sys.stdout.flush()
         sys.stderr.write(
             f"jobrunner: the newest {shown} jobs shown, more match; --limit N or --all for more\n"
         )
     return 0
+
+
+def waits_for(store: Any, jobs: list[Any]) -> dict[int, list[int]]:
+    """Each blocked job's dependencies that have not ended yet: what `list` shows it
+    waiting for (one read per blocked job shown)."""
+    from jobrunner.lifecycle import FINAL
+
+    out: dict[int, list[int]] = {}
+    for job in jobs:
+        if job.state == "blocked":
+            deps = store.job_dependencies(job.id)
+            out[job.id] = [d.job_id for d in deps if d.state is not None and d.state not in FINAL]
+    return out
 
 
 def wait(ctx: Any, args: argparse.Namespace) -> int:

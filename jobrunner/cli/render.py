@@ -376,8 +376,13 @@ def job_when(job: Job, now: float) -> tuple[str, str]:
     return ago(job.created_at), ""
 
 
-def job_table(jobs: list[Job], title: str | None = None) -> None:
+def job_table(
+    jobs: list[Job], title: str | None = None, waits_for: dict[int, list[int]] | None = None
+) -> None:
+    """`waits_for`: a blocked job's unended dependencies, shown where others show their
+    progress or error."""
     now = clock.now()
+    waits_for = waits_for or {}
     prio = any(job.priority for job in jobs)  # a column only when some job has one
     rows = []
     for job in jobs:
@@ -393,13 +398,21 @@ def job_table(jobs: list[Job], title: str | None = None) -> None:
                 f"{job.attempts}/{job.max_attempts}",
                 at,
                 took,
-                progress_text(job) if running else Text(short(job.error), style="red"),
+                progress_text(job) if running else _note(job, waits_for.get(job.id)),
             ]
         )
     headers = ["id", "state", "task", "queue", *(["prio"] if prio else [])]
     headers += ["tries", "when", "took", "progress / error"]
     flex = {"task": 3, "queue": 2, "progress / error": 4}
     console.print(fitted(title, headers, rows, flex, right=("id", "prio", "tries", "took")))
+
+
+def _note(job: Job, waiting: list[int] | None) -> Text:
+    if waiting:  # a fan-in can wait for hundreds: the first few and how many more
+        ids = ", ".join(str(i) for i in waiting[:5])
+        more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
+        return Text(f"waits for {ids}{more}", style="cyan")
+    return Text(short(job.error), style="red")
 
 
 def _json(value: Any) -> str:

@@ -134,6 +134,7 @@ class Metrics:
         )
         self.snapshot: tuple[dict[tuple[str, str], int], int, int, int] = ({}, 0, 0, 0)
         self.deliveries: dict[str, int] = {}
+        self.throttled: dict[str, bool] = {}  # each rated queue of the server's config
         self.registry.register(self)  # collect() is what a collector needs
 
     def collect(self) -> Iterator[Any]:
@@ -164,21 +165,39 @@ class Metrics:
         for outcome in ("pending", "delivered", "failed"):
             deliveries.add_metric([outcome], self.deliveries.get(outcome, 0))
         yield deliveries
+        throttled = GaugeMetricFamily(
+            "jobrunner_queue_throttled",
+            "1 while a rated queue's window is used up and jobs of it wait, else 0",
+            labels=["queue"],
+        )
+        for queue, held in sorted(self.throttled.items()):
+            throttled.add_metric([queue], 1 if held else 0)
+        yield throttled
 
     async def render(self, request: Request) -> bytes:
         from prometheus_client import generate_latest
 
+        from jobrunner import ratelimit
         from jobrunner.ops.daemons import alive
 
-        def look(store: Store) -> tuple[Any, dict[str, int]]:
-            daemons = store.daemon_list()
-            live = len(alive(daemons, clock.now()))
-            jobs = (store.job_counts(), live, len(daemons), store.events_last_seq())
-            return jobs, store.webhook_counts()
+        rates = server_of(request).config.queue_rate
 
-        snapshot, deliveries = await server_of(request).read(look)
+        def look(store: Store) -> tuple[Any, dict[str, int], dict[str, bool]]:
+            now = clock.now()
+            daemons = store.daemon_list()
+            live = len(alive(daemons, now))
+            counts = store.job_counts()
+            jobs = (counts, live, len(daemons), store.events_last_seq())
+            held: dict[str, bool] = {}
+            if rates:
+                waiting = {q: n for (s, q), n in counts.items() if s == "queued"}
+                throttled = ratelimit.throttled(rates, store.queue_rate_counts(), waiting, now)
+                held = {q: q in throttled for q in rates}
+            return jobs, store.webhook_counts(), held
+
+        snapshot, deliveries, held = await server_of(request).read(look)
         # no await from here to the render: no other scrape between
-        self.snapshot, self.deliveries = snapshot, deliveries
+        self.snapshot, self.deliveries, self.throttled = snapshot, deliveries, held
         return generate_latest(self.registry)
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from jobrunner.models import DaemonInfo, JobInsert
+from jobrunner.models import ClaimRequest, DaemonInfo, JobInsert
 from jobrunner.node import node
 from jobrunner.store import open_store
 from tests.helpers import cli, env_for
@@ -160,3 +160,33 @@ def test_meta_endpoints_need_the_token_but_none_is_shown(
     with server.client("meta-token-value") as http:
         assert [r["paused"] for r in http.get("/schedules").json()] == [False, False]
         assert "meta-token-value" not in http.get("/metrics").text
+
+
+def test_metrics_say_which_rated_queue_is_throttled(
+    serve: Callable[..., Server], workdir: Path, db: Path
+) -> None:
+    """`jobrunner_queue_throttled{queue}`: 1 while a rated queue's window is used up and
+    jobs of it wait; 0 for a rated queue with room (windows of 30 days: no test run
+    crosses one)."""
+    (workdir / "jobrunner.toml").write_text(
+        '[queues.api]\nrate = "1/30d"\n[queues.free]\nrate = "5/30d"\n'
+    )
+    store = open_store(str(db))
+    try:
+        now = time.time()
+        store.job_insert_many([JobInsert(task="a:b", queue="api") for _ in range(3)], now)
+        store.job_insert_many([JobInsert(task="a:b", queue="free")], now)
+        rates = {"api": (1, 30 * 86400.0), "free": (5, 30 * 86400.0)}
+        claimed = store.job_claim(ClaimRequest("here:1", now, 10, None, None, None, rates))
+        assert sorted(j.queue for j in claimed) == ["api", "free"]  # api's one start
+    finally:
+        store.close()
+    server = serve()
+    with server.client() as http:
+        samples = dict(
+            line.rsplit(" ", 1)
+            for line in http.get("/metrics").text.splitlines()
+            if not line.startswith("#")
+        )
+    assert float(samples['jobrunner_queue_throttled{queue="api"}']) == 1  # 2 wait
+    assert float(samples['jobrunner_queue_throttled{queue="free"}']) == 0  # room, none wait

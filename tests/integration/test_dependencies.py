@@ -84,6 +84,28 @@ def test_fan_out_then_fan_in_and_a_failed_part_cancels_the_merge(
     assert (workdir / "clean").exists()
 
 
+def test_dlq_retry_of_a_dead_part_brings_back_the_merge_it_cancelled(
+    workdir: Path, db: Path, daemons: list[Daemon]
+) -> None:
+    """The fix for a failed part of a fan-out is `dlq retry` of it: the merge its death
+    cancelled waits for it again and runs once it succeeds, with nothing submitted anew."""
+    write_config(workdir)
+    part = submit(workdir, db, "--cmd", "--retries", "0", "--", "sh", "-c", "test -e fixed")
+    merge = submit(workdir, db, "--cmd", "--after", str(part), "--", "touch", "merged")
+    daemons.append(Daemon(workdir, db))
+    assert cli(workdir, db, "wait", str(merge), "--timeout", "30s").code == 1
+    assert state_of(workdir, db, merge) == "cancelled"
+    (workdir / "fixed").touch()
+    assert cli(workdir, db, "dlq", "retry", str(part)).code == 0
+    assert cli(workdir, db, "wait", str(merge), "--timeout", "30s").code == 0
+    assert (workdir / "merged").exists()
+    record = job(workdir, db, merge)
+    assert record["state"] == "succeeded" and record["error"] is None
+    printed = cli(workdir, db, "events", "--job", str(merge), "--json").out
+    types = [json.loads(line)["type"] for line in printed.splitlines()]
+    assert types == ["job.blocked", "job.cancelled", "job.blocked", "job.queued"] + types[4:]
+
+
 def test_bad_dependencies_are_refused_and_nothing_is_written(workdir: Path, db: Path) -> None:
     write_config(workdir)
     parent = submit(workdir, db, "--cmd", "--", "true")
@@ -118,6 +140,12 @@ def test_status_says_what_a_blocked_job_waits_for(workdir: Path, db: Path) -> No
     assert f"after     {first} queued (must succeed), {second} queued (must end)" in shown.out
     listed = cli(workdir, db, "list", "--state", "blocked", "--json").json()
     assert [j["id"] for j in listed] == [blocked]
+    table = cli(workdir, db, "list").out
+    assert f"waits for {first}, {second}" in table, table
+    assert cli(workdir, db, "cancel", str(second)).code == 0  # it only had to end
+    assert state_of(workdir, db, blocked) == "blocked"
+    table = cli(workdir, db, "list", "--state", "blocked").out
+    assert f"waits for {first}\n" in table, table
     res = cli(workdir, db, "cancel", "--state", "blocked", "--yes")
     assert res.code == 0, res.err
     assert state_of(workdir, db, blocked) == "cancelled"
