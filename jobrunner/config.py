@@ -6,6 +6,8 @@ import contextlib
 import os
 import re
 
+from jobrunner.config_reader import TASK_NAME, Reader
+from jobrunner.config_schedules import ScheduleConfig, parse_schedule
 from jobrunner.durations import parse_duration, parse_size
 from jobrunner.errors import ConfigError, UsageError
 from jobrunner.http.settings import HttpConfig, parse_http
@@ -13,7 +15,6 @@ from jobrunner.record import Record, field
 
 TYPE_CHECKING = False  # typing costs ~6 ms of `jobrunner submit`; mypy sets it true
 if TYPE_CHECKING:
-    from collections.abc import Set
     from typing import Any
 
     from jobrunner.webhooks.settings import WebhooksConfig
@@ -35,7 +36,6 @@ DEFAULT_WAL_MAX = 16 << 20
 WAL_CHECK_EVERY = 1.0
 # `status` warns when the write-ahead log is larger: checkpoints may be held back
 WAL_WARN_BYTES = 64 << 20
-TASK_NAME = re.compile(r"^[A-Za-z_][\w-]*$")
 FUNCTION_REF = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
@@ -134,132 +134,6 @@ def parse_rate(text: object) -> tuple[int, float]:
     return int(count), float(seconds)
 
 
-MISFIRE_POLICIES = ("skip", "once", "all")
-OVERLAP_POLICIES = ("skip", "allow")
-
-
-class ScheduleConfig(Record):
-    """One [[schedules]] entry; `cron` or `every`, `task` or `command`."""
-
-    name: str
-    cron: str | None = None
-    every: float | None = None
-    timezone: str = "UTC"
-    task: str | None = None
-    command: list[str] | None = None
-    args: list[Any] = field(default_factory=list)
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    queue: str | None = None
-    priority: int | None = None
-    retries: int | None = None
-    backoff: float | None = None
-    timeout: float | None = None
-    misfire: str = "once"
-    max_catchup: int = 100
-    misfire_grace: float = 60.0
-    overlap: str = "skip"
-    jitter: float = 0.0
-
-    @property
-    def expression(self) -> str:
-        return self.cron if self.cron is not None else f"every {self.every:g}s"
-
-
-class _Reader:
-    """Checks values against the text they came from, to name file:line in errors."""
-
-    def __init__(self, path: str, text: str) -> None:
-        self.path = path
-        self.lines = text.splitlines()
-
-    def line_of(self, table: str, key: str | None = None) -> int:
-        current = ""
-        header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?")
-        # "schedules[2]" is the third [[schedules]] entry
-        indexed = re.match(r"^(.*)\[(\d+)\]$", table)
-        seen: dict[str, int] = {}
-        for number, raw in enumerate(self.lines, 1):
-            m = header.match(raw)
-            if m:
-                current = re.sub(r"\s*\.\s*", ".", m.group(1).replace('"', ""))
-                if raw.lstrip().startswith("[["):
-                    seen[current] = seen.get(current, -1) + 1
-                    if indexed and current == indexed.group(1):
-                        current = f"{current}[{seen[current]}]"
-                if key is None and current == table:
-                    return number
-                continue
-            if (
-                key is not None
-                and current == table
-                and re.match(rf'^\s*"?{re.escape(key)}"?\s*[=.]', raw)  # `k =` or dotted `k.x =`
-            ):
-                return number
-        # Not written as a [table] header or a key line: an inline table or dotted keys.
-        # Fall back to where the enclosing table or key is written.
-        if key is not None:
-            return self.line_of(table, None) if table else 1
-        if table:
-            parent, _, last = table.rpartition(".")
-            # an inline array entry `schedules = [{...}]`: the line of `schedules =`
-            return self.line_of(parent, re.sub(r"\[\d+\]$", "", last))
-        return 1
-
-    def fail(self, table: str, key: str | None, message: str) -> ConfigError:
-        where = f"{table}.{key}" if table and key else (key or table or "config")
-        return ConfigError(f"{self.path}:{self.line_of(table, key)}: {where}: {message}")
-
-    def unknown_keys(self, table: str, data: dict[str, Any], allowed: Set[str]) -> None:
-        for key in data:
-            if key not in allowed:
-                import difflib
-
-                close = difflib.get_close_matches(key, sorted(allowed), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                known = ", ".join(sorted(allowed))
-                raise self.fail(table, key, f"unknown key{hint}; allowed: {known}")
-
-    def integer(self, table: str, data: dict[str, Any], key: str, default: int, low: int) -> int:
-        value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(table, key, f"expected a whole number, got {value!r}")
-        if value < low:
-            raise self.fail(table, key, f"must be at least {low}, got {value}")
-        return value
-
-    def duration(self, table: str, data: dict[str, Any], key: str, default: Any) -> Any:
-        if key not in data:
-            return default
-        try:
-            return parse_duration(data[key], where="value")
-        except Exception as exc:  # noqa: BLE001 - re-raised with file:line
-            raise self.fail(table, key, str(exc).removeprefix("value: ")) from None
-
-    def string_list(self, table: str, data: dict[str, Any], key: str) -> list[str] | None:
-        if key not in data:
-            return None
-        value = data[key]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise self.fail(table, key, f"expected a list of non-empty strings, got {value!r}")
-        for item in value:
-            self._no_nul(table, key, item)
-        return list(value)
-
-    def string(self, table: str, data: dict[str, Any], key: str, default: Any) -> Any:
-        value = data.get(key, default)
-        if value is not default and not isinstance(value, str):
-            raise self.fail(table, key, f"expected a string, got {value!r}")
-        if isinstance(value, str):
-            self._no_nul(table, key, value)
-        return value
-
-    def _no_nul(self, table: str, key: str, value: str) -> None:
-        # Paths, argv and module names end at a NUL byte in the OS: refuse it here, with
-        # file:line, rather than as a ValueError when the file is opened or the job runs.
-        if "\0" in value:
-            raise self.fail(table, key, f"{value!r} holds a NUL byte")
-
-
 def load_config(path: str | None) -> Config:
     """Read `path`; None gives the defaults."""
     if path is None:
@@ -284,7 +158,7 @@ def load_config(path: str | None) -> Config:
         line = m.group(1) if m else str(text.rstrip("\n").count("\n") + 1)
         reason = re.sub(r"\s*\(at line.*\)$", "", str(exc))
         raise ConfigError(f"{path}:{line}: invalid TOML: {reason}") from None
-    return _parse(_Reader(path, text), data, path)
+    return _parse(Reader(path, text), data, path)
 
 
 # The keys each table of the config file may hold (the fuzzer draws from these too).
@@ -324,7 +198,7 @@ TASK_KEYS = frozenset(
 RETENTION_KEYS = frozenset({"succeeded", "dead", "events"})
 
 
-def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
+def _parse(r: Reader, data: dict[str, Any], path: str) -> Config:
     r.unknown_keys("", data, TOP_KEYS | TABLE_KEYS)
     cfg = Config(path=path)
     cfg.database = r.string("", data, "database", None)
@@ -399,7 +273,7 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
     if not isinstance(entries, list):
         raise r.fail("", "schedules", "expected [[schedules]] entries")
     for index, entry in enumerate(entries):
-        schedule = _parse_schedule(r, index, entry)
+        schedule = parse_schedule(r, index, entry)
         if schedule.name in cfg.schedules:
             raise r.fail(
                 f"schedules[{index}]", "name", f"duplicate schedule name {schedule.name!r}"
@@ -417,14 +291,14 @@ def _parse(r: _Reader, data: dict[str, Any], path: str) -> Config:
     return cfg
 
 
-def _table(r: _Reader, data: dict[str, Any], key: str) -> dict[str, Any]:
+def _table(r: Reader, data: dict[str, Any], key: str) -> dict[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
         raise r.fail("", key, f"expected a table [{key}]")
     return value
 
 
-def _parse_retention(r: _Reader, data: dict[str, Any]) -> RetentionConfig:
+def _parse_retention(r: Reader, data: dict[str, Any]) -> RetentionConfig:
     r.unknown_keys("retention", data, RETENTION_KEYS)
     retention = RetentionConfig(
         succeeded=r.duration("retention", data, "succeeded", DEFAULT_RETAIN_SUCCEEDED),
@@ -437,7 +311,7 @@ def _parse_retention(r: _Reader, data: dict[str, Any]) -> RetentionConfig:
     return retention
 
 
-def _parse_task(r: _Reader, name: str, task: Any) -> TaskConfig:
+def _parse_task(r: Reader, name: str, task: Any) -> TaskConfig:
     table = f"tasks.{name}"
     if not isinstance(task, dict):
         raise r.fail("tasks", name, "expected a table like [tasks.NAME]")
@@ -552,113 +426,3 @@ def database_path(explicit: str | None, config: Config) -> str:
             return os.path.join(os.path.dirname(os.path.abspath(config.path)), config.database)
         return config.database
     return DEFAULT_DB
-
-
-SCHEDULE_KEYS = {
-    "name",
-    "cron",
-    "every",
-    "timezone",
-    "task",
-    "command",
-    "args",
-    "kwargs",
-    "queue",
-    "priority",
-    "retries",
-    "backoff",
-    "timeout",
-    "misfire",
-    "max_catchup",
-    "misfire_grace",
-    "overlap",
-    "jitter",
-}
-
-
-def _parse_schedule(r: _Reader, index: int, entry: Any) -> ScheduleConfig:
-    table = f"schedules[{index}]"
-    if not isinstance(entry, dict):
-        raise r.fail("", "schedules", "expected [[schedules]] tables")
-    r.unknown_keys(table, entry, SCHEDULE_KEYS)
-    name = entry.get("name")
-    if not isinstance(name, str) or not TASK_NAME.match(name):
-        raise r.fail(
-            table,
-            "name" if "name" in entry else None,
-            "every schedule needs a name of letters, digits, '_' and '-'",
-        )
-    sc = ScheduleConfig(name=name)
-    sc.timezone = r.string(table, entry, "timezone", "UTC")
-    try:
-        from zoneinfo import ZoneInfo
-
-        ZoneInfo(sc.timezone)
-    except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
-        raise r.fail(
-            table,
-            "timezone",
-            f"unknown timezone {sc.timezone!r} (use an IANA name like Europe/Berlin)",
-        ) from None
-    if ("cron" in entry) == ("every" in entry):
-        raise r.fail(table, None, f"schedule {name!r}: set exactly one of 'cron' or 'every'")
-    if "cron" in entry:
-        sc.cron = r.string(table, entry, "cron", None)
-        from jobrunner.cron import CronSpec
-
-        try:
-            CronSpec(sc.cron or "", sc.timezone)
-        except ValueError as exc:
-            raise r.fail(table, "cron", str(exc)) from None
-    else:
-        sc.every = r.duration(table, entry, "every", None)
-        if not sc.every or sc.every < 1:
-            raise r.fail(table, "every", "must be at least 1s")
-    sc.task = r.string(table, entry, "task", None)
-    sc.command = r.string_list(table, entry, "command")
-    if (sc.task is None) == (sc.command is None):
-        raise r.fail(table, None, f"schedule {name!r}: set exactly one of 'task' or 'command'")
-    if sc.command is not None and not sc.command:
-        raise r.fail(table, "command", "must name a program")
-    args = entry.get("args", [])
-    if not isinstance(args, list):
-        raise r.fail(table, "args", "expected an array")
-    kwargs = entry.get("kwargs", {})
-    if not isinstance(kwargs, dict):
-        raise r.fail(table, "kwargs", "expected a table")
-    for key, value in (("args", args), ("kwargs", kwargs)):
-        if problem := _json_problem(value):
-            raise r.fail(table, key, problem)
-    sc.args, sc.kwargs = list(args), dict(kwargs)
-    sc.queue = r.string(table, entry, "queue", None)
-    if "priority" in entry:
-        sc.priority = r.integer(table, entry, "priority", 0, -(2**31))
-    if "retries" in entry:
-        sc.retries = r.integer(table, entry, "retries", 0, 0)
-    sc.backoff = r.duration(table, entry, "backoff", None)
-    sc.timeout = r.duration(table, entry, "timeout", None)
-    sc.misfire = r.string(table, entry, "misfire", "once")
-    if sc.misfire not in MISFIRE_POLICIES:
-        raise r.fail(
-            table, "misfire", f"must be one of {', '.join(MISFIRE_POLICIES)}, got {sc.misfire!r}"
-        )
-    sc.max_catchup = r.integer(table, entry, "max_catchup", 100, 1)
-    sc.misfire_grace = r.duration(table, entry, "misfire_grace", 60.0)
-    sc.overlap = r.string(table, entry, "overlap", "skip")
-    if sc.overlap not in OVERLAP_POLICIES:
-        raise r.fail(
-            table, "overlap", f"must be one of {', '.join(OVERLAP_POLICIES)}, got {sc.overlap!r}"
-        )
-    sc.jitter = r.duration(table, entry, "jitter", 0.0)
-    return sc
-
-
-def _json_problem(value: object) -> str | None:
-    """Why a schedule's args or kwargs cannot be a job's (a TOML date is not JSON; see
-    jsonutil for the depth bound), or None."""
-    from jobrunner.jsonutil import depth_error, dumps
-
-    try:
-        return depth_error(dumps(value))
-    except (TypeError, ValueError, RecursionError) as exc:
-        return f"not JSON-serializable: {exc}"

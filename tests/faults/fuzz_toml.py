@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from jobrunner import config
-from jobrunner.config import SCHEDULE_KEYS
+from jobrunner.config_schedules import SCHEDULE_KEYS
 
 TOP_KEYS = sorted(config.TOP_KEYS)
 DAEMON_KEYS = sorted(config.DAEMON_KEYS)
