@@ -16,7 +16,8 @@ class State(enum.StrEnum):
     # Waits for the jobs it runs after (submit --after / --after-ended). In: submit. Out:
     # to queued or scheduled in the transaction that ends the last of them
     # (after_dependencies); to cancelled when one it needed to succeed did not, or on
-    # request.
+    # request. Back in from cancelled when the dead job whose end cancelled it is retried
+    # (dlq retry: store/dependencies.revive).
     BLOCKED = "blocked"
     # Waits for run_at. In: submit with --delay/--at. Out: claim once due; cancel.
     SCHEDULED = "scheduled"
@@ -33,7 +34,8 @@ class State(enum.StrEnum):
     # Attempts used up or not retryable: the dead-letter queue. In: fail, rescue.
     # Out: dlq retry, prune/purge.
     DEAD = "dead"
-    # Stopped on request. In: cancel. Out: prune.
+    # Stopped on request, or because a job it ran after did not succeed. In: cancel,
+    # after_dependencies. Out: prune; blocked again when that job is retried (dlq retry).
     CANCELLED = "cancelled"
 
 
@@ -50,7 +52,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     ),
     State.SUCCEEDED: frozenset(),
     State.DEAD: frozenset({State.QUEUED}),
-    State.CANCELLED: frozenset(),
+    State.CANCELLED: frozenset({State.BLOCKED}),  # a dead job it ran after is retried
 }
 
 
@@ -187,14 +189,17 @@ def after_dependencies(deps: list[Dependency]) -> Decision | None:
                     State.CANCELLED, None, reason=f"job {dep.job_id} it runs after was deleted"
                 )
             if dep.state in FINAL:
-                return Decision(
-                    State.CANCELLED,
-                    None,
-                    reason=f"job {dep.job_id} it runs after ended {dep.state}",
-                )
+                return Decision(State.CANCELLED, None, reason=ended_badly(dep.job_id, dep.state))
     if all(dep.state is None or dep.state in FINAL for dep in deps):
         return Decision(State.QUEUED, None, reason=_ran_after(deps))
     return None
+
+
+def ended_badly(job_id: int, state: State) -> str:
+    """Why a job was cancelled when `job_id`, which it ran after, ended `state` (not
+    succeeded): its error is `cancelled: ` and this, which is also how a retry of that
+    job finds the jobs to take back (store/dependencies.revive)."""
+    return f"job {job_id} it runs after ended {state.value}"
 
 
 def _ran_after(deps: list[Dependency]) -> str:

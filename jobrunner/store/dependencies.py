@@ -115,6 +115,42 @@ def settle(run: Run, job_ids: Sequence[int], now: float) -> Settled:
     return settled
 
 
+def revive(run: Run, retried: Sequence[int], now: float) -> Settled:
+    """The jobs `retried` (dead, queued again by dlq retry in this transaction) take back
+    the dependents their deaths cancelled, blocked again, and so on down what those
+    cancels cascaded to: a fan-in waits again for the part that is retried. Only jobs
+    cancelled for that reason (their error says so: lifecycle.ended_badly); a job
+    cancelled by hand stays cancelled. One that another dependency still rules out (it
+    died too) stays cancelled with its error naming that one instead, so retrying that
+    one takes it back. A revived job waits for a job that has not ended: nothing is
+    ready here."""
+    settled = Settled([], set())
+    frontier = [(job_id, State.DEAD) for job_id in retried]
+    while frontier:
+        after_id, ended = frontier.pop(0)
+        reason = f"cancelled: {lifecycle.ended_badly(after_id, ended)}"
+        candidates = [row[0] for row in run("deps_revivable", (after_id, reason))]
+        if not candidates:
+            continue
+        deps: dict[int, list[Dependency]] = {job_id: [] for job_id in candidates}
+        for job_id, dep_id, need, state in run("deps_of", (candidates,)):
+            deps[job_id].append(Dependency(dep_id, need, State(state) if state else None))
+        again = "was retried" if ended is State.DEAD else "waits again"
+        data = {"reason": f"job {after_id} it runs after {again}"}
+        for job_id in candidates:
+            decision = lifecycle.after_dependencies(deps[job_id])
+            if decision is not None and decision.state is State.CANCELLED:
+                run("deps_recancel", (f"cancelled: {decision.reason}", job_id, reason))
+                continue
+            rows = run("deps_revive", (job_id, reason))
+            if rows:
+                attempts, has_dependents = rows[0]
+                settled.events.append(_event(now, job_id, attempts, State.BLOCKED, data))
+                if has_dependents:
+                    frontier.append((job_id, State.CANCELLED))
+    return settled
+
+
 def _settle(run: Run, waiting: list[int], now: float, settled: Settled) -> list[int]:
     """Move the blocked jobs `waiting` whose dependencies decide it; returns those
     cancelled that have dependents of their own (to settle next)."""

@@ -117,7 +117,7 @@ UPDATE jobs
 SET state = 'queued', max_attempts = attempts + retries + 1, run_at = ?, finished_at = NULL,
     error = NULL, result = NULL
 WHERE id = ? AND state = 'dead'
-RETURNING attempts
+RETURNING attempts, dependents
 
 -- name: dead_ids
 -- `dlq retry --all` leaves the jobs that failed for good (worker/failures.py NOT_RETRIED)
@@ -618,6 +618,24 @@ RETURNING state, attempts, queue
 UPDATE jobs SET state = 'cancelled', finished_at = ?1, error = ?2
 WHERE id = ?3 AND state = 'blocked'
 RETURNING attempts, dependents
+
+-- name: deps_revivable
+-- The jobs cancelled because the job ?1, which they run after, ended as the error ?2 says
+-- (dlq retry of ?1 takes them back: store/dependencies.revive).
+SELECT d.job_id FROM job_deps d JOIN jobs j ON j.id = d.job_id
+WHERE d.after_id = ?1 AND j.state = 'cancelled' AND j.error = ?2
+ORDER BY d.job_id
+
+-- name: deps_revive
+-- A job cancelled as deps_revivable found it waits again for what it runs after.
+UPDATE jobs SET state = 'blocked', finished_at = NULL, error = NULL
+WHERE id = ?1 AND state = 'cancelled' AND error = ?2
+RETURNING attempts, dependents
+
+-- name: deps_recancel
+-- A job deps_revivable found that another dependency still rules out: its error names
+-- that one now (?1), so a retry of that one takes it back.
+UPDATE jobs SET error = ?1 WHERE id = ?2 AND state = 'cancelled' AND error = ?3
 
 -- name: deps_list
 -- The jobs one job runs after, with how each must end and where each is (NULL: deleted).

@@ -37,6 +37,7 @@ from jobrunner.store.sqlite_claims import SQLiteClaims
 from jobrunner.store.sqlite_daemons import SQLiteDaemons
 from jobrunner.store.sqlite_deps import insert_after
 from jobrunner.store.sqlite_deps import release as release_dependents
+from jobrunner.store.sqlite_deps import revive as revive_dependents
 from jobrunner.store.sqlite_export import retired_error, retired_to
 from jobrunner.store.sqlite_files import (
     file_id,
@@ -446,10 +447,12 @@ class SQLiteStore(SQLiteClaims, SQLiteDaemons, SQLiteWebhooks):
         return [(r[0], r[1]) for r in self.db.execute(Q["cancel_requests"], (owner,))]
 
     def job_retry_dead(self, job_ids: Sequence[int] | None, now: float) -> list[int]:
-        """Give dead jobs a fresh round of attempts; returns the ids that moved."""
+        """Give dead jobs a fresh round of attempts, and the jobs their deaths cancelled
+        back to waiting for them; returns the ids of the dead jobs that moved."""
         moved: list[int] = []
         with self._tx() as db:
             ids = [r[0] for r in db.execute(Q["dead_ids"])] if job_ids is None else list(job_ids)
+            had_dependents = []
             for job_id in ids:
                 got = db.execute(Q["dead_retry"], (now, job_id)).fetchall()
                 if got:
@@ -458,6 +461,10 @@ class SQLiteStore(SQLiteClaims, SQLiteDaemons, SQLiteWebhooks):
                         Q["event_insert"],
                         event_row(now, job_id, got[0][0], "job.queued", "queued", RETRY_DATA),
                     )
+                    if got[0][1]:
+                        had_dependents.append(job_id)
+            if had_dependents:
+                revive_dependents(db, had_dependents, now)  # the jobs their deaths cancelled
         return moved
 
     def job_count_ended(self, state: str, before: float) -> int:

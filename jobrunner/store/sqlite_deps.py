@@ -60,6 +60,12 @@ def release(db: Any, ended: Sequence[int], now: float) -> set[str]:
     return settled.queues
 
 
+def revive(db: Any, retried: Sequence[int], now: float) -> None:
+    """The dependents the deaths of `retried` (queued again in this transaction)
+    cancelled wait for them again (dependencies.revive)."""
+    record(db, dependencies.revive(runner(db), retried, now))
+
+
 def record(db: Any, settled: Settled) -> None:
     if settled.events:
         db.executemany(Q["event_insert"], settled.events)

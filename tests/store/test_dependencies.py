@@ -168,3 +168,63 @@ def test_the_last_two_dependencies_ended_at_once_by_two_daemons(
         (claimed,) = claim(store)
         assert claimed.id == child
         succeed(store, claimed)
+
+
+# -- dlq retry of a job whose death cancelled others ------------------------------------------
+
+
+def test_retrying_a_dead_dependency_takes_back_what_its_death_cancelled(store: Store) -> None:
+    (parent,) = insert(store, job(retries=0))
+    (child,) = insert(store, job(after=[parent]))
+    (grandchild,) = insert(store, job(after=[child]))
+    die(store, claim_one(store, parent))
+    assert state(store, grandchild) is State.CANCELLED
+    assert store.job_retry_dead([parent], NOW + 1) == [parent]
+    got = store.job_get(child)
+    assert got is not None and got.state is State.BLOCKED and got.error is None
+    assert state(store, grandchild) is State.BLOCKED  # down the cascade
+    assert events_of(store, child)[-1] == (
+        "job.blocked",
+        {"reason": f"job {parent} it runs after was retried"},
+    )
+    assert ("job.blocked", {"reason": f"job {child} it runs after waits again"}) in events_of(
+        store, grandchild
+    )
+    assert store.job_counts()[("blocked", "default")] == 2
+    succeed(store, claim_one(store, parent))  # the retry succeeds: the rest runs
+    assert state(store, child) is State.QUEUED
+    succeed(store, claim_one(store, child))
+    assert state(store, grandchild) is State.QUEUED
+
+
+def test_a_retry_leaves_what_was_cancelled_by_hand_or_for_another_death(store: Store) -> None:
+    a, b = insert(store, job(retries=0), job(retries=0))
+    (merge,) = insert(store, job(after=[a, b]))
+    (by_hand,) = insert(store, job(after=[a]))
+    assert store.job_cancel(by_hand, NOW).state == "cancelled"
+    first, second = claim(store)
+    die(store, first)
+    die(store, second)
+    got = store.job_get(merge)
+    assert got is not None and got.error == f"cancelled: job {a} it runs after ended dead"
+    assert store.job_retry_dead([a], NOW + 1) == [a]
+    # b is dead too: the merge stays cancelled, now for b's death, which a retry of b undoes
+    got = store.job_get(merge)
+    assert got is not None and got.state is State.CANCELLED
+    assert got.error == f"cancelled: job {b} it runs after ended dead"
+    assert state(store, by_hand) is State.CANCELLED
+    assert store.job_retry_dead([b], NOW + 2) == [b]
+    assert state(store, merge) is State.BLOCKED
+    assert state(store, by_hand) is State.CANCELLED
+
+
+def test_retrying_every_dead_job_at_once_takes_back_a_merge_that_both_killed(
+    store: Store,
+) -> None:
+    a, b = insert(store, job(retries=0), job(retries=0))
+    (merge,) = insert(store, job(after=[a, b]))
+    first, second = claim(store)
+    die(store, first)
+    die(store, second)
+    assert sorted(store.job_retry_dead(None, NOW + 1)) == [a, b]
+    assert state(store, merge) is State.BLOCKED

@@ -54,6 +54,12 @@ def insert_after(
     return InsertResult(job_id, True), settled.queues
 
 
+def revive(cur: Any, retried: Sequence[int], now: float, events: list[tuple[Any, ...]]) -> None:
+    """The dependents the deaths of `retried` (queued again in this transaction)
+    cancelled wait for them again (dependencies.revive); their events go to `events`."""
+    events.extend(dependencies.revive(runner(cur), sorted(retried), now).events)
+
+
 def release(cur: Any, ended: Sequence[int], now: float, events: list[tuple[Any, ...]]) -> set[str]:
     """Settle the dependents of the jobs `ended` in this transaction; their events go to
     `events`. Returns the queues that got a ready job."""

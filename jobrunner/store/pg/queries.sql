@@ -178,7 +178,7 @@ UPDATE jobs
 SET state = 'queued', max_attempts = attempts + retries + 1, run_at = %s, finished_at = NULL,
     error = NULL, result = NULL
 WHERE id = %s AND state = 'dead'
-RETURNING attempts
+RETURNING attempts, dependents
 
 -- name: dead_ids
 SELECT id FROM jobs WHERE state = 'dead'
@@ -634,6 +634,27 @@ RETURNING state, attempts, queue
 UPDATE jobs SET state = 'cancelled', finished_at = %s, error = %s
 WHERE id = %s AND state = 'blocked'
 RETURNING attempts, dependents
+
+-- name: deps_revivable
+-- (after_id, error) The jobs cancelled because the job they run after ended as the error
+-- says (dlq retry of it takes them back: store/dependencies.revive), locked in id order
+-- as deps_waiting locks.
+SELECT j.id FROM jobs j
+WHERE j.id IN (SELECT d.job_id FROM job_deps d WHERE d.after_id = %s)
+  AND j.state = 'cancelled' AND j.error = %s
+ORDER BY j.id
+FOR UPDATE OF j
+
+-- name: deps_revive
+-- (id, error) A job cancelled as deps_revivable found it waits again for what it runs after.
+UPDATE jobs SET state = 'blocked', finished_at = NULL, error = NULL
+WHERE id = %s AND state = 'cancelled' AND error = %s
+RETURNING attempts, dependents
+
+-- name: deps_recancel
+-- (error, id, old error) A job deps_revivable found that another dependency still rules
+-- out: its error names that one now, so a retry of that one takes it back.
+UPDATE jobs SET error = %s WHERE id = %s AND state = 'cancelled' AND error = %s
 
 -- name: deps_list
 -- The jobs one job runs after, with how each must end and where each is (NULL: deleted).

@@ -28,7 +28,7 @@ from jobrunner.models import (
 from jobrunner.store import WAKE_SUBMIT, WAKE_TRAILING
 from jobrunner.store.pg.claims import PgClaims
 from jobrunner.store.pg.coordination import PgCoordination
-from jobrunner.store.pg.deps import insert_after, release
+from jobrunner.store.pg.deps import insert_after, release, revive
 from jobrunner.store.pg.feed import Q, append_events
 from jobrunner.store.pg.hooks import PgHooks
 from jobrunner.store.pg.output import PgOutput
@@ -372,6 +372,7 @@ class PostgresStore(PgClaims, PgCoordination, PgHooks):
                 ids = [r[0] for r in cur.fetchall()]
             else:
                 ids = list(job_ids)
+            had_dependents = []
             for job_id in ids:
                 cur.execute(Q["dead_retry"], (now, job_id))
                 got = cur.fetchone()
@@ -380,6 +381,10 @@ class PostgresStore(PgClaims, PgCoordination, PgHooks):
                     events.append(
                         event_row(now, job_id, got[0], "job.queued", "queued", RETRY_DATA)
                     )
+                    if got[1]:
+                        had_dependents.append(job_id)
+            if had_dependents:  # the jobs their deaths cancelled wait for them again
+                revive(cur, had_dependents, now, events)
             append_events(cur, events)
         return moved
 
