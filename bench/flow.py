@@ -29,6 +29,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.procs import unwind_on_terminate
+
 TASKS = "import time\n\ndef sleep10():\n    time.sleep(0.01)\n\ndef noop():\n    pass\n"
 
 
@@ -146,6 +148,7 @@ def summary(values: list[float]) -> dict[str, Any]:
 
 
 def main() -> int:
+    unwind_on_terminate()
     parser = argparse.ArgumentParser(prog="python -m bench.flow")
     parser.add_argument("--db", help="a PostgreSQL server URL (default: SQLite files)")
     parser.add_argument("--repeat", type=int, default=4)

@@ -23,7 +23,7 @@ import tempfile
 import time
 from typing import Any
 
-from bench.procs import percentile, progress, rounded
+from bench.procs import percentile, progress, rounded, unwind_on_terminate
 
 CONFIG = '[tasks.hello]\ncommand = ["true"]\n'
 JOB = b'{"task": "hello"}'
@@ -239,6 +239,7 @@ def submit_rates(seconds: float = 3.0, connections: int = 64, batch: int = 1000)
 
 
 def main() -> None:
+    unwind_on_terminate()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=64)

@@ -25,7 +25,15 @@ from typing import Any
 import httpx
 from websockets.sync.client import connect
 
-from bench.procs import BenchError, Service, clean_env, idle_cpu, percentile, progress
+from bench.procs import (
+    BenchError,
+    Service,
+    clean_env,
+    idle_cpu,
+    percentile,
+    progress,
+    unwind_on_terminate,
+)
 from jobrunner import ops
 from jobrunner.client import Client
 from jobrunner.config import Config
@@ -213,6 +221,7 @@ def measure(n: int = 200, idle: int = 500, idle_seconds: float = 10.0) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
+    unwind_on_terminate()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=200, help="changes measured per figure")
     parser.add_argument("--idle-clients", type=int, default=500)

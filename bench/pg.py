@@ -28,7 +28,15 @@ from typing import Any
 
 import psycopg
 
-from bench.procs import BenchError, Service, clean_env, progress, rounded, wait_until
+from bench.procs import (
+    BenchError,
+    Service,
+    clean_env,
+    progress,
+    rounded,
+    unwind_on_terminate,
+    wait_until,
+)
 
 SERVER = os.environ.get("JOBRUNNER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 # one module for both runners' work, written into each run's folder
@@ -491,6 +499,7 @@ def write_section(doc: str, section: str) -> None:
 
 
 def main() -> int:
+    unwind_on_terminate()
     parser = argparse.ArgumentParser(prog="python -m bench.pg")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=None)

@@ -26,6 +26,18 @@ class BenchError(RuntimeError):
     pass
 
 
+def unwind_on_terminate() -> None:
+    """A bench's main calls this first: a SIGTERM or SIGHUP to it (`make bench` stopped,
+    its terminal closed) then unwinds it as ^C does, so the `finally`s stop the services
+    it started, which run in sessions of their own and do not get the signal."""
+
+    def unwind(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, unwind)
+
+
 def progress(message: str) -> None:
     sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
     sys.stderr.flush()

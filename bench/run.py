@@ -28,7 +28,15 @@ from typing import Any
 import apsw
 
 from bench import http, http_live, hy, jr, scale
-from bench.procs import PYCACHE, BenchError, clean_env, progress, rounded, summarize
+from bench.procs import (
+    PYCACHE,
+    BenchError,
+    clean_env,
+    progress,
+    rounded,
+    summarize,
+    unwind_on_terminate,
+)
 from bench.workload import calibrate_burn, write_workload
 
 Measurement = Callable[[str, Any, jr.Settings], dict[str, Any]]
@@ -221,6 +229,7 @@ def warm_pycache() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    unwind_on_terminate()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer runs")
     parser.add_argument("--repeat", type=int, help="runs per runner and measurement (default 4)")

@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from bench.jr import DB_NAME, NOOP, Daemon, read_only, wait_succeeded
-from bench.procs import percentile, progress, rounded, wait_until
+from bench.procs import percentile, progress, rounded, unwind_on_terminate, wait_until
 from bench.workload import write_workload
 from jobrunner.models import JobInsert
 from jobrunner.store import open_store
@@ -164,6 +164,7 @@ def measure(jobs: int = 2000, latency_jobs: int = 100, workers: int = 2) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
+    unwind_on_terminate()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--latency-jobs", type=int, default=100)
