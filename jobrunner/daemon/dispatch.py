@@ -119,10 +119,14 @@ class Dispatch:
 
     def woken(self, data: bytes, mono: float) -> None:
         """A wake-up came: claim at the next step, and after a trailing one (its submitter
-        sends no other for WAKE_WINDOW) once more WAKE_TRAIL later."""
+        sends no other for WAKE_WINDOW) once more WAKE_TRAIL later. A later trailing
+        wake-up moves a pending trail claim later, never earlier: the claim must come
+        after what was submitted silently behind the latest one has committed, and one
+        claim then also finds what the earlier one's trail was for. (Keeping the earlier
+        time let a burst's last job, committed between the two, wait for the poll.)"""
         self.check_db = True
         if WAKE_TRAILING in data:
-            self.trail_at = min(self.trail_at, mono + WAKE_TRAIL)
+            self.trail_at = mono + WAKE_TRAIL
 
     def next_claim(self) -> float:
         """When to claim without a wake-up (free places permitting)."""

@@ -23,3 +23,22 @@ def test_a_silent_submit_that_committed_after_the_trail_is_late() -> None:
     assert w.late(["a"], 100.0 + WAKE_TRAIL - 1e-6) == []
     assert w.late(["a"], 100.0 + WAKE_TRAIL + 0.001) == ["a"]
     assert WAKE_TRAIL > WAKE_WINDOW  # room for the commit of a submit begun in the window
+
+
+def test_a_daemon_claims_after_the_latest_trailing_wake_up() -> None:
+    """Two trailing wake-ups 6 ms apart: the trail claim comes WAKE_TRAIL after the
+    second, when a job submitted silently behind it has committed; the earlier time
+    (what the daemon used to keep) can come before that commit, and the job would wait
+    for the poll (a CI run: the burst's last job, 20 s with a 60 s poll)."""
+    from jobrunner.clock import FakeClock
+    from jobrunner.daemon.dispatch import Dispatch
+    from jobrunner.store import WAKE_TRAILING
+
+    clock = FakeClock()
+    d = Dispatch("me", None, None, None, None, None, clock)  # type: ignore[arg-type]
+    d.next_poll = clock.monotonic() + 60.0  # a poll a minute away
+    first = clock.monotonic()
+    d.woken(WAKE_TRAILING, first)
+    d.woken(WAKE_TRAILING, first + 0.006)
+    assert d.next_claim() == first + 0.006 + WAKE_TRAIL
+    assert d.check_db  # and one at once
