@@ -155,8 +155,6 @@ def main() -> int:
     parser.add_argument("--baseline", help="a checkout to compare the unconstrained drain with")
     parser.add_argument("--doc", help="write (or replace) its section of this markdown file")
     args = parser.parse_args()
-    # SIGTERM (make killed, say) unwinds like Ctrl-C: every drain stops its daemons
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     one, three, now, before = [], [], [], []
     limited = "[queues.one]\nconcurrency = 1\n"
     for i in range(args.repeat):

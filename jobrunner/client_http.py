@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 
 from jobrunner import clock
-from jobrunner.client import JobHandle, check_signature, seconds, task_reference, timestamp
+from jobrunner.client import JobHandle
+from jobrunner.client_checks import check_signature, seconds, task_reference, timestamp
 from jobrunner.errors import JobNotFound, JobrunnerError, StoreUnavailable, UsageError
 from jobrunner.lifecycle import FINAL, State
 from jobrunner.models import Job, iso

@@ -163,6 +163,7 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
         return 0
     from jobrunner import clock
     from jobrunner.ops import daemons as liveness
+    from jobrunner.ops import queues
 
     now = clock.now()
     counts = store.job_counts()
@@ -172,7 +173,7 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
     failures = store.job_recent_failures(5)
     wal_bytes = wal_size(store)
     warnings = database_warnings(store.path, wal_bytes)
-    throttled = throttled_queues(store, ctx.config, counts, now)
+    throttled = queues.throttled(store, ctx.config, counts, now)
     deliveries = store.webhook_counts()
     if deliveries.get("failed"):
         warnings.append(
@@ -239,19 +240,6 @@ def status(ctx: Any, args: argparse.Namespace) -> int:
         )
     render.warnings(warnings)
     return 0
-
-
-def throttled_queues(
-    store: Any, config: Any, counts: dict[tuple[str, str], int], now: float
-) -> dict[str, dict[str, Any]]:
-    """The config's rated queues that are waiting for their next window."""
-    rates = getattr(config, "queue_rate", None)
-    if not rates:
-        return {}
-    from jobrunner import ratelimit
-
-    waiting = {q: n for (s, q), n in counts.items() if s == "queued" and q in rates}
-    return ratelimit.throttled(rates, store.queue_rate_counts(), waiting, now)
 
 
 RUNNING_AT_MOST = 100_000  # running jobs are bounded by the daemons' claims

@@ -177,10 +177,10 @@ class Metrics:
     async def render(self, request: Request) -> bytes:
         from prometheus_client import generate_latest
 
-        from jobrunner import ratelimit
+        from jobrunner.ops import queues
         from jobrunner.ops.daemons import alive
 
-        rates = server_of(request).config.queue_rate
+        config = server_of(request).config
 
         def look(store: Store) -> tuple[Any, dict[str, int], dict[str, bool]]:
             now = clock.now()
@@ -188,11 +188,8 @@ class Metrics:
             live = len(alive(daemons, now))
             counts = store.job_counts()
             jobs = (counts, live, len(daemons), store.events_last_seq())
-            held: dict[str, bool] = {}
-            if rates:
-                waiting = {q: n for (s, q), n in counts.items() if s == "queued"}
-                throttled = ratelimit.throttled(rates, store.queue_rate_counts(), waiting, now)
-                held = {q: q in throttled for q in rates}
+            throttled = queues.throttled(store, config, counts, now)
+            held = {q: q in throttled for q in config.queue_rate}
             return jobs, store.webhook_counts(), held
 
         snapshot, deliveries, held = await server_of(request).read(look)

@@ -128,19 +128,17 @@ def revive(run: Run, retried: Sequence[int], now: float) -> Settled:
     frontier = [(job_id, State.DEAD) for job_id in retried]
     while frontier:
         after_id, ended = frontier.pop(0)
-        reason = f"cancelled: {lifecycle.ended_badly(after_id, ended)}"
+        reason = _cancelled(lifecycle.ended_badly(after_id, ended))
         candidates = [row[0] for row in run("deps_revivable", (after_id, reason))]
         if not candidates:
             continue
-        deps: dict[int, list[Dependency]] = {job_id: [] for job_id in candidates}
-        for job_id, dep_id, need, state in run("deps_of", (candidates,)):
-            deps[job_id].append(Dependency(dep_id, need, State(state) if state else None))
+        deps = _dependencies_of(run, candidates)
         again = "was retried" if ended is State.DEAD else "waits again"
         data = {"reason": f"job {after_id} it runs after {again}"}
         for job_id in candidates:
             decision = lifecycle.after_dependencies(deps[job_id])
             if decision is not None and decision.state is State.CANCELLED:
-                run("deps_recancel", (f"cancelled: {decision.reason}", job_id, reason))
+                run("deps_recancel", (_cancelled(decision.reason), job_id, reason))
                 continue
             rows = run("deps_revive", (job_id, reason))
             if rows:
@@ -156,9 +154,7 @@ def _settle(run: Run, waiting: list[int], now: float, settled: Settled) -> list[
     cancelled that have dependents of their own (to settle next)."""
     if not waiting:
         return []
-    deps: dict[int, list[Dependency]] = {job_id: [] for job_id in waiting}
-    for job_id, after_id, need, state in run("deps_of", (waiting,)):
-        deps[job_id].append(Dependency(after_id, need, State(state) if state else None))
+    deps = _dependencies_of(run, waiting)
     cascade: list[int] = []
     for job_id in waiting:
         decision = lifecycle.after_dependencies(deps[job_id])
@@ -166,7 +162,7 @@ def _settle(run: Run, waiting: list[int], now: float, settled: Settled) -> list[
             continue
         data = {"reason": decision.reason}
         if decision.state is State.CANCELLED:
-            rows = run("deps_cancel", (now, f"cancelled: {decision.reason}", job_id))
+            rows = run("deps_cancel", (now, _cancelled(decision.reason), job_id))
             if rows:
                 attempts, has_dependents = rows[0]
                 settled.events.append(_event(now, job_id, attempts, State.CANCELLED, data))
@@ -179,6 +175,19 @@ def _settle(run: Run, waiting: list[int], now: float, settled: Settled) -> list[
                 settled.events.append(_event(now, job_id, attempts, State(state), data))
                 settled.queues.add(queue)
     return cascade
+
+
+def _cancelled(reason: str | None) -> str:
+    """The error of a job cancelled for `reason`: one wording, which revive matches."""
+    return f"cancelled: {reason}"
+
+
+def _dependencies_of(run: Run, job_ids: list[int]) -> dict[int, list[Dependency]]:
+    """Each of `job_ids` with the jobs it runs after, as lifecycle decides on them."""
+    deps: dict[int, list[Dependency]] = {job_id: [] for job_id in job_ids}
+    for job_id, after_id, need, state in run("deps_of", (job_ids,)):
+        deps[job_id].append(Dependency(after_id, need, State(state) if state else None))
+    return deps
 
 
 def _event(now: float, job_id: int, attempt: int, state: State, data: Any) -> tuple[Any, ...]:

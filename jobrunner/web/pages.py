@@ -77,9 +77,9 @@ def queue_limits(
     """Each limited queue's limits as text (`concurrency 1 (1 running) · rate 10/s,
     throttled`), from the server's config."""
     from jobrunner import ratelimit
+    from jobrunner.ops import queues
 
-    waiting = {q: n for (s, q), n in counts.items() if s == "queued"}
-    throttled = ratelimit.throttled(config.queue_rate, store.queue_rate_counts(), waiting, now)
+    throttled = queues.throttled(store, config, counts, now)
     out: dict[str, list[str]] = {}
     for q, n in config.queue_concurrency.items():
         out.setdefault(q, []).append(f"concurrency {n} ({counts.get(('running', q), 0)} running)")
